@@ -1,0 +1,377 @@
+"""The single-pass engine: screen → parse → one traversal → report.
+
+* **Screen**: each rule declares ``tokens``; a rule none of whose tokens occurs in the
+  file's text cannot fire and is not run. A file no rule can touch is not parsed by libcst
+  (only syntax-checked by CPython's much faster parser, falling back to libcst to confirm
+  an error, so KL000 is the same either way).
+* **Parse** once with libcst.
+* **Traverse** once with a walker that visits only the fields of a node that can hold
+  code (no whitespace, commas or parentheses) and calls, per node type, the handlers of
+  the semantic model and of every enabled rule: about 5% of the parse's cost, against
+  ~70% for ``CSTVisitor`` (measured on keras/src/layers).
+* **Positions** are computed only for files that have something to report.
+
+The engine knows no rule by name.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import io
+import re
+import sys
+import tokenize
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+import libcst as cst
+
+from keraslint import notebook as nbmod
+from keraslint.rule import Finding, Report, Rule
+from keraslint.semantics import Context
+
+SYNTAX_CODE = "KL000"
+SYNTAX_NAME = "syntax-error"
+
+# Node fields that never hold code a rule could care about.
+_SKIP_FIELDS = {
+    "lpar", "rpar", "comma", "semicolon", "colon", "equal", "star", "star_tok", "lbracket",
+    "rbracket", "lbrace", "rbrace", "dot", "leading_lines", "trailing_whitespace", "newline",
+    "lines_after_decorators", "header", "footer", "operator", "asynchronous", "default_comma",
+    "walrus", "arrow", "indent", "encoding", "default_indent", "default_newline",
+    "has_trailing_newline", "value_str", "comma_after", "whitespace",
+}
+_FIELDS: dict = {}
+
+
+def _fields(t: type) -> tuple:
+    r = _FIELDS.get(t)
+    if r is None:
+        import dataclasses
+
+        r = tuple(
+            f.name
+            for f in dataclasses.fields(t)
+            if f.name not in _SKIP_FIELDS and not f.name.startswith(("whitespace", "lines_", "first_line"))
+        )
+        _FIELDS[t] = r
+    return r
+
+
+@dataclass
+class Source:
+    """A file's text as the rules see it, plus what is needed to write it back."""
+
+    path: str
+    text: str  # decoded text (for a notebook: the combined module)
+    encoding: str = "utf-8"
+    bom: bool = False
+    notebook: Optional[nbmod.Notebook] = None
+    raw: Optional[bytes] = None
+
+
+@dataclass
+class Analysis:
+    source: Source
+    module: Optional[cst.Module]
+    ctx: Optional[Context]
+    reports: list
+    findings: list
+    rules: list = field(default_factory=list)
+
+
+def read_source(path: str, display_path: Optional[str] = None, data: Optional[bytes] = None) -> Source | Finding:
+    """Read and decode a file. Returns a Source, or a KL000 Finding if it cannot be
+    read or decoded (invalid notebooks too)."""
+    shown = display_path or path
+    try:
+        if data is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError as e:
+        return syntax_finding(shown, 1, 1, f"cannot read file: {e.strerror or e}")
+    if path.endswith(".ipynb"):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            return syntax_finding(shown, 1, 1, f"notebook is not UTF-8: {e.reason} at byte {e.start}")
+        try:
+            nb = nbmod.load(text)
+        except nbmod.NotebookError as e:
+            return syntax_finding(shown, 1, 1, str(e))
+        return Source(shown, nb.module_source(), notebook=nb, raw=data)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as e:
+        return syntax_finding(shown, 1, 1, f"cannot decode file: {e}")
+    bom = data.startswith(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8-sig" if bom else encoding)
+    except (UnicodeDecodeError, LookupError) as e:
+        if isinstance(e, UnicodeDecodeError):
+            line = data[: e.start].count(b"\n") + 1
+            col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+            return syntax_finding(shown, line, col, f"cannot decode file as {encoding}: {e.reason}")
+        return syntax_finding(shown, 1, 1, f"unknown encoding: {encoding}")
+    return Source(shown, text, encoding="utf-8" if bom else encoding, bom=bom, raw=data)
+
+
+def syntax_finding(path: str, line: int, column: int, message: str, cell: Optional[int] = None) -> Finding:
+    return Finding(SYNTAX_CODE, SYNTAX_NAME, "error", path, line, column, line, column, message, None, cell)
+
+
+# ---------------------------------------------------------------------------
+# Dispatch
+# ---------------------------------------------------------------------------
+
+_CTX_HOOKS = None
+
+
+def _ctx_hooks() -> tuple:
+    global _CTX_HOOKS
+    if _CTX_HOOKS is None:
+        visits, leaves = {}, {}
+        for attr in dir(Context):
+            if attr.startswith("visit_"):
+                visits[getattr(cst, attr[6:])] = attr
+            elif attr.startswith("leave_"):
+                leaves[getattr(cst, attr[6:])] = attr
+        _CTX_HOOKS = (visits, leaves)
+    return _CTX_HOOKS
+
+
+_RULE_HOOKS: dict = {}
+
+
+def _rule_hooks(cls: type) -> tuple:
+    r = _RULE_HOOKS.get(cls)
+    if r is None:
+        visits, leaves = [], []
+        for attr in dir(cls):
+            if attr.startswith("visit_") or attr.startswith("leave_"):
+                node_cls = getattr(cst, attr[6:], None)
+                if node_cls is None:
+                    raise TypeError(f"{cls.__name__}.{attr}: libcst has no node class {attr[6:]!r}")
+                (visits if attr[0] == "v" else leaves).append((node_cls, attr))
+        r = (tuple(visits), tuple(leaves))
+        _RULE_HOOKS[cls] = r
+    return r
+
+
+def _build_dispatch(ctx: Context, rules: Sequence[Rule]) -> tuple[dict, dict]:
+    visit: dict = {}
+    leave: dict = {}
+    cv, cl = _ctx_hooks()
+    for node_cls, attr in cv.items():
+        visit.setdefault(node_cls, []).append(getattr(ctx, attr))
+    for rule in rules:
+        v, l = _rule_hooks(type(rule))
+        for node_cls, attr in v:
+            visit.setdefault(node_cls, []).append(getattr(rule, attr))
+        for node_cls, attr in l:
+            leave.setdefault(node_cls, []).append(getattr(rule, attr))
+    for node_cls, attr in cl.items():
+        leave.setdefault(node_cls, []).append(getattr(ctx, attr))
+    return visit, leave
+
+
+def walk(module: cst.Module, ctx: Context, visit: dict, leave: dict) -> None:
+    stack = ctx.stack
+    CSTNode = cst.CSTNode
+    fields = _fields
+    vget = visit.get
+    lget = leave.get
+
+    def _walk(node: Any) -> None:
+        t = type(node)
+        stack.append(node)
+        hs = vget(t)
+        if hs is not None:
+            for h in hs:
+                h(node)
+        for name in fields(t):
+            v = getattr(node, name)
+            if isinstance(v, CSTNode):
+                _walk(v)
+            elif type(v) is tuple or type(v) is list:
+                for c in v:
+                    if isinstance(c, CSTNode):
+                        _walk(c)
+        hs = lget(t)
+        if hs is not None:
+            for h in hs:
+                h(node)
+        stack.pop()
+
+    _walk(module)
+
+
+# ---------------------------------------------------------------------------
+# Suppression comments
+# ---------------------------------------------------------------------------
+
+_SUPPRESS = re.compile(
+    r"#\s*(?:keraslint:\s*ignore(?:\[(?P<kl>[^\]]*)\])?|noqa(?::\s*(?P<nq>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?)",
+    re.IGNORECASE,
+)
+
+
+def suppressed_codes(line_text: str) -> Optional[set]:
+    """Codes suppressed on a line: None = nothing, empty set = everything."""
+    if "#" not in line_text:
+        return None
+    result: Optional[set] = None
+    for m in _SUPPRESS.finditer(line_text):
+        codes = m.group("kl") if m.group("kl") is not None else m.group("nq")
+        if codes is None:
+            return set()
+        parsed = {c.strip().upper() for c in re.split(r"[\s,]+", codes) if c.strip()}
+        if not parsed:
+            return set()
+        result = (result or set()) | parsed
+    return result
+
+
+def is_suppressed(code: str, codes: Optional[set]) -> bool:
+    if codes is None:
+        return False
+    if not codes:
+        return True
+    return any(code == c or code.startswith(c) for c in codes)
+
+
+# ---------------------------------------------------------------------------
+# Analysis of one source
+# ---------------------------------------------------------------------------
+
+
+def select_rules(text: str, rule_classes: Sequence[type], gate: bool = True) -> list:
+    if not gate:
+        return list(rule_classes)
+    out = []
+    for cls in rule_classes:
+        toks = cls.tokens
+        if toks is None or any(t in text for t in toks):
+            out.append(cls)
+    return out
+
+
+def _libcst_error(e: Exception) -> tuple[int, int, str]:
+    if isinstance(e, cst.ParserSyntaxError):
+        msg = str(e.message).strip().splitlines()[0] if e.message else "invalid syntax"
+        return e.raw_line, e.raw_column + 1, f"syntax error: {msg}"
+    if isinstance(e, RecursionError):
+        return 1, 1, "syntax error: the file is nested too deeply to parse"
+    return 1, 1, f"syntax error: {type(e).__name__}: {e}"
+
+
+def parse(text: str) -> cst.Module:
+    return cst.parse_module(text)
+
+
+def _quick_syntax_ok(text: str) -> bool:
+    try:
+        compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+
+
+def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
+            severity: Optional[dict] = None) -> Analysis:
+    """Check one decoded source with the given (already selected) rule classes."""
+    text = source.text
+    nb = source.notebook
+    if nb is not None and nb.skip:
+        return Analysis(source, None, None, [], [])
+    active = select_rules(text, rule_classes, gate)
+    findings: list = []
+    if not active:
+        # Nothing can fire: only tell whether the file parses.
+        if _quick_syntax_ok(text):
+            return Analysis(source, None, None, [], [])
+    module = None
+    for _attempt in range(len(nb.cells) + 1 if nb is not None else 1):
+        try:
+            module = parse(text)
+            break
+        except Exception as e:  # noqa: BLE001 - any parser failure is a KL000 finding
+            line, col, msg = _libcst_error(e)
+            if nb is None:
+                return Analysis(source, None, None, [], [syntax_finding(source.path, line, col, msg)])
+            cell = nb.cell_at(line)
+            if cell is None or cell.disabled:
+                return Analysis(source, None, None, [], [syntax_finding(source.path, 1, 1, msg)])
+            findings.append(syntax_finding(source.path, max(line - cell.start + 1, 1), col, msg, cell.index + 1))
+            cell.disabled = True
+            text = nb.module_source()
+            source.text = text
+    if module is None:
+        return Analysis(source, None, None, [], findings)
+    if not active:
+        return Analysis(source, module, None, [], findings)
+    ctx = Context(module, source.path, text, config)
+    rules = [cls(ctx) for cls in active]
+    visit, leave = _build_dispatch(ctx, rules)
+    try:
+        walk(module, ctx, visit, leave)
+    except RecursionError:
+        findings.append(syntax_finding(source.path, 1, 1, "the file is nested too deeply to analyze"))
+        return Analysis(source, module, ctx, [], findings)
+    for r in rules:
+        r.finish()
+    ctx.finish()
+    reports = []
+    for r in rules:
+        for rep in r.reports:
+            if rep.scope is not None:
+                if not rep.scope.is_graph:
+                    continue
+                rep.message = rep.message.replace("{where}", rep.scope.graph)
+            reports.append(rep)
+    findings.extend(to_findings(source, module, reports, severity))
+    return Analysis(source, module, ctx, reports, findings, rules)
+
+
+def positions(module: cst.Module) -> Any:
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    return wrapper.resolve(PositionProvider)
+
+
+def to_findings(source: Source, module: cst.Module, reports: list, severity: Optional[dict] = None) -> list:
+    if not reports:
+        return []
+    pos = positions(module)
+    lines = source.text.split("\n")
+    nb = source.notebook
+    seen = set()
+    out = []
+    for rep in reports:
+        rng = pos.get(rep.node)
+        if rng is None:
+            continue
+        sl, sc, el, ec = rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+        rule = rep.rule
+        key = (rule.code, sl, sc, el, ec)
+        if key in seen:
+            continue
+        seen.add(key)
+        sup = suppressed_codes(lines[sl - 1]) if sl - 1 < len(lines) else None
+        if el != sl and not is_suppressed(rule.code, sup) and el - 1 < len(lines):
+            sup = suppressed_codes(lines[el - 1])
+        if is_suppressed(rule.code, sup):
+            continue
+        cell = None
+        if nb is not None:
+            cell, sl_c = nb.locate(sl)
+            _, el_c = nb.locate(el)
+            sl, el = sl_c, el_c
+        sev = (severity or {}).get(rule.code, rule.severity)
+        out.append(
+            Finding(rule.code, rule.name, sev, source.path, sl, sc, el, ec, rep.message,
+                    rep.fix.applicability if rep.fix is not None else None, cell)
+        )
+    return out

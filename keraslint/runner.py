@@ -1,0 +1,308 @@
+"""Run the engine over many files: content-hash cache, then a process pool for the misses.
+
+The main process reads every file once (its bytes are both the cache key and the worker's
+input), answers what it can from the cache, and sends the rest in chunks to worker
+processes. Results come back in a deterministic order whatever the number of processes.
+A worker that dies gives an internal-error finding for each of its files, never a hang.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from typing import Optional
+
+from keraslint import __version__
+from keraslint.rule import Finding
+
+INTERNAL_CODE = "KL000"
+INTERNAL_NAME = "internal-error"
+
+
+@dataclass
+class Options:
+    select: Optional[list] = None
+    ignore: Optional[list] = None
+    fix: bool = False
+    unsafe_fixes: bool = False
+    diff: bool = False
+    no_cache: bool = False
+    cache_dir: Optional[str] = None
+    jobs: Optional[int] = None
+    gate: bool = True  # token gates and parse skipping (off only to prove they change nothing)
+
+
+@dataclass
+class Task:
+    path: str
+    codes: tuple
+    data: Optional[bytes]
+    key: Optional[str] = None
+
+
+@dataclass
+class Outcome:
+    path: str
+    findings: list = field(default_factory=list)
+    diff: Optional[str] = None
+    fixes_applied: int = 0
+    error: Optional[str] = None  # a line for stderr; makes the run exit 2
+
+
+@dataclass
+class RunResult:
+    findings: list
+    diffs: list
+    errors: list
+    fixes_applied: int = 0
+    files_checked: int = 0
+    cache_hits: int = 0
+
+
+# ---------------------------------------------------------------------------
+# Cache
+# ---------------------------------------------------------------------------
+
+
+def default_cache_dir(config) -> str:
+    env = os.environ.get("KERASLINT_CACHE_DIR")
+    if env:
+        return env
+    if config is not None and config.cache_dir:
+        return config.cache_dir
+    return os.path.join(config.root if config is not None else os.getcwd(), ".keraslint_cache")
+
+
+class Cache:
+    def __init__(self, directory: str) -> None:
+        self.dir = os.path.join(directory, __version__)
+        self.ok = True
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            gi = os.path.join(directory, ".gitignore")
+            if not os.path.exists(gi):
+                _atomic_write_text(gi, "# Automatically created by keraslint.\n*\n")
+            tag = os.path.join(directory, "CACHEDIR.TAG")
+            if not os.path.exists(tag):
+                _atomic_write_text(tag, "Signature: 8a477f597d28d172789f06886806bc55\n# keraslint cache\n")
+        except OSError:
+            self.ok = False
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self.dir, key[:2], key + ".json")
+
+    def get(self, key: str) -> Optional[list]:
+        if not self.ok:
+            return None
+        try:
+            with open(self._file(key), encoding="utf-8") as fh:
+                data = json.load(fh)
+            if not isinstance(data, list):
+                return None
+            return data
+        except (OSError, ValueError):
+            return None  # missing, truncated or corrupt: recompute
+
+    def put(self, key: str, findings: list) -> None:
+        if not self.ok:
+            return
+        payload = [{k: v for k, v in f.to_json().items() if k != "path"} for f in findings]
+        path = self._file(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _atomic_write_text(path, json.dumps(payload, separators=(",", ":")))
+        except OSError:
+            pass
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    d = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def cache_key(data: bytes, codes: tuple, config, gate: bool) -> str:
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(b"\0")
+    h.update(",".join(codes).encode())
+    h.update(b"\0")
+    h.update((config.fingerprint() if config is not None else "").encode())
+    h.update(b"\1" if gate else b"\0")
+    h.update(b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Work in a worker process (or inline)
+# ---------------------------------------------------------------------------
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(config, options) -> None:
+    _WORKER_STATE["config"] = config
+    _WORKER_STATE["options"] = options
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+
+
+def _internal(path: str, message: str) -> Finding:
+    return Finding(INTERNAL_CODE, INTERNAL_NAME, "error", path, 1, 1, 1, 1, message, None)
+
+
+def _work_chunk(tasks: list) -> list:
+    return [_work(t) for t in tasks]
+
+
+def _work(task: Task) -> Outcome:
+    config = _WORKER_STATE["config"]
+    options: Options = _WORKER_STATE["options"]
+    try:
+        return _check_one(task, config, options)
+    except Exception as e:  # noqa: BLE001 - a rule bug must not stop the run
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
+        msg = f"internal error: {type(e).__name__}: {e} (at {where})"
+        return Outcome(task.path, [_internal(task.path, msg)], error=f"{task.path}: {msg}")
+
+
+def _check_one(task: Task, config, options: Options) -> Outcome:
+    from keraslint import engine
+    from keraslint.registry import rules_by_code
+
+    src = engine.read_source(task.path, data=task.data)
+    if isinstance(src, Finding):
+        return Outcome(task.path, [src])
+    by_code = rules_by_code()
+    classes = [by_code[c] for c in task.codes if c in by_code]
+    severity = config.severity if config is not None else None
+    if options.fix or options.diff:
+        from keraslint import fixer
+
+        res = fixer.fix_source(src, classes, config, unsafe=options.unsafe_fixes, severity=severity, gate=options.gate)
+        out = Outcome(task.path, res.findings, fixes_applied=res.applied)
+        if res.new_bytes is not None:
+            if options.diff:
+                out.diff = fixer.unified_diff(src, res.new_bytes)
+            else:
+                try:
+                    fixer.write_atomic(task.path, res.new_bytes, expected=src.raw)
+                except OSError as e:
+                    out.error = f"{task.path}: cannot write fixed file: {e.strerror or e}; the file was left as it was"
+                    out.fixes_applied = 0
+        return out
+    analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity)
+    return Outcome(task.path, analysis.findings)
+
+
+# ---------------------------------------------------------------------------
+# Orchestration
+# ---------------------------------------------------------------------------
+
+
+def run(files: list, config, options: Options, codes_for) -> RunResult:
+    """``codes_for(path) -> tuple of enabled codes`` (select/ignore/per-file-ignores)."""
+    writing = options.fix or options.diff
+    cache = None if (options.no_cache or writing) else Cache(options.cache_dir or default_cache_dir(config))
+    tasks: list = []
+    outcomes: dict = {}
+    hits = 0
+    for path in files:
+        codes = codes_for(path)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as e:
+            if os.path.isdir(path):
+                msg = "is a directory, not a file"
+            else:
+                msg = f"cannot read file: {e.strerror or e}"
+            outcomes[path] = Outcome(path, [Finding("KL000", "syntax-error", "error", path, 1, 1, 1, 1, msg, None)])
+            continue
+        key = None
+        if cache is not None:
+            key = cache_key(data, codes, config, options.gate)
+            cached = cache.get(key)
+            if cached is not None:
+                try:
+                    outcomes[path] = Outcome(path, [Finding.from_json({**d, "path": path}) for d in cached])
+                    hits += 1
+                    continue
+                except (KeyError, TypeError):
+                    pass
+        tasks.append(Task(path, codes, data, key))
+
+    for outcome, task in _execute(tasks, config, options):
+        outcomes[task.path] = outcome
+        if cache is not None and task.key is not None and outcome.error is None:
+            cache.put(task.key, outcome.findings)
+
+    findings, diffs, errors, applied = [], [], [], 0
+    for path in files:
+        o = outcomes.get(path)
+        if o is None:
+            continue
+        findings.extend(o.findings)
+        if o.diff:
+            diffs.append(o.diff)
+        if o.error:
+            errors.append(o.error)
+        applied += o.fixes_applied
+    findings.sort(key=Finding.sort_key)
+    return RunResult(findings, diffs, errors, applied, len(files), hits)
+
+
+def _execute(tasks: list, config, options: Options):
+    if not tasks:
+        return
+    jobs = options.jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(tasks) < 4:
+        _init_worker(config, options)
+        for t in tasks:
+            yield _work(t), t
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    # Load the rules before forking so that workers inherit them.
+    from keraslint import engine  # noqa: F401
+    from keraslint.registry import all_rules
+
+    all_rules()
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork on this platform
+        ctx = mp.get_context("spawn")
+    jobs = min(jobs, len(tasks))
+    # Chunks: small enough to balance, large enough to amortize pickling.
+    size = max(1, min(32, len(tasks) // (jobs * 8) or 1))
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                initargs=(config, options)) as pool:
+        futures = [pool.submit(_work_chunk, c) for c in chunks]
+        for fut, chunk in zip(futures, chunks):
+            try:
+                results = fut.result()
+            except Exception as e:  # noqa: BLE001 - BrokenProcessPool and friends
+                reason = type(e).__name__
+                for t in chunk:
+                    msg = f"internal error: worker process died while checking this file ({reason})"
+                    yield Outcome(t.path, [_internal(t.path, msg)], error=f"{t.path}: {msg}"), t
+                continue
+            for t, o in zip(chunk, results):
+                yield o, t

@@ -1,0 +1,793 @@
+"""The per-file semantic model, built during the single traversal.
+
+It gives rules what they need without libcst's scope metadata (ten times the parse):
+
+* an import-alias table (``ctx.resolve(expr)`` → canonical qualified name);
+* the classes of the file and whether each is a Keras Layer/Model/Loss/Metric
+  (transitively through classes of the same file, including subclasses of built-in
+  layers such as ``layers.Dense``);
+* the function stack, and for each function whether it is a *graph context* (runs
+  under ``tf.function`` / ``model.fit``) and which names hold tensors there (*taint*);
+* simple assignment provenance (``ctx.assigned_value(name)``) and the values functions
+  return (``ctx.returns_of(name)``), for data-flow rules.
+
+The engine calls the ``visit_*`` / ``leave_*`` methods of this class around the rules'
+own (visit: context first; leave: rules first), so inside a rule's ``visit_Call`` the
+context already describes the enclosing function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional
+
+import libcst as cst
+
+from keraslint.names import canonical, keras_flavor
+
+# Methods that run inside the compiled graph, per kind of Keras base class.
+_GRAPH_METHODS = {
+    "layer": {"call", "build", "compute_output_shape", "train_step", "test_step", "predict_step", "compute_loss",
+              "compute_metrics"},
+    "loss": {"call", "__call__"},
+    "metric": {"update_state", "result"},
+    "constraint": {"__call__"},
+    "regularizer": {"__call__"},
+}
+# Methods whose parameters are shapes, not tensors.
+_SHAPE_METHODS = {"build", "compute_output_shape"}
+# Parameters that are never tensors (by Keras convention) in graph methods.
+_NON_TENSOR_PARAMS = {"self", "cls", "training", "mask"}
+
+_LAYER_BASES = {
+    "keras.layers.Layer",
+    "keras.models.Model",
+    "keras.models.Sequential",
+    "keras.layers.Wrapper",
+    "keras.layers.RNN",
+}
+_LOSS_BASES = {"keras.losses.Loss", "keras.losses.LossFunctionWrapper"}
+_METRIC_BASES = {"keras.metrics.Metric", "keras.metrics.Mean", "keras.metrics.MeanMetricWrapper",
+                 "keras.metrics.Reduce", "keras.metrics.Sum"}
+_CONSTRAINT_BASES = {"keras.constraints.Constraint"}
+_REGULARIZER_BASES = {"keras.regularizers.Regularizer"}
+
+# Calls whose result holds no tensor value even when given a tensor.
+_STATIC_CALLS = {
+    "len", "isinstance", "type", "hasattr", "getattr", "id", "callable", "repr", "str",
+    "keras.ops.shape", "keras.ops.ndim", "keras.backend.standardize_dtype",
+    "keras.backend.int_shape", "keras.ops.dtype", "keras.backend.is_keras_tensor",
+    "keras.ops.is_tensor", "keras.backend.is_tensor",
+}
+_TF_FUNCTION = {"tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function"}
+_STATIC_ATTRS = {"shape", "dtype", "ndim", "name", "rank", "device", "__class__"}
+
+# Dataset sources (canonical names).
+DATASET_SOURCES = {
+    "tensorflow.data.Dataset.from_tensor_slices",
+    "tensorflow.data.Dataset.from_tensors",
+    "tensorflow.data.Dataset.from_generator",
+    "tensorflow.data.Dataset.range",
+    "tensorflow.data.Dataset.zip",
+    "tensorflow.data.Dataset.list_files",
+    "tensorflow.data.Dataset.sample_from_datasets",
+    "tensorflow.data.Dataset.choose_from_datasets",
+    "tensorflow.data.Dataset.load",
+    "tensorflow.data.Dataset.random",
+    "tensorflow.data.Dataset.counter",
+    "tensorflow.data.TFRecordDataset",
+    "tensorflow.data.TextLineDataset",
+    "tensorflow.data.FixedLengthRecordDataset",
+    "tensorflow.data.experimental.make_csv_dataset",
+    "tensorflow.data.experimental.CsvDataset",
+    "tensorflow.data.experimental.SqlDataset",
+    "keras.utils.image_dataset_from_directory",
+    "keras.utils.text_dataset_from_directory",
+    "keras.utils.audio_dataset_from_directory",
+    "keras.utils.timeseries_dataset_from_array",
+    "keras.preprocessing.image_dataset_from_directory",
+    "keras.preprocessing.text_dataset_from_directory",
+    "keras.preprocessing.timeseries_dataset_from_array",
+    "tensorflow_datasets.load",
+}
+# Dataset methods that return a dataset.
+DATASET_METHODS = {
+    "batch", "padded_batch", "ragged_batch", "unbatch", "rebatch", "map", "filter", "shuffle",
+    "repeat", "prefetch", "cache", "take", "skip", "shard", "apply", "flat_map", "interleave",
+    "concatenate", "with_options", "enumerate", "window", "bucket_by_sequence_length",
+    "dense_to_ragged_batch", "map_with_legacy_function", "filter_with_legacy_function",
+    "group_by_window", "ignore_errors", "prefetch_to_device", "snapshot", "scan", "unique",
+    "take_while", "rejection_resample", "sparse_batch",
+}
+
+_DS_PARAM_NAMES = {"ds", "dataset", "train_ds", "val_ds", "test_ds", "valid_ds", "train_dataset",
+                   "val_dataset", "test_dataset", "eval_ds", "eval_dataset"}
+
+
+def dotted(expr: Any) -> Optional[str]:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name):
+        parts.append(expr.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _module_name(node: Any) -> str:
+    if node is None:
+        return ""
+    return dotted(node) or ""
+
+
+def target_names(target: Any) -> Iterator[str]:
+    """Names bound by an assignment target (``a``, ``a, b``, ``[a, *b]``)."""
+    if isinstance(target, cst.Name):
+        yield target.value
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            yield from target_names(el.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from target_names(target.value)
+
+
+def literal_value(expr: Any) -> Any:
+    """Python value of a simple literal (numbers, strings, True/False/None, unary minus),
+    or the sentinel ``NOT_LITERAL``."""
+    if isinstance(expr, cst.Integer):
+        try:
+            return int(expr.value, 0)
+        except ValueError:  # pragma: no cover - libcst only accepts valid literals
+            return NOT_LITERAL
+    if isinstance(expr, cst.Float):
+        return float(expr.value.replace("_", ""))
+    if isinstance(expr, cst.SimpleString):
+        try:
+            return expr.evaluated_value
+        except Exception:  # pragma: no cover - defensive
+            return NOT_LITERAL
+    if isinstance(expr, cst.ConcatenatedString):
+        try:
+            return expr.evaluated_value
+        except Exception:
+            return NOT_LITERAL
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[expr.value]
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        v = literal_value(expr.expression)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return -v
+    return NOT_LITERAL
+
+
+class _NotLiteral:
+    def __repr__(self) -> str:  # pragma: no cover
+        return "NOT_LITERAL"
+
+
+NOT_LITERAL = _NotLiteral()
+
+
+def get_arg(call: cst.Call, keyword: Optional[str] = None, position: Optional[int] = None) -> Optional[cst.Arg]:
+    """The argument passed as ``keyword=`` or at ``position`` (0-based, positional only)."""
+    pos = 0
+    for arg in call.args:
+        if arg.keyword is not None:
+            if keyword is not None and arg.keyword.value == keyword:
+                return arg
+        elif arg.star:
+            pos += 1
+            continue
+        else:
+            if position is not None and pos == position:
+                return arg
+            pos += 1
+    return None
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    node: cst.ClassDef
+    bases: list  # resolved canonical names, or "local:<Name>" for classes of this file
+    kind: Optional[str] = None  # "layer" | "loss" | "metric" | ... | None
+
+
+@dataclass
+class FunctionInfo:
+    name: str
+    node: Any  # FunctionDef | Lambda
+    parent: Optional["FunctionInfo"]
+    cls: Optional[ClassInfo]
+    params: list
+    graph: Optional[str] = None  # why it is a graph context, e.g. "`call` of layer `Foo`"
+    eager: bool = False  # given to tf.py_function / numpy_function: runs eagerly
+    tainted: set = field(default_factory=set)
+    locals: set = field(default_factory=set)
+    assigned: dict = field(default_factory=dict)
+    returns: list = field(default_factory=list)
+
+    @property
+    def is_graph(self) -> bool:
+        return self.graph is not None and not self.eager
+
+
+def _param_list(params: cst.Parameters) -> list:
+    out = []
+    for p in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
+        out.append(p)
+    if isinstance(params.star_arg, cst.Param):
+        out.append(params.star_arg)
+    if isinstance(params.star_kwarg, cst.Param):
+        out.append(params.star_kwarg)
+    return out
+
+
+class Context:
+    """Semantic model of one module. Rules read it; the engine drives it."""
+
+    def __init__(self, module: cst.Module, path: str, source: str, config: Any = None) -> None:
+        self.module = module
+        self.path = path
+        self.source = source
+        self.config = config
+        self.imports: dict[str, str] = {}  # local name -> fully qualified name
+        self.star_imports: list[str] = []
+        self.classes: dict[str, ClassInfo] = {}
+        self.functions: dict[str, list[FunctionInfo]] = {}
+        self.all_functions: list[FunctionInfo] = []
+        self.function: Optional[FunctionInfo] = None
+        self.class_stack: list[ClassInfo] = []
+        self.stack: list[Any] = []  # ancestors of the node being visited (engine-maintained)
+        self.module_assigned: dict[str, Any] = {}
+        self._graph_names: dict[str, str] = {}  # function name -> reason (marked by a use)
+        self._eager_names: set[str] = set()
+        self._graph_methods: dict[tuple, str] = {}  # (class, method) -> reason
+        self._lambda_marks: dict[int, str] = {}
+        self._lambda_eager: set[int] = set()
+        self._prescan(module.body)
+
+    # ------------------------------------------------------------------ imports
+    def _prescan(self, body: Iterable[Any]) -> None:
+        """Imports at module level (also inside if/try/with at module level), so that
+        functions defined above an import still resolve it. Statement level only."""
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Import):
+                        self._add_import(small)
+                    elif isinstance(small, cst.ImportFrom):
+                        self._add_import_from(small)
+            elif isinstance(stmt, (cst.If, cst.Try, cst.With, cst.TryStar)):
+                self._prescan(stmt.body.body)
+                for h in getattr(stmt, "handlers", ()) or ():
+                    self._prescan(h.body.body)
+                orelse = getattr(stmt, "orelse", None)
+                while orelse is not None:
+                    inner = getattr(orelse, "body", None)
+                    if isinstance(inner, cst.IndentedBlock):
+                        self._prescan(inner.body)
+                    elif isinstance(inner, cst.If):
+                        self._prescan(inner.body.body)
+                    orelse = getattr(inner, "orelse", None) if isinstance(inner, cst.If) else None
+
+    def _add_import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            full = _module_name(alias.name)
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.imports[alias.asname.name.value] = full
+            else:
+                head = full.split(".", 1)[0]
+                self.imports[head] = head
+
+    def _add_import_from(self, node: cst.ImportFrom) -> None:
+        if node.relative:
+            mod = "." * len(node.relative) + _module_name(node.module)
+        else:
+            mod = _module_name(node.module)
+        if isinstance(node.names, cst.ImportStar):
+            self.star_imports.append(mod)
+            return
+        for alias in node.names:
+            name = _module_name(alias.name)
+            local = name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.imports[local] = f"{mod}.{name}" if mod else name
+
+    @property
+    def imported_roots(self) -> set:
+        """Top-level packages the file imports (``{"keras", "tensorflow", "numpy"}``)."""
+        roots = {q.split(".", 1)[0] for q in self.imports.values()}
+        roots.update(m.split(".", 1)[0] for m in self.star_imports)
+        return roots
+
+    def uses_keras(self) -> bool:
+        return any(keras_flavor(q) for q in self.imports.values()) or any(
+            keras_flavor(m) for m in self.star_imports
+        )
+
+    def uses_torch(self) -> bool:
+        return "torch" in self.imported_roots
+
+    def uses_tensorflow(self) -> bool:
+        return "tensorflow" in self.imported_roots
+
+    def qualname(self, expr: Any) -> Optional[str]:
+        """Fully qualified (not canonicalized) name of a Name/Attribute chain whose head is
+        an import, else None. Local variables shadow imports."""
+        d = dotted(expr)
+        if d is None:
+            return None
+        head, _, rest = d.partition(".")
+        fn = self.function
+        while fn is not None:
+            if head in fn.locals:
+                return None
+            fn = fn.parent
+        full = self.imports.get(head)
+        if full is None:
+            return None
+        return f"{full}.{rest}" if rest else full
+
+    def resolve(self, expr: Any) -> Optional[str]:
+        """Canonical qualified name of ``expr`` (see :mod:`keraslint.names`), or None."""
+        q = self.qualname(expr)
+        return canonical(q) if q is not None else None
+
+    def resolve_call(self, node: Any) -> Optional[str]:
+        return self.resolve(node.func) if isinstance(node, cst.Call) else None
+
+    def spelling(self, qualname: str) -> Optional[str]:
+        """How this file can spell the module/object ``qualname`` with its existing
+        imports (``keras.ops`` → ``ops`` after ``from keras import ops``, ``keras.ops``
+        after ``import keras``), or None."""
+        best = None
+        for local, full in self.imports.items():
+            if qualname == full:
+                return local
+            if qualname.startswith(full + "."):
+                cand = local + qualname[len(full):]
+                if best is None or len(cand) < len(best):
+                    best = cand
+        return best
+
+    # ------------------------------------------------------------------ classes
+    def class_kind(self, info: ClassInfo, _seen: Optional[set] = None) -> Optional[str]:
+        if info.kind is not None:
+            return info.kind
+        seen = _seen or set()
+        if info.name in seen:
+            return None
+        seen.add(info.name)
+        for b in info.bases:
+            if b.startswith("local:"):
+                other = self.classes.get(b[6:])
+                k = self.class_kind(other, seen) if other is not None else None
+                if k:
+                    return k
+                continue
+            k = base_kind(b)
+            if k:
+                return k
+        return None
+
+    def is_keras_class(self, name: str, kind: str = "layer") -> bool:
+        info = self.classes.get(name)
+        return info is not None and self.class_kind(info) == kind
+
+    @property
+    def cls(self) -> Optional[ClassInfo]:
+        return self.class_stack[-1] if self.class_stack else None
+
+    # ------------------------------------------------------------------ taint
+    def is_tainted(self, expr: Any, fn: Optional[FunctionInfo] = None) -> bool:
+        """Does ``expr`` hold a tensor value computed from the current graph function's
+        tensor parameters? Shapes, dtypes, ``len`` and literals are static."""
+        fn = fn or self.function
+        if fn is None or not fn.tainted:
+            return False
+        return self._tainted(expr, fn.tainted)
+
+    def _tainted(self, expr: Any, names: set) -> bool:
+        t = type(expr)
+        if t is cst.Name:
+            return expr.value in names
+        if t is cst.Attribute:
+            if expr.attr.value in _STATIC_ATTRS:
+                return False
+            return self._tainted(expr.value, names)
+        if t is cst.Subscript:
+            return self._tainted(expr.value, names)
+        if t is cst.Call:
+            fname = dotted(expr.func)
+            if fname in _STATIC_CALLS:
+                return False
+            q = self.resolve(expr.func)
+            if q in _STATIC_CALLS:
+                return False
+            if t is cst.Call and isinstance(expr.func, cst.Attribute) and self._tainted(expr.func.value, names):
+                # x.reshape(...), x.numpy(): methods of a tensor
+                return expr.func.attr.value not in _STATIC_ATTRS
+            return any(self._tainted(a.value, names) for a in expr.args)
+        if t is cst.BinaryOperation:
+            return self._tainted(expr.left, names) or self._tainted(expr.right, names)
+        if t is cst.UnaryOperation:
+            return self._tainted(expr.expression, names)
+        if t is cst.Comparison:
+            return self._tainted(expr.left, names) or any(self._tainted(c.comparator, names) for c in expr.comparisons)
+        if t is cst.BooleanOperation:
+            return self._tainted(expr.left, names) or self._tainted(expr.right, names)
+        if t in (cst.Tuple, cst.List):
+            return any(self._tainted(e.value, names) for e in expr.elements)
+        if t is cst.IfExp:
+            return self._tainted(expr.body, names) or self._tainted(expr.orelse, names)
+        if t is cst.StarredElement:
+            return self._tainted(expr.value, names)
+        return False
+
+    def _taint_assign(self, targets: list, value: Any) -> None:
+        fn = self.function
+        if fn is None:
+            return
+        tainted = fn.tainted and self._tainted(value, fn.tainted)
+        for tgt in targets:
+            for n in target_names(tgt):
+                if tainted:
+                    fn.tainted.add(n)
+                else:
+                    fn.tainted.discard(n)
+
+    # ------------------------------------------------------------------ data flow
+    def assigned_value(self, name: str) -> Any:
+        """The expression last assigned (so far in the traversal) to ``name`` in the
+        enclosing function, else at module level; None if unknown."""
+        fn = self.function
+        while fn is not None:
+            if name in fn.assigned:
+                return fn.assigned[name]
+            if name in fn.locals:
+                return None
+            fn = fn.parent
+        return self.module_assigned.get(name)
+
+    def returns_of(self, name: str) -> list:
+        """Return-value expressions of the (already traversed) function(s) named ``name``."""
+        out = []
+        for fi in self.functions.get(name, ()):
+            out.extend(fi.returns)
+        return out
+
+    def is_dataset(self, expr: Any, _depth: int = 0) -> bool:
+        """Is ``expr`` known to be a ``tf.data.Dataset`` (source call, method chain on
+        one, a variable assigned one, or a call to a helper of this file returning one)?"""
+        if _depth > 20 or expr is None:
+            return False
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            q = self.resolve(func)
+            if q is not None:
+                if q in DATASET_SOURCES or q.startswith("tensorflow.data.Dataset."):
+                    return True
+                if q.endswith("_dataset_from_directory") or q.endswith("timeseries_dataset_from_array"):
+                    return True
+                return False
+            if isinstance(func, cst.Attribute):
+                if func.attr.value in DATASET_METHODS:
+                    return self.is_dataset(func.value, _depth + 1)
+                return False
+            if isinstance(func, cst.Name):
+                return any(self.is_dataset(r, _depth + 1) for r in self.returns_of(func.value))
+            return False
+        if isinstance(expr, cst.Name):
+            v = self.assigned_value(expr.value)
+            if v is not None and v is not expr:
+                return self.is_dataset(v, _depth + 1)
+            return False
+        return False
+
+    # ------------------------------------------------------------------ graph marks
+    def mark_graph(self, target: Any, reason: str) -> None:
+        """Mark the function named/lambda'd by ``target`` (a Name or Lambda) as graph
+        context. Names may refer to functions defined later in the file."""
+        if isinstance(target, cst.Lambda):
+            self._lambda_marks[id(target)] = reason
+        elif isinstance(target, cst.Name):
+            self._graph_names.setdefault(target.value, reason)
+        elif (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+              and target.value.value == "self" and self.class_stack):
+            self._graph_methods.setdefault((self.class_stack[-1].name, target.attr.value), reason)
+
+    def mark_eager(self, target: Any) -> None:
+        if isinstance(target, cst.Lambda):
+            self._lambda_eager.add(id(target))
+        elif isinstance(target, cst.Name):
+            self._eager_names.add(target.value)
+            for fi in self.functions.get(target.value, ()):
+                fi.eager = True
+
+    def _set_graph(self, fi: FunctionInfo, reason: str, all_params: bool) -> None:
+        fi.graph = reason
+        self._taint_params(fi, all_params)
+
+    def _taint_params(self, fi: FunctionInfo, all_params: bool) -> None:
+        for p in fi.params:
+            pname = p.name.value
+            if pname in ("self", "cls"):
+                continue
+            if not all_params and pname in _NON_TENSOR_PARAMS:
+                continue
+            if p.default is not None and literal_value(p.default) is not None and literal_value(p.default) is not NOT_LITERAL:
+                continue  # flag=False, axis=-1, mode="x": not tensors
+            if p.star == "**":
+                continue
+            fi.tainted.add(pname)
+
+    # ------------------------------------------------------------------ traversal hooks
+    def visit_Import(self, node: cst.Import) -> None:
+        if self.function is not None:
+            self._add_import(node)
+            for alias in node.names:
+                local = (alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name)
+                         else _module_name(alias.name).split(".", 1)[0])
+                self.function.locals.discard(local)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if self.function is not None:
+            self._add_import_from(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        bases = []
+        for arg in node.bases:
+            if arg.keyword is not None:
+                continue
+            d = dotted(arg.value)
+            if d is None:
+                continue
+            if d in self.classes:
+                bases.append("local:" + d)
+                continue
+            q = self.resolve(arg.value)
+            bases.append(q if q is not None else "unresolved:" + d)
+        info = ClassInfo(node.name.value, node, bases)
+        self.classes.setdefault(info.name, info)
+        if self.classes[info.name] is not info:
+            self.classes[info.name] = info
+        info.kind = self.class_kind(info)
+        self.class_stack.append(info)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.class_stack.pop()
+
+    def _enter_function(self, node: Any, name: str, params: list) -> FunctionInfo:
+        parent = self.function
+        cls = self.class_stack[-1] if self.class_stack and (parent is None or parent.cls is not self.class_stack[-1]) else None
+        if cls is not None and not (self.stack and len(self.stack) >= 2 and _in_class_body(self.stack, cls.node)):
+            cls = None
+        fi = FunctionInfo(name, node, parent, cls, params)
+        fi.locals = {p.name.value for p in params}
+        self.all_functions.append(fi)
+        if isinstance(node, cst.FunctionDef):
+            if parent is None or cls is None:
+                self.functions.setdefault(name, []).append(fi)
+            if parent is not None:
+                parent.locals.add(name)
+                parent.assigned.pop(name, None)
+        # graph context?
+        if cls is not None and cls.kind is not None and name in _GRAPH_METHODS.get(cls.kind, ()):
+            if name in _SHAPE_METHODS:
+                fi.graph = f"`{name}` of {cls.kind} `{cls.name}`"  # parameters are shapes
+            else:
+                self._set_graph(fi, f"`{name}` of {cls.kind} `{cls.name}`", all_params=False)
+        elif isinstance(node, cst.FunctionDef) and self._has_tf_function_decorator(node):
+            self._set_graph(fi, f"`@tf.function` `{name}`", all_params=True)
+        elif isinstance(node, cst.Lambda) and id(node) in self._lambda_marks:
+            self._set_graph(fi, self._lambda_marks[id(node)], all_params=True)
+        elif parent is not None and parent.graph is not None:
+            # nested function or lambda inside a graph function: traced with it; it
+            # sees the enclosing tensors (closure) but its own parameters are unknown.
+            fi.graph = parent.graph
+            fi.tainted = set(parent.tainted) - fi.locals
+        else:
+            # Not known yet: a use further down (``ds.map(fn)``, ``compile(loss=fn)``)
+            # may make it a graph context. Its parameters are *potentially* tensors;
+            # reports made through ``report_in_graph`` are kept only if it turns out so.
+            self._taint_params(fi, all_params=True)
+            if isinstance(node, cst.FunctionDef):
+                reason = self._graph_names.get(name) if cls is None else self._graph_methods.get((cls.name, name))
+                if reason is not None:
+                    fi.graph = reason
+        if isinstance(node, cst.FunctionDef) and name in self._eager_names:
+            fi.eager = True
+        if isinstance(node, cst.Lambda) and id(node) in self._lambda_eager:
+            fi.eager = True
+        if parent is not None and parent.eager:
+            fi.eager = True
+        self.function = fi
+        return fi
+
+    def _has_tf_function_decorator(self, node: cst.FunctionDef) -> bool:
+        for dec in node.decorators:
+            d = dec.decorator
+            if isinstance(d, cst.Call):
+                d = d.func
+            if self.resolve(d) in _TF_FUNCTION:
+                return True
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._enter_function(node, node.name.value, _param_list(node.params))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.function = self.function.parent if self.function is not None else None
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        fi = self._enter_function(node, "<lambda>", _param_list(node.params))
+        fi.returns.append(node.body)
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self.function = self.function.parent if self.function is not None else None
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if self.function is not None and node.value is not None:
+            self.function.returns.append(node.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        targets = [t.target for t in node.targets]
+        self._record_assign(targets, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._record_assign([node.target], node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        fn = self.function
+        if fn is not None and fn.tainted and self._tainted(node.value, fn.tainted):
+            for n in target_names(node.target):
+                fn.tainted.add(n)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._record_assign([node.target], node.value)
+
+    def _record_assign(self, targets: list, value: Any) -> None:
+        fn = self.function
+        if fn is None:
+            for tgt in targets:
+                if isinstance(tgt, cst.Name):
+                    self.module_assigned[tgt.value] = value
+            return
+        for tgt in targets:
+            for n in target_names(tgt):
+                fn.locals.add(n)
+            if isinstance(tgt, cst.Name):
+                fn.assigned[tgt.value] = value
+            else:
+                for n in target_names(tgt):
+                    fn.assigned.pop(n, None)
+        if fn.tainted:
+            self._taint_assign(targets, value)
+
+    def visit_For(self, node: cst.For) -> None:
+        fn = self.function
+        if fn is None:
+            return
+        for n in target_names(node.target):
+            fn.locals.add(n)
+            fn.assigned.pop(n, None)
+        if fn.tainted:
+            self._taint_assign([node.target], node.iter)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        fn = self.function
+        if fn is None:
+            return
+        if fn.tainted:
+            self._taint_assign([node.target], node.iter)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        fn = self.function
+        if fn is not None and node.asname is not None:
+            for n in target_names(node.asname.name):
+                fn.locals.add(n)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            if attr in ("map", "filter", "flat_map", "interleave") and node.args:
+                if self._receiver_is_dataset(func.value):
+                    arg = get_arg(node, "map_func", 0) or get_arg(node, "predicate", 0) or node.args[0]
+                    self.mark_graph(arg.value, f"a function given to `Dataset.{attr}`")
+                return
+            if attr == "compile":
+                for kw in ("loss", "metrics", "weighted_metrics"):
+                    a = get_arg(node, kw)
+                    if a is not None:
+                        for fn_expr in _callables_in(a.value):
+                            self.mark_graph(fn_expr, f"a function given to `compile({kw}=...)`")
+                return
+        q = self.resolve(func)
+        if q is None:
+            return
+        if q in _TF_FUNCTION and node.args:
+            self.mark_graph(node.args[0].value, "a function wrapped in `tf.function`")
+        elif q in ("tensorflow.numpy_function", "tensorflow.py_function", "tensorflow.compat.v1.py_func",
+                   "tensorflow.py_func") and node.args:
+            a = get_arg(node, "func", 0)
+            if a is not None:
+                self.mark_eager(a.value)
+        elif q == "keras.layers.Lambda" and node.args:
+            a = get_arg(node, "function", 0)
+            if a is not None:
+                self.mark_graph(a.value, "a function given to `layers.Lambda`")
+
+    def _receiver_is_dataset(self, expr: Any) -> bool:
+        if self.is_dataset(expr):
+            return True
+        # A parameter or variable conventionally named as a dataset.
+        base = expr
+        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value in DATASET_METHODS:
+            base = base.func.value
+        if isinstance(base, cst.Name) and (base.value in _DS_PARAM_NAMES or base.value.endswith("_ds")):
+            v = self.assigned_value(base.value)
+            return v is None or self.is_dataset(v)
+        return False
+
+    def finish(self) -> None:
+        for fi in self.all_functions:
+            if fi.graph is not None or not isinstance(fi.node, cst.FunctionDef):
+                continue
+            if fi.cls is None and fi.name in self._graph_names:
+                fi.graph = self._graph_names[fi.name]
+            elif fi.cls is not None and (fi.cls.name, fi.name) in self._graph_methods:
+                fi.graph = self._graph_methods[(fi.cls.name, fi.name)]
+        for name in self._eager_names:
+            for fi in self.functions.get(name, ()):
+                fi.eager = True
+
+
+def _in_class_body(stack: list, class_node: Any) -> bool:
+    """Is the node being entered directly in ``class_node``'s body (a method)?"""
+    # stack[-1] is the node itself (FunctionDef), stack[-2] its parent (IndentedBlock /
+    # SimpleStatementSuite), stack[-3] the ClassDef.
+    return len(stack) >= 3 and stack[-3] is class_node
+
+
+def _callables_in(expr: Any) -> Iterator[Any]:
+    if isinstance(expr, (cst.Name, cst.Lambda)):
+        yield expr
+    elif isinstance(expr, (cst.List, cst.Tuple)):
+        for el in expr.elements:
+            yield from _callables_in(el.value)
+    elif isinstance(expr, cst.Dict):
+        for el in expr.elements:
+            if isinstance(el, cst.DictElement):
+                yield from _callables_in(el.value)
+
+
+def base_kind(qualname: str) -> Optional[str]:
+    """Kind of Keras base class a canonical name denotes."""
+    if qualname in _LAYER_BASES:
+        return "layer"
+    if qualname in _LOSS_BASES:
+        return "loss"
+    if qualname in _METRIC_BASES:
+        return "metric"
+    if qualname in _CONSTRAINT_BASES:
+        return "constraint"
+    if qualname in _REGULARIZER_BASES:
+        return "regularizer"
+    parts = qualname.split(".")
+    if len(parts) == 3 and parts[0] == "keras":
+        last = parts[2]
+        if parts[1] == "layers" and last[:1].isupper():
+            return "layer"  # subclass of a built-in layer (layers.Dense, ...)
+        if parts[1] in ("models", "applications") and last[:1].isupper():
+            return "layer"
+        if parts[1] == "losses" and last[:1].isupper():
+            return "loss"
+        if parts[1] == "metrics" and last[:1].isupper():
+            return "metric"
+    return None
