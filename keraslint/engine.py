@@ -257,7 +257,17 @@ def select_rules(text: str, rule_classes: Sequence[type], gate: bool = True) -> 
     return out
 
 
-def _libcst_error(e: Exception) -> tuple[int, int, str]:
+def _libcst_error(e: Exception, text: str = "") -> tuple[int, int, str]:
+    """Position and message of a parse failure. CPython's own parser, asked again, gives
+    the better position and message; libcst's is the fallback (syntax only it rejects)."""
+    try:
+        compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as se:
+        if se.lineno:
+            return se.lineno, max(se.offset or 1, 1), f"syntax error: {se.msg}"
+    except (ValueError, RecursionError, MemoryError, OverflowError) as ve:
+        if isinstance(ve, ValueError):
+            return 1, 1, f"syntax error: {ve}"
     if isinstance(e, cst.ParserSyntaxError):
         msg = str(e.message).strip().splitlines()[0] if e.message else "invalid syntax"
         return e.raw_line, e.raw_column + 1, f"syntax error: {msg}"
@@ -297,7 +307,7 @@ def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, ga
             module = parse(text)
             break
         except Exception as e:  # noqa: BLE001 - any parser failure is a KL000 finding
-            line, col, msg = _libcst_error(e)
+            line, col, msg = _libcst_error(e, text)
             if nb is None:
                 return Analysis(source, None, None, [], [syntax_finding(source.path, line, col, msg)])
             cell = nb.cell_at(line)

@@ -1,0 +1,280 @@
+"""The CLI contract of DESIGN.md: exit codes, JSON/SARIF/GitHub shapes, config, suppression,
+error paths (one line, exit 2, no traceback), and no heavy imports."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import FIXTURES, ROOT
+
+HAZARD = textwrap.dedent(
+    """\
+    import numpy as np
+    import keras
+
+
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            return np.sin(x)
+    """
+)
+CLEAN = "import keras\n\nx = keras.ops.ones((2, 2))\n"
+
+
+def run(*args, cwd=None, env=None):
+    e = dict(os.environ)
+    e.pop("KERASLINT_CACHE_DIR", None)
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "keraslint", *args], capture_output=True, text=True, cwd=cwd,
+                          env=e, timeout=120)
+
+
+@pytest.fixture
+def proj(tmp_path):
+    (tmp_path / "hazard.py").write_text(HAZARD)
+    (tmp_path / "clean.py").write_text(CLEAN)
+    return tmp_path
+
+
+def one_line_error(r):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert lines[0].startswith("keraslint: error: ")
+    return lines[0]
+
+
+# -- exit codes -----------------------------------------------------------------------------
+
+def test_exit_0_on_clean(proj):
+    r = run("check", "clean.py", "--no-cache", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "All checks passed." in r.stdout
+
+
+def test_exit_1_on_findings_and_text_format(proj):
+    r = run("check", "hazard.py", "--no-cache", cwd=proj)
+    assert r.returncode == 1
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("hazard.py:7:16: KL301 ")
+    assert "Found 1 finding (1 error) in 1 file." in r.stdout
+
+
+def test_exit_zero_flag(proj):
+    assert run("check", "hazard.py", "--exit-zero", "--no-cache", cwd=proj).returncode == 0
+
+
+def test_no_path_checks_current_folder(proj):
+    r = run("check", "--no-cache", "--format", "json", cwd=proj)
+    assert r.returncode == 1
+    assert {f["path"] for f in json.loads(r.stdout)} == {"hazard.py"}
+
+
+def test_python_dash_m_and_console_script_agree(proj):
+    exe = os.path.join(os.path.dirname(sys.executable), "keraslint")
+    a = subprocess.run([exe, "check", "hazard.py", "--no-cache", "--format", "json"], capture_output=True, text=True,
+                       cwd=proj)
+    b = run("check", "hazard.py", "--no-cache", "--format", "json", cwd=proj)
+    assert a.returncode == b.returncode == 1
+    assert a.stdout == b.stdout
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+def test_json_shape(proj):
+    r = run("check", "hazard.py", "--format", "json", "--no-cache", cwd=proj)
+    data = json.loads(r.stdout)  # stdout is one JSON array and nothing else
+    assert isinstance(data, list) and len(data) == 1
+    f = data[0]
+    assert list(f) == ["code", "rule", "severity", "path", "line", "column", "end_line", "end_column", "message", "fix"]
+    assert f["code"] == "KL301" and f["rule"] == "numpy-in-graph" and f["severity"] == "error"
+    assert (f["line"], f["column"], f["end_line"], f["end_column"]) == (7, 16, 7, 25)
+    assert f["path"] == "hazard.py"
+    assert f["fix"] is None or set(f["fix"]) == {"applicability"}
+
+
+def test_json_empty_array_when_clean(proj):
+    r = run("check", "clean.py", "--format", "json", "--no-cache", cwd=proj)
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+def test_notebook_cell_positions(tmp_path):
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# title"]},
+            {"cell_type": "code", "metadata": {}, "source": ["%matplotlib inline\n", "import numpy as np\n",
+                                                              "import keras\n"], "outputs": [],
+             "execution_count": None},
+            {"cell_type": "code", "metadata": {}, "source": ["!pip install keras\n", "class L(keras.layers.Layer):\n",
+                                                              "    def call(self, x):\n",
+                                                              "        return np.exp(x)\n"], "outputs": [],
+             "execution_count": None},
+        ],
+        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb))
+    r = run("check", "n.ipynb", "--format", "json", "--no-cache", cwd=tmp_path)
+    data = json.loads(r.stdout)
+    assert [(f["code"], f["cell"], f["line"], f["column"]) for f in data] == [("KL301", 3, 4, 16)]
+    t = run("check", "n.ipynb", "--no-cache", cwd=tmp_path)
+    assert t.stdout.startswith("n.ipynb:cell 3:4:16: KL301")
+
+
+# -- SARIF and GitHub ------------------------------------------------------------------------------
+
+def test_sarif_validates_against_sarif_model(proj):
+    sarif_pydantic = pytest.importorskip("sarif_pydantic")
+    r = run("check", "hazard.py", "--format", "sarif", "--no-cache", cwd=proj)
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    log = sarif_pydantic.Sarif.model_validate(doc)
+    assert log.version == "2.1.0"
+    run0 = log.runs[0]
+    assert run0.tool.driver.name == "keraslint"
+    rules = doc["runs"][0]["tool"]["driver"]["rules"]
+    res = doc["runs"][0]["results"][0]
+    assert rules[res["ruleIndex"]]["id"] == res["ruleId"] == "KL301"
+    assert res["level"] == "error"
+    region = res["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (7, 16)
+    for rule in rules:  # rule metadata: every rule documented
+        assert rule["fullDescription"]["text"].startswith("## What it does")
+
+
+def test_github_format(proj):
+    r = run("check", "hazard.py", "--format", "github", "--no-cache", cwd=proj)
+    assert r.returncode == 1
+    line = r.stdout.strip()
+    assert line.startswith("::error file=hazard.py,line=7,col=16,endLine=7,endColumn=25,title=KL301 numpy-in-graph::")
+
+
+# -- selection, config, suppression -----------------------------------------------------------------
+
+def test_select_and_ignore_prefixes(proj):
+    assert run("check", "hazard.py", "--select", "KL3", "--no-cache", cwd=proj).returncode == 1
+    assert run("check", "hazard.py", "--ignore", "KL3", "--no-cache", cwd=proj).returncode == 0
+    assert run("check", "hazard.py", "--select", "KL301", "--ignore", "KL301", "--no-cache", cwd=proj).returncode == 0
+
+
+def test_suppression_comments(tmp_path):
+    for comment in ("# keraslint: ignore[KL301]", "# keraslint: ignore", "# noqa: KL301", "# noqa"):
+        (tmp_path / "s.py").write_text(HAZARD.replace("return np.sin(x)", f"return np.sin(x)  {comment}"))
+        assert run("check", "s.py", "--no-cache", cwd=tmp_path).returncode == 0, comment
+    (tmp_path / "s.py").write_text(HAZARD.replace("return np.sin(x)", "return np.sin(x)  # noqa: KL302"))
+    assert run("check", "s.py", "--no-cache", cwd=tmp_path).returncode == 1
+
+
+def test_config_from_nearest_pyproject(proj):
+    sub = proj / "pkg"
+    sub.mkdir()
+    (sub / "m.py").write_text(HAZARD)
+    (proj / "pyproject.toml").write_text('[tool.keraslint]\nper-file-ignores = { "pkg/*" = ["KL301"] }\n')
+    r = run("check", "--no-cache", "--format", "json", cwd=proj)
+    assert {f["path"] for f in json.loads(r.stdout)} == {"hazard.py"}
+    (proj / "pyproject.toml").write_text('[tool.keraslint]\nexclude = ["hazard.py", "pkg/"]\n')
+    assert run("check", "--no-cache", cwd=proj).returncode == 0
+    (proj / "pyproject.toml").write_text('[tool.keraslint]\nignore = ["KL3"]\n')
+    assert run("check", "--no-cache", cwd=sub).returncode == 0
+    (proj / "pyproject.toml").write_text('[tool.keraslint]\nseverity = { KL301 = "info" }\n')
+    r = run("check", "hazard.py", "--no-cache", "--format", "json", cwd=proj)
+    assert json.loads(r.stdout)[0]["severity"] == "info"
+
+
+def test_gitignore_is_honoured(proj):
+    (proj / ".gitignore").write_text("hazard.py\n")
+    assert run("check", "--no-cache", cwd=proj).returncode == 0
+    # An explicit path is always checked.
+    assert run("check", "hazard.py", "--no-cache", cwd=proj).returncode == 1
+
+
+# -- error paths: one line, exit 2 ---------------------------------------------------------------
+
+def test_missing_path(proj):
+    assert "nope.py" in one_line_error(run("check", "nope.py", cwd=proj))
+
+
+def test_unknown_code_in_select_and_ignore(proj):
+    assert "KL999" in one_line_error(run("check", "--select", "KL999", cwd=proj))
+    assert "XY1" in one_line_error(run("check", "--ignore", "XY1", cwd=proj))
+
+
+def test_invalid_format(proj):
+    assert "--format" in one_line_error(run("check", "--format", "xml", cwd=proj))
+
+
+def test_unknown_config_key_names_key_and_file(proj):
+    (proj / "pyproject.toml").write_text("[tool.keraslint]\nselct = ['KL3']\n")
+    line = one_line_error(run("check", cwd=proj))
+    assert "selct" in line and "pyproject.toml" in line
+
+
+def test_bad_config_values(proj):
+    (proj / "pyproject.toml").write_text("[tool.keraslint]\nselect = ['KL777']\n")
+    assert "KL777" in one_line_error(run("check", cwd=proj))
+    (proj / "pyproject.toml").write_text("[tool.keraslint]\nseverity = { KL301 = 'fatal' }\n")
+    assert "fatal" in one_line_error(run("check", cwd=proj))
+    (proj / "pyproject.toml").write_text("[tool.keraslint\n")
+    assert "TOML" in one_line_error(run("check", cwd=proj))
+
+
+def test_unknown_option_and_explain_unknown_code(proj):
+    one_line_error(run("check", "--frobnicate", cwd=proj))
+    assert "KL999" in one_line_error(run("explain", "KL999", cwd=proj))
+
+
+def test_syntax_error_is_kl000_and_run_goes_on(proj):
+    (proj / "broken.py").write_text("import keras\ndef f(:\n    pass\n")
+    r = run("check", "--no-cache", "--format", "json", cwd=proj)
+    data = json.loads(r.stdout)
+    assert r.returncode == 1
+    codes = {(f["path"], f["code"]) for f in data}
+    assert ("broken.py", "KL000") in codes and ("hazard.py", "KL301") in codes
+    kl000 = next(f for f in data if f["code"] == "KL000")
+    assert kl000["line"] == 2 and kl000["rule"] == "syntax-error"
+
+
+# -- rules / explain ---------------------------------------------------------------------------------
+
+def test_rules_and_explain():
+    r = run("rules", "--format", "json")
+    data = json.loads(r.stdout)
+    assert r.returncode == 0
+    codes = [d["code"] for d in data]
+    assert codes == sorted(codes) and "KL301" in codes
+    for d in data:
+        assert d["severity"] in ("error", "warning", "info") and d["fix"] in (None, "safe", "unsafe")
+    e = run("explain", "kl301")
+    assert e.returncode == 0 and "## Why is this bad?" in e.stdout
+
+
+# -- no heavy imports ------------------------------------------------------------------------------
+
+HEAVY = ("tensorflow", "torch", "jax", "keras")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["check", "{file}", "--no-cache"],
+                                  ["check", "{file}"], ["rules"], ["explain", "KL301"]])
+def test_check_never_imports_frameworks(args, tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(HAZARD)
+    argv = [a.replace("{file}", str(f)) for a in args]
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['keraslint'] + {argv!r}\n"
+        "try:\n"
+        "    runpy.run_module('keraslint', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('HEAVY=' + ','.join(bad))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("HEAVY=")][-1]
+    assert line == "HEAVY=", line
