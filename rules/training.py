@@ -1,0 +1,1032 @@
+"""KL4: optimizers, losses and the training loop.
+
+The same model trains differently when hyperparameters hide behind a string, when Keras 2
+spellings meet Keras 3, when an optimizer's state is shared between models, when the loss
+and the output layer disagree about logits, or when ``fit`` batches and shuffles in a way
+the hand-written loop beside it does not. The numbers quoted in the messages are those of
+Keras 3.15 / PyTorch 2.13; ``tests/test_defaults_training.py`` reads them from the
+installed libraries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import libcst as cst
+
+from keraslint.names import keras_flavor
+from keraslint.rule import AddImport, Fix, Replace, Rule
+from keraslint.semantics import NOT_LITERAL, FunctionInfo, dotted, get_arg, literal_value
+
+# ---------------------------------------------------------------------------
+# Library facts (checked against the installed Keras / PyTorch by the tests)
+# ---------------------------------------------------------------------------
+
+# Every string `keras.optimizers.get` accepts for a built-in optimizer (it lower-cases the
+# identifier), with the class it builds and that class's numeric hyperparameter defaults
+# (all non-boolean numeric defaults of `__init__` except `ema_momentum`, which does
+# nothing while `use_ema=False`).
+OPTIMIZER_DEFAULTS: dict = {
+    "adam": ("Adam", (("learning_rate", 0.001), ("beta_1", 0.9), ("beta_2", 0.999), ("epsilon", 1e-07))),
+    "adamw": ("AdamW", (("learning_rate", 0.001), ("weight_decay", 0.004), ("beta_1", 0.9), ("beta_2", 0.999),
+                        ("epsilon", 1e-07))),
+    "sgd": ("SGD", (("learning_rate", 0.01), ("momentum", 0.0))),
+    "rmsprop": ("RMSprop", (("learning_rate", 0.001), ("rho", 0.9), ("momentum", 0.0), ("epsilon", 1e-07))),
+    "adagrad": ("Adagrad", (("learning_rate", 0.001), ("initial_accumulator_value", 0.1), ("epsilon", 1e-07))),
+    "adadelta": ("Adadelta", (("learning_rate", 0.001), ("rho", 0.95), ("epsilon", 1e-07))),
+    "adamax": ("Adamax", (("learning_rate", 0.001), ("beta_1", 0.9), ("beta_2", 0.999), ("epsilon", 1e-07))),
+    "nadam": ("Nadam", (("learning_rate", 0.001), ("beta_1", 0.9), ("beta_2", 0.999), ("epsilon", 1e-07))),
+    "ftrl": ("Ftrl", (("learning_rate", 0.001), ("learning_rate_power", -0.5), ("initial_accumulator_value", 0.1),
+                      ("l1_regularization_strength", 0.0), ("l2_regularization_strength", 0.0),
+                      ("l2_shrinkage_regularization_strength", 0.0), ("beta", 0.0))),
+    "lion": ("Lion", (("learning_rate", 0.001), ("beta_1", 0.9), ("beta_2", 0.99))),
+    "adafactor": ("Adafactor", (("learning_rate", 0.001), ("beta_2_decay", -0.8), ("epsilon_1", 1e-30),
+                                ("epsilon_2", 0.001), ("clip_threshold", 1.0))),
+    "muon": ("Muon", (("learning_rate", 0.001), ("adam_beta_1", 0.9), ("adam_beta_2", 0.999),
+                      ("adam_weight_decay", 0.004), ("epsilon", 1e-07), ("weight_decay", 0.004),
+                      ("muon_a", 3.4445), ("muon_b", -4.775), ("muon_c", 2.0315), ("adam_lr_ratio", 1),
+                      ("momentum", 0.95), ("ns_steps", 5), ("rms_rate", 0.2))),
+    "schedulefreeadamw": ("ScheduleFreeAdamW", (("learning_rate", 0.0025), ("beta_1", 0.9), ("beta_2", 0.999),
+                                                ("epsilon", 1e-08), ("warmup_steps", 0))),
+}
+
+# The PyTorch optimizer a porter compares with, and its defaults that differ from Keras's.
+TORCH_COUNTERPART: dict = {
+    "adam": ("Adam", (("eps", 1e-08),)),
+    "adamw": ("AdamW", (("weight_decay", 0.01), ("eps", 1e-08))),
+    "sgd": ("SGD", (("lr", 0.001),)),
+    "rmsprop": ("RMSprop", (("lr", 0.01), ("alpha", 0.99), ("eps", 1e-08))),
+    "adagrad": ("Adagrad", (("lr", 0.01), ("initial_accumulator_value", 0), ("eps", 1e-10))),
+    "adadelta": ("Adadelta", (("lr", 1.0), ("rho", 0.9), ("eps", 1e-06))),
+    "adamax": ("Adamax", (("lr", 0.002), ("eps", 1e-08))),
+    "nadam": ("NAdam", (("lr", 0.002), ("eps", 1e-08))),
+}
+
+# Public optimizer classes of Keras 3 whose constructor ends in the base optimizer's
+# `**kwargs` check (which rejects `lr` and ignores `decay`).
+OPTIMIZER_CLASSES = frozenset({
+    "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Muon", "Nadam",
+    "Optimizer", "RMSprop", "SGD", "ScheduleFreeAdamW",
+})
+
+# Probability losses: string identifier -> (display, family); from_logits defaults to False.
+LOSS_STRINGS: dict = {
+    "binary_crossentropy": "binary", "bce": "binary", "BinaryCrossentropy": "binary",
+    "binary_focal_crossentropy": "binary", "BinaryFocalCrossentropy": "binary",
+    "categorical_crossentropy": "categorical", "CategoricalCrossentropy": "categorical",
+    "sparse_categorical_crossentropy": "categorical", "SparseCategoricalCrossentropy": "categorical",
+    "categorical_focal_crossentropy": "categorical", "CategoricalFocalCrossentropy": "categorical",
+}
+# Loss classes and the position of `from_logits` among their positional parameters.
+LOSS_CLASSES: dict = {
+    "BinaryCrossentropy": 0, "CategoricalCrossentropy": 0, "SparseCategoricalCrossentropy": 0,
+    "BinaryFocalCrossentropy": 3, "CategoricalFocalCrossentropy": 2,
+}
+LOSS_FUNCTIONS = frozenset({
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy", "categorical_focal_crossentropy",
+})
+
+# `fit`'s implicit defaults for arrays (batch_size=None means 32 for arrays).
+FIT_DEFAULTS = {"shuffle": True, "batch_size": 32}
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _code(node: Any) -> str:
+    try:
+        return cst.Module([]).code_for_node(node)
+    except Exception:  # noqa: BLE001
+        return "expression"
+
+
+def _short(node: Any, limit: int = 60) -> str:
+    text = " ".join(_code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _num(v: Any) -> str:
+    return repr(v)
+
+
+def _is_method_call(node: cst.Call, attr: str) -> bool:
+    return isinstance(node.func, cst.Attribute) and node.func.attr.value == attr
+
+
+def _keras_file(ctx) -> bool:
+    return ctx.uses_keras() or ctx.uses_tensorflow()
+
+
+def _is_model_method(ctx, node: cst.Call, attr: str) -> bool:
+    """``<something>.compile(...)`` / ``.fit(...)`` that is not a module function such as
+    ``re.compile`` or ``torch.compile`` (whose receiver resolves to an import)."""
+    if not _is_method_call(node, attr):
+        return False
+    q = ctx.resolve(node.func)
+    if q is None:
+        return True
+    return q in ("keras.models.Model." + attr, "keras.models.Sequential." + attr)
+
+
+def _has_star(node: cst.Call) -> bool:
+    return any(a.star for a in node.args)
+
+
+def _module_level_names(module: cst.Module) -> set:
+    """Names bound by import statements at module level (top level, or in a top-level
+    if/try), which a fix may use anywhere in the file."""
+    out: set = set()
+
+    def scan(body):
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Import):
+                        for a in small.names:
+                            if a.asname is not None and isinstance(a.asname.name, cst.Name):
+                                out.add(a.asname.name.value)
+                            else:
+                                out.add((dotted(a.name) or "").split(".", 1)[0])
+                    elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                        for a in small.names:
+                            if a.asname is not None and isinstance(a.asname.name, cst.Name):
+                                out.add(a.asname.name.value)
+                            else:
+                                out.add(dotted(a.name) or "")
+            elif isinstance(stmt, (cst.If, cst.Try)):
+                scan(stmt.body.body)
+    scan(module.body)
+    return out
+
+
+def _optimizer_spelling(ctx, cls_name: str) -> tuple:
+    """(expression text for ``<keras>.optimizers.<cls_name>``, imports to add) in the
+    file's own Keras namespace."""
+    top = _module_level_names(ctx.module)
+    flavors = {keras_flavor(q) for q in ctx.imports.values()} - {None}
+    if "keras" in flavors or not flavors and not ctx.uses_tensorflow():
+        roots = ("keras",)
+    elif "tf.keras" in flavors or ctx.uses_tensorflow():
+        roots = ("tensorflow.keras", "keras._tf_keras.keras")
+    else:
+        return None, ()
+    for root in roots:
+        for qual in (f"{root}.optimizers.{cls_name}", f"{root}.optimizers"):
+            sp = ctx.spelling(qual)
+            if sp is not None and sp.split(".", 1)[0] in top:
+                return (sp if qual.endswith(cls_name) else f"{sp}.{cls_name}"), ()
+    if roots[0] == "keras":
+        if "keras" in ctx.imports and ctx.imports["keras"] != "keras":
+            return None, ()
+        return f"keras.optimizers.{cls_name}", (AddImport("keras"),)
+    if "tensorflow" in ctx.imports and ctx.imports["tensorflow"] != "tensorflow":
+        return None, ()
+    return f"tensorflow.keras.optimizers.{cls_name}", (AddImport("tensorflow"),)
+
+
+def _exclusive(stack_a: tuple, stack_b: tuple) -> bool:
+    """Are two nodes (given by their ancestor stacks) in different branches of one ``if``?"""
+    i = 0
+    while i < len(stack_a) and i < len(stack_b) and stack_a[i] is stack_b[i]:
+        i += 1
+    if i == 0 or i >= len(stack_a) or i >= len(stack_b):
+        return False
+    common = stack_a[i - 1]
+    return isinstance(common, (cst.If, cst.Try)) and stack_a[i] is not stack_b[i]
+
+
+class _Values:
+    """Follow names to the expressions assigned to them, in the current scope or inside a
+    helper function of the file whose return value is being followed."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def value(self, expr: Any, scope: Any = "current") -> tuple:
+        """(expression, scope) after following a Name through assignments (one level)."""
+        if isinstance(expr, cst.Name):
+            if scope == "current":
+                v = self.ctx.assigned_value(expr.value)
+            else:
+                v = None
+                fi = scope
+                while fi is not None:
+                    if expr.value in fi.assigned:
+                        v = fi.assigned[expr.value]
+                        break
+                    if expr.value in fi.locals:
+                        break
+                    fi = fi.parent
+                if fi is None:
+                    v = self.ctx.module_assigned.get(expr.value)
+                    scope = None
+                else:
+                    scope = fi
+            if v is not None and v is not expr:
+                return v, scope
+            return None, scope
+        return expr, scope
+
+    def returns(self, call: cst.Call) -> list:
+        """(expression, scope) of what a call to a helper function of this file returns."""
+        if not isinstance(call.func, cst.Name):
+            return []
+        out = []
+        for fi in self.ctx.functions.get(call.func.value, ()):
+            for r in fi.returns:
+                out.append((r, fi))
+        return out
+
+
+# ---------------------------------------------------------------------------
+# KL401
+# ---------------------------------------------------------------------------
+
+
+class ImplicitOptimizerDefaults(Rule):
+    """
+    ## What it does
+    Flags an optimizer given to `compile` as a string (`optimizer="adam"`, or the first
+    positional argument), and `keras.optimizers.get("adam")`. Strings that never reach
+    `compile` (argparse defaults, config dicts that are later turned into objects) are not
+    flagged.
+
+    ## Why is this bad?
+    The string hides every hyperparameter, and Keras's defaults are not the ones a reader
+    or a PyTorch reference assumes: Keras `Adam` uses ε = 1e-7 where `torch.optim.Adam`
+    uses 1e-8; `RMSprop` uses ρ = 0.9 and learning rate 1e-3 where PyTorch uses α = 0.99 and
+    1e-2; `AdamW` decays weights by 0.004 where PyTorch uses 0.01; `Adagrad` starts its
+    accumulators at 0.1 where PyTorch starts at 0. A port that "uses Adam in both" then
+    drifts from the first step. `keraslint verify` measures it as the max absolute weight
+    difference after N steps between the Keras model with the optimizer as written and the
+    PyTorch reference with its defaults, and again with the defaults written out to match.
+
+    ## Example
+    ```python
+    model.compile(optimizer="adam", loss="mse")
+    ```
+
+    ## Use instead
+    ```python
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07),
+        loss="mse",
+    )
+    ```
+    The fix writes out the installed Keras's own defaults, so training is bit-identical.
+    """
+
+    code = "KL401"
+    name = "implicit-optimizer-defaults"
+    severity = "warning"
+    fix_applicability = "safe"
+    tokens = ("compile", "optimizers")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        arg = None
+        where = None
+        if _is_model_method(ctx, node, "compile"):
+            if not _keras_file(ctx):
+                return
+            arg = get_arg(node, "optimizer", 0)
+            where = "compile"
+        elif isinstance(node.func, (cst.Attribute, cst.Name)):
+            q = ctx.resolve(node.func)
+            if q == "keras.optimizers.get":
+                arg = get_arg(node, "identifier", 0)
+                where = "get"
+        if arg is None:
+            return
+        value = literal_value(arg.value)
+        if not isinstance(value, str):
+            return
+        entry = OPTIMIZER_DEFAULTS.get(value.lower())
+        if entry is None:
+            return
+        cls_name, params = entry
+        hidden = ", ".join(f"{k}={_num(v)}" for k, v in params)
+        torch = TORCH_COUNTERPART.get(value.lower())
+        vs = ""
+        if torch is not None:
+            vs = f" (PyTorch {torch[0]}: " + ", ".join(f"{k}={_num(v)}" for k, v in torch[1]) + ")"
+        shown = f"optimizer={_code(arg.value)}" if where == "compile" else _short(node)
+        fix = None
+        spelled, imports = _optimizer_spelling(ctx, cls_name)
+        if spelled is not None:
+            new_text = f"{spelled}({hidden})"
+            try:
+                new_expr = cst.parse_expression(new_text)
+            except Exception:  # noqa: BLE001
+                new_expr = None
+            if new_expr is not None:
+                target = arg.value if where == "compile" else node
+                fix = Fix.safe(Replace(target, new_expr), *imports,
+                               description=f"write out {cls_name}'s defaults")
+        self.report(
+            arg.value if where == "compile" else node,
+            f"`{shown}` hides Keras {cls_name}'s defaults {hidden}{vs}: pass "
+            f"`{cls_name}(...)` with the values written out",
+            fix=fix,
+        )
+
+
+# ---------------------------------------------------------------------------
+# KL402
+# ---------------------------------------------------------------------------
+
+
+class LegacyOptimizerKwargs(Rule):
+    """
+    ## What it does
+    Flags `lr=` and `decay=` given to a Keras optimizer class (`keras.optimizers.Adam`,
+    `tf.keras.optimizers.SGD`, `from keras.optimizers import RMSprop`, …). PyTorch
+    optimizers, which are spelled with `lr`, and the `tf_keras` / `optimizers.legacy`
+    classes of Keras 2, which still accept both, are not flagged.
+
+    ## Why is this bad?
+    Keras 3 removed both arguments. `Adam(lr=0.01)` raises `ValueError: Argument(s) not
+    recognized: {'lr': 0.01}`, so a Keras 2 script fails where it used to train. Worse,
+    `decay=` is accepted and ignored with only a warning ("Argument `decay` is no longer
+    supported and will be ignored"): the learning rate silently stays constant, where
+    Keras 2 used `lr / (1 + decay * step)`. The run converges differently with no error.
+
+    ## Example
+    ```python
+    opt = keras.optimizers.SGD(lr=0.1, decay=1e-4)
+    ```
+
+    ## Use instead
+    ```python
+    schedule = keras.optimizers.schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=1e-4)
+    opt = keras.optimizers.SGD(learning_rate=schedule)
+    ```
+    The fix renames `lr=` to `learning_rate=` (the same number); `decay=` needs the schedule
+    above, which the fix does not write.
+    """
+
+    code = "KL402"
+    name = "legacy-optimizer-kwargs"
+    severity = "error"
+    fix_applicability = "safe"
+    tokens = ("lr", "decay")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        raw = ctx.qualname(node.func)
+        if raw is None or ".legacy." in raw or keras_flavor(raw) in (None, "tf_keras"):
+            return
+        q = ctx.resolve(node.func)
+        if q is None or not q.startswith("keras.optimizers."):
+            return
+        cls_name = q.rsplit(".", 1)[1]
+        if cls_name not in OPTIMIZER_CLASSES:
+            return
+        for arg in node.args:
+            if arg.keyword is None:
+                continue
+            kw = arg.keyword.value
+            if kw == "lr":
+                fix = None
+                positional = any(a.keyword is None and not a.star for a in node.args)
+                if get_arg(node, "learning_rate") is None and not positional and not _has_star(node):
+                    fix = Fix.safe(Replace(arg, arg.with_changes(keyword=cst.Name("learning_rate"))),
+                                   description="rename lr= to learning_rate=")
+                self.report(
+                    arg,
+                    f"`lr=` on Keras `{cls_name}`: Keras 3 raises `ValueError: Argument(s) not recognized` "
+                    f"(use `learning_rate=`)",
+                    fix=fix,
+                )
+            elif kw == "decay":
+                self.report(
+                    arg,
+                    f"`decay=` on Keras `{cls_name}`: Keras 3 ignores it with only a warning, so the learning "
+                    f"rate never decays (Keras 2 used lr / (1 + decay * step)); use "
+                    f"`keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate={_short(arg.value, 20)})`",
+                )
+
+
+# ---------------------------------------------------------------------------
+# KL403
+# ---------------------------------------------------------------------------
+
+
+def _is_optimizer_construction(ctx, values: _Values, expr: Any, scope: Any = "current", depth: int = 0) -> bool:
+    """Does ``expr`` build a new Keras optimizer object (constructor, `get`, `from_config`,
+    `deserialize`, or a helper of this file that returns one)?"""
+    if depth > 5 or not isinstance(expr, cst.Call):
+        return False
+    q = ctx.resolve(expr.func)
+    if q is not None:
+        if not q.startswith("keras.optimizers."):
+            return False
+        last = q.rsplit(".", 1)[1]
+        if last in OPTIMIZER_CLASSES or last in ("LossScaleOptimizer", "get", "deserialize", "from_config"):
+            if last == "get":
+                a = get_arg(expr, "identifier", 0)
+                return a is not None and not isinstance(literal_value(a.value), str)
+            return True
+        return False
+    rets = values.returns(expr)
+    if not rets:
+        return False
+    for r, fi in rets:
+        v, s = values.value(r, fi)
+        if not _is_optimizer_construction(ctx, values, v, s, depth + 1):
+            return False
+    return True
+
+
+class SharedOptimizer(Rule):
+    """
+    ## What it does
+    Flags one optimizer object compiled into two different models: the same variable
+    passed to `compile` of two models (also one model variable rebound to a new model, or
+    a loop over models). A factory call or `from_config` per model, or the same model
+    compiled twice, is fine.
+
+    ## Why is this bad?
+    A Keras 3 optimizer builds its slots (momenta, step counter) for the variables of the
+    first model it trains. The second model's `fit` then fails with `ValueError: Unknown
+    variable: <Variable path=sequential_1/dense_1/kernel ...>. This optimizer can only be
+    called for the variables it was originally built with.` In Keras 2 it did not fail:
+    the models shared the step count (and with it bias correction and schedules), so the
+    second model trained with a different effective learning rate from its first step.
+
+    ## Example
+    ```python
+    opt = keras.optimizers.Adam(learning_rate=1e-3)
+    teacher.compile(optimizer=opt, loss="mse")
+    student.compile(optimizer=opt, loss="mse")
+    ```
+
+    ## Use instead
+    ```python
+    def make_opt():
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    teacher.compile(optimizer=make_opt(), loss="mse")
+    student.compile(optimizer=make_opt(), loss="mse")
+    ```
+    """
+
+    code = "KL403"
+    name = "shared-optimizer"
+    severity = "error"
+    fix_applicability = None
+    tokens = ("compile",)
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.values = _Values(ctx)
+        self.uses: dict = {}  # id(optimizer value) -> [(receiver key, stack)]
+        self.assign_loops: dict = {}  # id(value) -> ids of enclosing For nodes
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        loops = frozenset(id(n) for n in self.ctx.stack if isinstance(n, cst.For))
+        self.assign_loops[id(node.value)] = loops
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
+            return
+        arg = get_arg(node, "optimizer", 0)
+        if arg is None:
+            return
+        receiver = node.func.value  # type: ignore[union-attr]
+        rtext = _code(receiver)
+        opt = arg.value
+        if isinstance(opt, cst.Attribute) and opt.attr.value == "optimizer":
+            owner = _code(opt.value)
+            if owner != rtext and isinstance(opt.value, cst.Name):
+                self.report(arg.value, f"`{_code(opt)}` is the optimizer of `{owner}`, compiled again into "
+                                       f"`{rtext}`: both models share one optimizer; Keras 3 raises `Unknown "
+                                       f"variable` at the second model's first step (build one optimizer per model)")
+            return
+        if not isinstance(opt, cst.Name):
+            return
+        value = ctx.assigned_value(opt.value)
+        if value is None or not _is_optimizer_construction(ctx, self.values, value):
+            return
+        # Which model: the receiver text plus, for a name, the object bound to it now.
+        rkey: Any = rtext
+        if isinstance(receiver, cst.Name):
+            rv = ctx.assigned_value(receiver.value)
+            rkey = (rtext, id(rv) if rv is not None else None)
+            # compile inside `for m in models:` with an optimizer built outside that loop
+            for anc in reversed(ctx.stack):
+                if isinstance(anc, cst.For) and receiver.value in _target_names(anc.target):
+                    if id(anc) not in self.assign_loops.get(id(value), frozenset()):
+                        self.report(arg.value, f"optimizer `{opt.value}` is built once and compiled into every "
+                                               f"model of the loop over `{receiver.value}`: the models share one "
+                                               f"optimizer; Keras 3 raises `Unknown variable` when the second "
+                                               f"one trains (build the optimizer inside the loop)")
+                        return
+                    break
+        stack = tuple(ctx.stack)
+        uses = self.uses.setdefault(id(value), [])
+        for other_key, other_text, other_stack in uses:
+            if other_key != rkey and not _exclusive(other_stack, stack):
+                self.report(
+                    arg.value,
+                    f"optimizer `{opt.value}` was already compiled into `{other_text}`; compiling it into "
+                    f"`{rtext}` shares its slots and step count: Keras 3 raises `Unknown variable` at "
+                    f"`{rtext}`'s first training step (build one optimizer per model)",
+                )
+                break
+        uses.append((rkey, rtext, stack))
+
+
+def _target_names(target: Any) -> set:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: set = set()
+        for el in target.elements:
+            out |= _target_names(el.value)
+        return out
+    return set()
+
+
+# ---------------------------------------------------------------------------
+# KL404
+# ---------------------------------------------------------------------------
+
+_SOFTMAX_FUNCS = {
+    "keras.activations.softmax": "softmax", "keras.ops.softmax": "softmax", "tensorflow.nn.softmax": "softmax",
+    "tensorflow.math.softmax": "softmax",
+    "keras.activations.sigmoid": "sigmoid", "keras.ops.sigmoid": "sigmoid", "tensorflow.nn.sigmoid": "sigmoid",
+    "tensorflow.sigmoid": "sigmoid", "tensorflow.math.sigmoid": "sigmoid",
+}
+_LINEAR_DEFAULT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D"}
+
+
+class LogitsMismatch(Rule):
+    """
+    ## What it does
+    Compares a model's final activation with the loss it is compiled with: a final
+    `softmax`/`sigmoid` (`activation=` on the last `Dense`, an `Activation`/`Softmax`
+    layer, `keras.activations.softmax`) with a loss that says `from_logits=True`, or a
+    linear final layer (`Dense` with no activation) with a probability loss that keeps the
+    default `from_logits=False` (every string loss: `"sparse_categorical_crossentropy"`,
+    `"binary_crossentropy"`, …). The model is followed through `Sequential([...])`,
+    `model.add(...)`, the functional graph and helper functions of the same file.
+
+    ## Why is this bad?
+    A linear head with a probability loss is wrong on every backend: the raw scores are
+    clipped to [1e-7, 1 − 1e-7] (and normalised by their sum for categorical losses) as if
+    they were probabilities, so the loss is meaningless and the gradients vanish where a
+    score is negative. A softmax head with `from_logits=True` depends on the backend: on
+    TensorFlow Keras 3 finds the logits it cached on the softmax output (`_keras_logits`),
+    uses them and only warns; on JAX and PyTorch the softmax is applied twice, which
+    squashes the loss towards log(n_classes) and shrinks the gradients. `keraslint verify`
+    measures the max absolute weight difference after N steps between the loss as written
+    and the loss with `from_logits` made consistent, on the program's own backend.
+
+    ## Example
+    ```python
+    model = keras.Sequential([layers.Dense(64, activation="relu"), layers.Dense(10)])
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    ```
+
+    ## Use instead
+    ```python
+    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ```
+    """
+
+    code = "KL404"
+    name = "logits-mismatch"
+    severity = "error"
+    fix_applicability = None
+    tokens = ("compile",)
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.values = _Values(ctx)
+        self.added: dict = {}  # id(Sequential() call) -> last layer expr given to .add
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        if _is_method_call(node, "add") and isinstance(node.func.value, cst.Name) and node.args:
+            v = ctx.assigned_value(node.func.value.value)
+            if isinstance(v, cst.Call) and ctx.resolve(v.func) == "keras.models.Sequential":
+                a = get_arg(node, "layer", 0)
+                if a is not None:
+                    self.added[id(v)] = (a.value, "current")
+            return
+        if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
+            return
+        loss_arg = get_arg(node, "loss", 1)
+        if loss_arg is None:
+            return
+        loss = self._loss(loss_arg.value)
+        if loss is None:
+            return
+        loss_text, from_logits = loss
+        receiver = node.func.value  # type: ignore[union-attr]
+        head = self._model_head(receiver, "current", 0)
+        if head is None:
+            return
+        kind, layer_text = head
+        if from_logits and kind in ("softmax", "sigmoid"):
+            self.report(
+                loss_arg.value,
+                f"`{loss_text}` says from_logits=True but the model ends in a {kind} (`{layer_text}`): "
+                f"on the TensorFlow backend Keras 3 reuses the logits cached on the {kind} output and "
+                f"only warns; on JAX/PyTorch the {kind} is applied twice (drop the {kind} or use "
+                f"from_logits=False)",
+            )
+        elif not from_logits and kind == "linear":
+            self.report(
+                loss_arg.value,
+                f"`{loss_text}` expects probabilities (from_logits=False) but the model ends in a linear "
+                f"layer (`{layer_text}`): raw scores are clipped to [1e-7, 1-1e-7] as if they were "
+                f"probabilities on every backend (pass from_logits=True)",
+            )
+
+    # -- the loss --------------------------------------------------------------
+    def _loss(self, expr: Any, depth: int = 0) -> Optional[tuple]:
+        ctx = self.ctx
+        if depth > 3:
+            return None
+        v = literal_value(expr)
+        if isinstance(v, str):
+            return (f'"{v}"', False) if v in LOSS_STRINGS else None
+        if isinstance(expr, cst.Name) and ctx.resolve(expr) is None:
+            val, _ = self.values.value(expr)
+            return self._loss(val, depth + 1) if val is not None else None
+        if isinstance(expr, cst.Call):
+            q = ctx.resolve(expr.func)
+            if q is None or not q.startswith("keras.losses."):
+                return None
+            cls_name = q.rsplit(".", 1)[1]
+            pos = LOSS_CLASSES.get(cls_name)
+            if pos is None or _has_star(expr):
+                return None
+            a = get_arg(expr, "from_logits", pos)
+            fl = False if a is None else literal_value(a.value)
+            if not isinstance(fl, bool):
+                return None
+            return f"{cls_name}(from_logits={fl})", fl
+        q = ctx.resolve(expr)
+        if q is not None and q.startswith("keras.losses.") and q.rsplit(".", 1)[1] in LOSS_FUNCTIONS:
+            return _code(expr), False
+        return None
+
+    # -- the model's last layer -------------------------------------------------
+    def _model_head(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
+        """("softmax" | "sigmoid" | "linear" | "other", layer text) of the model ``expr``."""
+        if depth > 6:
+            return None
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            val, s = self.values.value(expr, scope)
+            return self._model_head(val, s, depth + 1) if val is not None else None
+        if not isinstance(expr, cst.Call):
+            return None
+        q = ctx.resolve(expr.func)
+        if q == "keras.models.Sequential":
+            if id(expr) in self.added:
+                layer, s = self.added[id(expr)]
+                return self._layer_kind(layer, s, depth + 1)
+            a = get_arg(expr, "layers", 0)
+            if a is None or not isinstance(a.value, cst.List) or not a.value.elements:
+                return None
+            last = a.value.elements[-1]
+            if isinstance(last, cst.StarredElement):
+                return None
+            return self._layer_kind(last.value, scope, depth + 1)
+        if q == "keras.models.Model":
+            a = get_arg(expr, "outputs", 1)
+            if a is None:
+                return None
+            return self._tensor_kind(a.value, scope, depth + 1)
+        if q is None and isinstance(expr.func, cst.Name):
+            heads = [self._model_head(r, fi, depth + 1) for r, fi in self.values.returns(expr)]
+            if heads and all(h is not None for h in heads) and len({h[0] for h in heads}) == 1:
+                return heads[0]
+        return None
+
+    def _tensor_kind(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
+        """Kind of the last operation that produced the symbolic tensor ``expr``."""
+        if depth > 12:
+            return None
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            val, s = self.values.value(expr, scope)
+            return self._tensor_kind(val, s, depth + 1) if val is not None else None
+        if not isinstance(expr, cst.Call):
+            return None
+        func = expr.func
+        if isinstance(func, cst.Call):  # Layer(...)(x)
+            return self._layer_kind(func, scope, depth + 1)
+        q = ctx.resolve(func)
+        if q in _SOFTMAX_FUNCS:
+            return _SOFTMAX_FUNCS[q], _short(expr, 40)
+        if q is None and isinstance(func, cst.Name):  # head = layers.Dense(10); head(x)
+            val, s = self.values.value(func, scope)
+            if isinstance(val, cst.Call) and self._is_layer_ctor(val):
+                return self._layer_kind(val, s, depth + 1)
+        return None
+
+    def _is_layer_ctor(self, call: cst.Call) -> bool:
+        q = self.ctx.resolve(call.func)
+        return q is not None and q.startswith("keras.layers.")
+
+    def _layer_kind(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
+        if depth > 12:
+            return None
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            val, s = self.values.value(expr, scope)
+            return self._layer_kind(val, s, depth + 1) if val is not None else None
+        if not isinstance(expr, cst.Call) or _has_star(expr):
+            return None
+        q = ctx.resolve(expr.func)
+        if q is None or not q.startswith("keras.layers."):
+            return None
+        cls_name = q.rsplit(".", 1)[1]
+        text = _short(expr, 40)
+        if cls_name == "Softmax":
+            return "softmax", text
+        if cls_name == "Activation":
+            a = get_arg(expr, "activation", 0)
+            k = self._activation_kind(a.value) if a is not None else None
+            return (k, text) if k is not None else None
+        if cls_name in _LINEAR_DEFAULT_LAYERS:
+            a = get_arg(expr, "activation", 1 if cls_name == "Dense" else None)
+            if a is None:
+                return "linear", text
+            k = self._activation_kind(a.value)
+            return (k, text) if k is not None else None
+        return None
+
+    def _activation_kind(self, expr: Any) -> Optional[str]:
+        v = literal_value(expr)
+        if v is None or v == "linear":
+            return "linear"
+        if v in ("softmax", "sigmoid"):
+            return v
+        if isinstance(v, str):
+            return "other"
+        q = self.ctx.resolve(expr)
+        if q in _SOFTMAX_FUNCS:
+            return _SOFTMAX_FUNCS[q]
+        if q == "keras.activations.linear":
+            return "linear"
+        return None
+
+
+# ---------------------------------------------------------------------------
+# KL405 / KL406: fit
+# ---------------------------------------------------------------------------
+
+
+def _fit_xy(node: cst.Call) -> tuple:
+    return get_arg(node, "x", 0), get_arg(node, "y", 1)
+
+
+class FitVsLoopDefaults(Rule):
+    """
+    ## What it does
+    In a file that trains a model both with a custom `tf.GradientTape` loop (a tape whose
+    gradients reach `apply_gradients`, outside a `train_step`) and with `fit` on arrays
+    (`fit(x, y)`), flags the `fit` calls that leave `shuffle` or `batch_size` implicit,
+    when both train the same kind of model (same builder, or a loop over a model of
+    unknown origin).
+
+    ## Why is this bad?
+    `fit` on arrays silently uses `batch_size=32` (its signature says `None`) and
+    `shuffle=True` (reshuffled every epoch), while a hand-written loop usually iterates a
+    dataset batched its own way, in a fixed order. The two "identical" trainings then see
+    different batches from the first step, and their losses and weights diverge.
+    `keraslint verify` measures the weight difference after N steps between the two
+    trainings.
+
+    ## Example
+    ```python
+    for xb, yb in tf.data.Dataset.from_tensor_slices((x, y)).batch(64):
+        with tf.GradientTape() as tape:
+            ...
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+    other.fit(x, y, epochs=1)
+    ```
+
+    ## Use instead
+    ```python
+    other.fit(x, y, epochs=1, batch_size=64, shuffle=False)
+    ```
+    The unsafe fix writes out the loop's own batch size and shuffling when it can read them
+    from the dataset the loop iterates.
+    """
+
+    code = "KL405"
+    name = "fit-vs-loop-defaults"
+    severity = "warning"
+    fix_applicability = "unsafe"
+    tokens = ("GradientTape",)
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.values = _Values(ctx)
+        self.fits: list = []  # (call node, receiver kind)
+        self.tapes: list = []  # (with node, stack)
+        self.loop_models: list = []  # kinds of models trained by a tape loop
+        self.applies = 0
+        self.loop_batches: list = []  # (batch size, shuffled) of datasets iterated around a tape
+
+    def _kind(self, expr: Any) -> Any:
+        """What builds a model: a canonical constructor, a helper's name, or None."""
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            return ("self", expr.attr.value)
+        val, scope = self.values.value(expr)
+        if isinstance(val, cst.Call):
+            q = self.ctx.resolve(val.func)
+            if q is not None:
+                return q
+            d = dotted(val.func)
+            if d is not None:
+                return d
+        return None
+
+    def _in_train_step(self) -> bool:
+        fn = self.ctx.function
+        while fn is not None:
+            if fn.cls is not None and fn.cls.kind is not None:
+                return True
+            fn = fn.parent
+        return False
+
+    def visit_With(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            if isinstance(call, cst.Call) and self.ctx.resolve(call.func) == "tensorflow.GradientTape":
+                if not self._in_train_step():
+                    self.tapes.append(node)
+                    self._loop_batch()
+                return
+
+    def _loop_batch(self) -> None:
+        """Batch size / shuffling of the dataset iterated by a `for` around the tape."""
+        for anc in reversed(self.ctx.stack):
+            if isinstance(anc, cst.For):
+                it = anc.iter
+                if isinstance(it, cst.Name):
+                    it, _ = self.values.value(it)
+                info = _pipeline(self.ctx, self.values, it)
+                if info is not None:
+                    self.loop_batches.append(info)
+                    return
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        if _is_method_call(node, "apply_gradients") and not self._in_train_step():
+            self.applies += 1
+            a = get_arg(node, "grads_and_vars", 0)
+            if a is not None and isinstance(a.value, cst.Call) and dotted(a.value.func) == "zip" \
+                    and len(a.value.args) == 2:
+                vs = a.value.args[1].value
+                if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
+                    self.loop_models.append(self._kind(vs.value))
+            return
+        if _is_model_method(ctx, node, "fit") and not self._in_train_step():
+            x, y = _fit_xy(node)
+            if x is None or y is None or _has_star(node) or ctx.is_dataset(x.value):
+                return
+            self.fits.append((node, self._kind(node.func.value)))  # type: ignore[union-attr]
+
+    def finish(self) -> None:
+        if not self.tapes or not self.applies or not self.fits:
+            return
+        loop_kinds = set(self.loop_models)
+        batch = self.loop_batches[0] if len(set(self.loop_batches)) == 1 else None
+        for call, kind in self.fits:
+            if loop_kinds and None not in loop_kinds and kind not in loop_kinds:
+                continue
+            missing = [k for k in ("batch_size", "shuffle") if get_arg(call, k) is None]
+            if not missing:
+                continue
+            fix = None
+            if batch is not None and batch[0] is not None:
+                values = {"batch_size": str(batch[0]), "shuffle": "True" if batch[1] else "False"}
+                new_args = list(call.args)
+                if new_args:
+                    last = new_args[-1]
+                    if last.comma is cst.MaybeSentinel.DEFAULT:
+                        new_args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                for i, k in enumerate(missing):
+                    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(missing) - 1 \
+                        else cst.MaybeSentinel.DEFAULT
+                    new_args.append(cst.Arg(keyword=cst.Name(k), value=cst.parse_expression(values[k]),
+                                            equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                                                  whitespace_after=cst.SimpleWhitespace("")),
+                                            comma=comma))
+                if not _multiline(call):
+                    fix = Fix.unsafe(Replace(call, call.with_changes(args=new_args)),
+                                     description="make fit's batching explicit to match the loop")
+            implicit = ", ".join(f"{k}={FIT_DEFAULTS[k]}" for k in missing)
+            loop = ""
+            if batch is not None and batch[0] is not None:
+                loop = f" while the GradientTape loop uses batches of {batch[0]}{', shuffled' if batch[1] else ' in a fixed order'}"
+            self.report(
+                call,
+                f"`fit` leaves {implicit} implicit{loop}: the custom loop and `fit` see different batches "
+                f"(pass {' and '.join(f'`{k}=`' for k in missing)} explicitly)",
+                fix=fix,
+            )
+
+
+def _multiline(call: cst.Call) -> bool:
+    return "\n" in _code(call)
+
+
+def _pipeline(ctx, values: _Values, expr: Any, depth: int = 0) -> Optional[tuple]:
+    """(batch size or None, shuffled) of a tf.data pipeline expression, or None."""
+    if depth > 20 or expr is None:
+        return None
+    if not ctx.is_dataset(expr):
+        return None
+    batch = None
+    shuffled = False
+    e = expr
+    while isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute):
+        m = e.func.attr.value
+        if m == "batch" and batch is None:
+            a = get_arg(e, "batch_size", 0)
+            v = literal_value(a.value) if a is not None else NOT_LITERAL
+            if isinstance(v, int) and not isinstance(v, bool):
+                batch = v
+            else:
+                return None
+        elif m == "shuffle":
+            shuffled = True
+        elif m in ("unbatch", "rebatch", "padded_batch", "ragged_batch"):
+            return None
+        e = e.func.value
+        if isinstance(e, cst.Name):
+            v2, _ = values.value(e)
+            if v2 is None:
+                return None
+            e = v2
+    if batch is None:
+        return None
+    return batch, shuffled
+
+
+class ValidationSplitOrder(Rule):
+    """
+    ## What it does
+    Flags `validation_split=` in a `fit(x, y, ...)` call on arrays.
+
+    ## Why is this bad?
+    Keras takes the validation rows from the **end** of `x`/`y`, before any shuffling
+    (`shuffle=True` only shuffles the training part). Data sorted by class, date or source
+    (the usual state of a freshly loaded array) then gets a validation set of one class
+    or of the last months only, and validation metrics disagree with a reference that
+    splits at random (`train_test_split`, `random_split` in PyTorch). With a
+    `tf.data.Dataset` Keras raises (`validation_split` is only supported for tensors or
+    NumPy arrays), so datasets are not flagged.
+
+    ## Example
+    ```python
+    model.fit(x, y, epochs=5, validation_split=0.2)
+    ```
+
+    ## Use instead
+    ```python
+    idx = np.random.default_rng(0).permutation(len(x))
+    n_val = len(x) // 5
+    model.fit(x[idx[n_val:]], y[idx[n_val:]], epochs=5,
+              validation_data=(x[idx[:n_val]], y[idx[:n_val]]))
+    ```
+    """
+
+    code = "KL406"
+    name = "validation-split-order"
+    severity = "info"
+    fix_applicability = None
+    tokens = ("validation_split",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        if not _is_model_method(ctx, node, "fit") or not _keras_file(ctx):
+            return
+        a = get_arg(node, "validation_split")
+        if a is None:
+            return
+        v = literal_value(a.value)
+        if v is None or v == 0 or v is False:
+            return
+        x, y = _fit_xy(node)
+        if x is None or y is None or ctx.is_dataset(x.value):
+            return
+        self.report(
+            a,
+            f"`validation_split={_short(a.value, 20)}` takes the last rows of the arrays, before shuffling: "
+            f"sorted data gives an unrepresentative validation set (shuffle once, or pass `validation_data=`)",
+        )
