@@ -531,9 +531,10 @@ class SharedOptimizer(Rule):
         uses = self.uses.setdefault(id(value), [])
         for other_key, other_text, other_stack in uses:
             if other_key != rkey and not _exclusive(other_stack, stack):
+                before = f"`{other_text}`" if other_text != rtext else f"the model `{rtext}` held before"
                 self.report(
                     arg.value,
-                    f"optimizer `{opt.value}` was already compiled into `{other_text}`; compiling it into "
+                    f"optimizer `{opt.value}` was already compiled into {before}; compiling it into "
                     f"`{rtext}` shares its slots and step count: Keras 3 raises `Unknown variable` at "
                     f"`{rtext}`'s first training step (build one optimizer per model)",
                 )
@@ -894,6 +895,11 @@ class FitVsLoopDefaults(Rule):
                 if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
                     self.loop_models.append(self._kind(vs.value))
             return
+        if _is_method_call(node, "gradient") and not self._in_train_step() and len(node.args) >= 2:
+            vs = node.args[1].value
+            if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
+                self.loop_models.append(self._kind(vs.value))
+            return
         if _is_model_method(ctx, node, "fit") and not self._in_train_step():
             x, y = _fit_xy(node)
             if x is None or y is None or _has_star(node) or ctx.is_dataset(x.value):
@@ -904,9 +910,11 @@ class FitVsLoopDefaults(Rule):
         if not self.tapes or not self.applies or not self.fits:
             return
         loop_kinds = set(self.loop_models)
+        if not loop_kinds:
+            return
         batch = self.loop_batches[0] if len(set(self.loop_batches)) == 1 else None
         for call, kind in self.fits:
-            if loop_kinds and None not in loop_kinds and kind not in loop_kinds:
+            if None not in loop_kinds and kind not in loop_kinds:
                 continue
             missing = [k for k in ("batch_size", "shuffle") if get_arg(call, k) is None]
             if not missing:
