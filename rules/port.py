@@ -772,15 +772,16 @@ class KernelNotTransposed(Rule):
             return None
         return None
 
-    def _weight_list(self, expr: Any, depth: int) -> Optional[Any]:
-        """The layer expression if ``expr`` is ``layer.get_weights()`` / ``layer.weights``."""
+    def _weight_list(self, expr: Any, depth: int) -> Optional[tuple]:
+        """(layer expression, "get_weights()" | "weights") if ``expr`` is ``layer.get_weights()`` /
+        ``layer.weights``."""
         if depth > 12:
             return None
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "get_weights" \
                 and not expr.args:
-            return expr.func.value
+            return expr.func.value, "get_weights()"
         if isinstance(expr, cst.Attribute) and expr.attr.value in WEIGHT_LISTS:
-            return expr.value
+            return expr.value, expr.attr.value
         if isinstance(expr, cst.Name):
             v = self._lookup(expr.value)
             if v is not None and v[0] == "expr":
@@ -788,10 +789,11 @@ class KernelNotTransposed(Rule):
         return None
 
     def _item(self, container: Any, index: int, depth: int) -> Optional[_Src]:
-        layer = self._weight_list(container, depth)
-        if layer is not None:
+        found = self._weight_list(container, depth)
+        if found is not None:
+            layer, how = found
             cls = self._layer_class(layer)
-            desc = f"{short(layer)} weight #{index}"
+            desc = f"{short(layer)}.{how}[{index}]"
             if cls in KERAS_DENSE_CONV:
                 return _Src("kernel" if index == 0 else "other", cls, desc=desc)
             if cls in KERAS_RNN:
@@ -1014,9 +1016,10 @@ class SamePaddingStride(Rule):
         for node, kind, what in self.candidates:
             if kind not in self.torch_kinds:
                 continue
+            how = "`ZeroPadding` + `padding=\"valid\"`" if kind == "conv" else "explicit padding + `padding=\"valid\"`"
             self.report(node, f"{what}: TensorFlow pads asymmetrically (the extra row/column at the bottom/right), "
                               f"PyTorch's `padding=` pads both sides equally, so the port's outputs are shifted "
-                              f"(pad explicitly with `ZeroPadding` + `padding=\"valid\"`)")
+                              f"(pad explicitly with {how})")
 
 
 # ---------------------------------------------------------------------------
