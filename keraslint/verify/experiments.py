@@ -1,0 +1,556 @@
+"""The experiments (child process only). ``run(spec)`` dispatches on ``spec["mode"]``.
+
+Single-process experiments capture the program once and run both arms (as written / hazard
+removed) from the same initial variables and the same batches, so TensorFlow starts once per
+experiment. Each returns ``{"metric", "value", "value_fixed", "tolerance", "verdict",
+"detail", "series"}``; ``capture-run`` is the building block of the multi-process experiments
+(KL1xx, KL201/202), whose verdict the parent computes.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import time
+from typing import Optional
+
+import numpy as np
+
+from keraslint.verify.capture import (CaptureError, max_abs_diff, recompile, restore, run_target, snapshot,
+                                      train, weights_of)
+from keraslint.verify.util import fmt_num
+
+CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not-confirmed", "inconclusive"
+
+
+def run(spec: dict) -> dict:
+    mode = spec["mode"]
+    fn = {
+        "eager-vs-compiled": eager_vs_compiled,
+        "repeated-calls": repeated_calls,
+        "logits-consistency": logits_consistency,
+        "batched-vs-unbatched": batched_vs_unbatched,
+        "capture-run": capture_run,
+        "torch-reference": torch_reference,
+    }.get(mode)
+    if fn is None:
+        return {"error": f"unknown experiment {mode!r}"}
+    try:
+        return fn(spec)
+    except CaptureError as e:
+        return {"error": f"could not capture the model: {e}"}
+
+
+def _capture(spec: dict, **kw):
+    return run_target(spec["target"], int(spec["steps"]), **kw)
+
+
+def _np(t):
+    return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(e: BaseException) -> str:
+    s = _ANSI.sub("", str(e)).strip()
+    for line in s.splitlines():
+        line = line.strip()
+        if line and not line.startswith("Exception encountered when calling"):
+            return f"{type(e).__name__}: {line[:160]}"
+    return type(e).__name__
+
+
+def _scale(*arrays) -> float:
+    m = 1.0
+    for a in arrays:
+        if a is not None:
+            for t in (a if isinstance(a, list) else [a]):
+                t = np.asarray(t, dtype="float64")
+                if t.size and np.all(np.isfinite(t)):
+                    m = max(m, float(np.max(np.abs(t))))
+    return m
+
+
+# ---------------------------------------------------------------------------
+# KL3xx: eager vs compiled, gradient connectivity
+# ---------------------------------------------------------------------------
+
+
+def _outputs(model, x, compiled: bool):
+    if compiled:
+        model.predict_function = None
+        out = model.predict_on_batch(x)
+    else:
+        out = model(x, training=False)
+    import keras
+
+    return [_np(t) for t in keras.tree.flatten(out)]
+
+
+def _graph_arm(cap, w0, x, y, sw) -> dict:
+    """Eager vs compiled on one batch: predictions and one training step; gradient connectivity."""
+    import keras
+
+    model = cap.model
+    r: dict = {"errors": {}}
+    for side, compiled in (("eager", False), ("compiled", True)):
+        restore(model, w0)
+        recompile(cap, run_eagerly=not compiled, jit_compile=False)
+        try:
+            r[f"pred_{side}"] = _outputs(model, x, compiled)
+        except Exception as e:  # noqa: BLE001
+            r["errors"][f"predict ({side})"] = _first_line(e)
+        restore(model, w0)
+        recompile(cap, run_eagerly=not compiled, jit_compile=False)
+        try:
+            keras.utils.set_random_seed(1234)
+            logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+            r[f"loss_{side}"] = float(_np(logs["loss"]))
+            r[f"w_{side}"] = weights_of(model)
+        except Exception as e:  # noqa: BLE001
+            r["errors"][f"train step ({side})"] = _first_line(e)
+    # gradient connectivity (eager GradientTape; TensorFlow backend)
+    r["no_grad"] = []
+    r["n_trainable"] = len(model.trainable_variables)
+    if cap.backend == "tensorflow":
+        import tensorflow as tf
+
+        restore(model, w0)
+        recompile(cap, jit_compile=False)
+        try:
+            with tf.GradientTape() as tape:
+                y_pred = model(x, training=True)
+                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+            grads = tape.gradient(loss, model.trainable_variables)
+            r["no_grad"] = [v.path for v, g in zip(model.trainable_variables, grads) if g is None]
+        except Exception as e:  # noqa: BLE001
+            r["errors"]["gradient (eager)"] = _first_line(e)
+    parts, diffs = [], []
+    if "pred_eager" in r and "pred_compiled" in r:
+        diffs.append(max_abs_diff(r["pred_eager"], r["pred_compiled"]))
+    if "w_eager" in r and "w_compiled" in r:
+        diffs.append(max(abs(r["loss_eager"] - r["loss_compiled"]), max_abs_diff(r["w_eager"], r["w_compiled"])))
+    r["value"] = max(diffs) if diffs else None
+    r["scale"] = _scale(r.get("pred_eager"))
+    one_sided = [k for k in r["errors"] if k.endswith("(compiled)") and k.replace("compiled", "eager") not in r["errors"]]
+    r["one_sided"] = one_sided
+    if one_sided:
+        parts.append(f"{one_sided[0]} fails only when compiled: {r['errors'][one_sided[0]]}")
+    if r["no_grad"]:
+        parts.append(f"{len(r['no_grad'])} of {r['n_trainable']} trainable variables get no gradient "
+                     f"({', '.join(r['no_grad'][:3])}{', …' if len(r['no_grad']) > 3 else ''})")
+    both = [k for k in r["errors"] if k not in one_sided]
+    if both:
+        parts.append("; ".join(f"{k}: {v}" for k, v in list(r["errors"].items())[:2] if k in both))
+    r["text"] = "; ".join(parts)
+    return r
+
+
+class _NumpyShim:
+    """Stand-in for the ``numpy`` module in the user's namespace: a NumPy function applied to
+    a tensor dispatches to ``keras.ops`` (what the KL301 fix writes), anything else is NumPy."""
+
+    def __init__(self, np_mod):
+        self._np = np_mod
+
+    def __getattr__(self, name):
+        attr = getattr(self._np, name)
+        return _dispatch(attr, name) if callable(attr) and not isinstance(attr, type) else attr
+
+
+def _is_tensor(v) -> bool:
+    import keras
+
+    if isinstance(v, (list, tuple)):
+        return any(_is_tensor(t) for t in v)
+    return keras.ops.is_tensor(v) or isinstance(v, keras.KerasTensor)
+
+
+def _dispatch(fn, name):
+    import keras
+
+    op = getattr(keras.ops, name, None)
+    if op is None:
+        return fn
+
+    def call(*args, **kwargs):
+        if any(_is_tensor(a) for a in list(args) + list(kwargs.values())):
+            return op(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _remove_graph_hazard(cap, code: str) -> Optional[str]:
+    """Patch the captured program so that the hazard is gone; a description, or None."""
+    ns = cap.namespace
+    if code == "KL301":
+        n = 0
+        for k, v in list(ns.items()):
+            if v is np:
+                ns[k] = _NumpyShim(np)
+                n += 1
+            elif callable(v) and getattr(v, "__module__", "") and str(getattr(v, "__module__", "")).startswith("numpy") \
+                    and not isinstance(v, type):
+                ns[k] = _dispatch(v, getattr(v, "__name__", k))
+                n += 1
+        return "NumPy calls on tensors dispatched to keras.ops (the KL301 fix)" if n else None
+    if code == "KL303" and cap.backend == "tensorflow":
+        import keras
+        import tensorflow as tf
+
+        n = 0
+        for v in list(ns.values()):
+            if isinstance(v, type) and issubclass(v, keras.layers.Layer) and v.__module__ == ns.get("__name__"):
+                for meth in ("call", "train_step", "test_step", "predict_step"):
+                    if meth in v.__dict__:
+                        setattr(v, meth, tf.autograph.to_graph(v.__dict__[meth]))
+                        n += 1
+        return "Python control flow on tensors converted to graph ops (tf.cond/tf.while_loop)" if n else None
+    return None
+
+
+def eager_vs_compiled(spec: dict) -> dict:
+    code = spec["code"]
+    cap = _capture(spec)
+    x, y, sw = cap.batches[0]
+    w0 = snapshot(cap.model)
+    a = _graph_arm(cap, w0, x, y, sw)
+    tol = 1e-5 * a["scale"]
+    fixed_desc = _remove_graph_hazard(cap, code)
+    b = _graph_arm(cap, w0, x, y, sw) if fixed_desc else None
+    value, value_fixed = a["value"], (b["value"] if b else None)
+    hazard = bool(a["one_sided"] or a["no_grad"] or (value is not None and value > tol))
+    if hazard:
+        verdict = CONFIRMED
+    elif value is None:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = NOT_CONFIRMED
+    detail = (f"eager vs compiled on one batch of {len(np.asarray(_first(x)))}: max |Δ| = {fmt_num(value)}"
+              f" (outputs and one training step)")
+    if a["text"]:
+        detail += "; " + a["text"]
+    if verdict == INCONCLUSIVE:
+        detail = f"neither side ran: {a['text']}"
+    if b is not None:
+        if b["one_sided"] or b["no_grad"]:
+            detail += f"; with {fixed_desc}: still {b['text']}"
+            if value_fixed is None:
+                value_fixed = None
+        else:
+            detail += f"; with {fixed_desc}: max |Δ| = {fmt_num(value_fixed)}"
+            if b["text"]:
+                detail += f" ({b['text']})"
+    else:
+        detail += "; no automatic removal of this hazard, value_fixed not measured"
+    return {"metric": "max_abs_diff", "value": value, "value_fixed": value_fixed, "tolerance": tol,
+            "verdict": verdict, "detail": detail,
+            "series": {"as_written": [value], "fixed": [value_fixed]}}
+
+
+def _first(x):
+    import keras
+
+    return keras.tree.flatten(x)[0]
+
+
+# ---------------------------------------------------------------------------
+# KL304: repeated compiled calls vs repeated eager calls
+# ---------------------------------------------------------------------------
+
+
+def _spread(outs: list) -> float:
+    base = outs[0]
+    return max(max_abs_diff(o, base) for o in outs) if len(outs) > 1 else 0.0
+
+
+def _devs(outs: list) -> list:
+    return [max_abs_diff(o, outs[0]) for o in outs]
+
+
+def repeated_calls(spec: dict) -> dict:
+    cap = _capture(spec)
+    model = cap.model
+    x = cap.batches[0][0]
+    reps = max(4, min(int(spec["steps"]), 10))
+    w0 = snapshot(model)
+    restore(model, w0)
+    eager, compiled, fixed = [], [], []
+    errors = []
+    try:
+        for _ in range(reps):
+            eager.append(_outputs(model, x, False))
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"eager: {_first_line(e)}")
+    recompile(cap, run_eagerly=False, jit_compile=False)
+    try:
+        model.predict_function = None
+        for _ in range(reps):
+            compiled.append([_np(t) for t in __import__("keras").tree.flatten(model.predict_on_batch(x))])
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"compiled: {_first_line(e)}")
+    recompile(cap, run_eagerly=True, jit_compile=False)
+    try:
+        model.predict_function = None
+        for _ in range(reps):
+            fixed.append([_np(t) for t in __import__("keras").tree.flatten(model.predict_on_batch(x))])
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"run_eagerly: {_first_line(e)}")
+    if not eager or not compiled:
+        return {"metric": "frozen_spread", "value": None, "value_fixed": None, "tolerance": 0.5,
+                "verdict": CONFIRMED if eager and not compiled else INCONCLUSIVE,
+                "detail": "; ".join(errors), "series": {}}
+    s_e, s_c = _spread(eager), _spread(compiled)
+    s_f = _spread(fixed) if fixed else None
+
+    def frozen(s):
+        return 0.0 if s_e <= 1e-12 else max(0.0, s_e - s) / s_e
+
+    value = frozen(s_c)
+    value_fixed = frozen(s_f) if s_f is not None else None
+    verdict = CONFIRMED if value > 0.5 else NOT_CONFIRMED
+    detail = (f"{reps} calls on the same batch: spread of outputs eagerly {fmt_num(s_e)}, under predict "
+              f"{fmt_num(s_c)}")
+    if s_e <= 1e-12:
+        detail += " (the eager calls do not vary: no numeric side effect)"
+    elif value > 0.5:
+        detail += " (a value frozen at trace time)"
+    if s_f is not None:
+        detail += f"; with run_eagerly=True: {fmt_num(s_f)}"
+    return {"metric": "frozen_spread", "value": value, "value_fixed": value_fixed, "tolerance": 0.5,
+            "verdict": verdict, "detail": detail,
+            "series": {"as_written": _devs(compiled), "fixed": _devs(fixed) if fixed else [],
+                       "reference": _devs(eager)}}
+
+
+# ---------------------------------------------------------------------------
+# KL404: loss as written vs from_logits consistent with the final activation
+# ---------------------------------------------------------------------------
+
+_PROB_LOSSES = {
+    "binary_crossentropy": "BinaryCrossentropy", "bce": "BinaryCrossentropy",
+    "categorical_crossentropy": "CategoricalCrossentropy", "cce": "CategoricalCrossentropy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "binary_focal_crossentropy": "BinaryFocalCrossentropy",
+    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
+}
+
+
+def _loss_object(loss):
+    """(keras Loss object with a from_logits setting, its from_logits) or (None, None)."""
+    import keras
+
+    if isinstance(loss, str):
+        cls = _PROB_LOSSES.get(loss.lower())
+        return (getattr(keras.losses, cls)(), False) if cls else (None, None)
+    if isinstance(loss, keras.losses.Loss):
+        cfg = loss.get_config()
+        if "from_logits" in cfg:
+            return loss, bool(cfg["from_logits"])
+        return None, None
+    name = getattr(loss, "__name__", "")
+    cls = _PROB_LOSSES.get(name)
+    return (getattr(keras.losses, cls)(), False) if cls else (None, None)
+
+
+def _final_activation(model) -> str:
+    layer = model.layers[-1] if getattr(model, "layers", None) else None
+    if layer is None:
+        return "unknown"
+    name = type(layer).__name__
+    if name == "Softmax":
+        return "softmax"
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return "linear" if name in ("Dense", "Conv1D", "Conv2D", "EinsumDense") else "unknown"
+    n = getattr(act, "__name__", str(act))
+    return {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "linear"}.get(n, n)
+
+
+def _train_track(cap, w0, steps: int, probe, loss) -> tuple:
+    import keras
+
+    restore(cap.model, w0)
+    recompile(cap, loss=loss)
+    keras.utils.set_random_seed(1234)
+    losses, preds = [], []
+    for i in range(steps):
+        x, y, sw = cap.batches[i % len(cap.batches)]
+        logs = cap.model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        losses.append(float(_np(logs["loss"])))
+        preds.append([_np(t) for t in keras.tree.flatten(cap.model(probe, training=False))])
+    return losses, preds
+
+
+def logits_consistency(spec: dict) -> dict:
+    cap = _capture(spec)
+    steps = int(spec["steps"])
+    loss = cap.compile_kwargs.get("loss")
+    obj, from_logits = _loss_object(loss)
+    final = _final_activation(cap.model)
+    if obj is None:
+        return {"metric": "max_abs_diff", "value": 0.0, "value_fixed": 0.0, "tolerance": 1e-5,
+                "verdict": NOT_CONFIRMED, "series": {},
+                "detail": f"the loss ({getattr(loss, '__name__', loss)!s}) takes no from_logits: no logits mismatch possible"}
+    if final not in ("softmax", "sigmoid", "linear"):
+        return {"metric": "max_abs_diff", "value": None, "value_fixed": None, "tolerance": 1e-5,
+                "verdict": INCONCLUSIVE, "series": {},
+                "detail": f"final activation {final!r}: cannot tell whether the model outputs logits"}
+    consistent = final == "linear"
+    if from_logits == consistent:
+        return {"metric": "max_abs_diff", "value": 0.0, "value_fixed": 0.0, "tolerance": 1e-5,
+                "verdict": NOT_CONFIRMED, "series": {},
+                "detail": f"final activation {final} with from_logits={from_logits}: already consistent"}
+    cfg = obj.get_config()
+    cfg["from_logits"] = consistent
+    fixed_loss = type(obj).from_config(cfg)
+    w0 = snapshot(cap.model)
+    probe = cap.batches[0][0]
+    la, pa = _train_track(cap, w0, steps, probe, loss)
+    lb, pb = _train_track(cap, w0, steps, probe, fixed_loss)
+    _, pc = _train_track(cap, w0, steps, probe, fixed_loss)
+    series_a = [max_abs_diff(p, q) for p, q in zip(pa, pb)]
+    series_f = [max_abs_diff(p, q) for p, q in zip(pc, pb)]
+    value, value_fixed = series_a[-1], series_f[-1]
+    tol = 1e-5 * _scale(pb[-1])
+    verdict = CONFIRMED if value > tol else NOT_CONFIRMED
+    detail = (f"final {final} with from_logits={from_logits} vs from_logits={consistent}, {steps} steps from the same "
+              f"weights and batches on the {cap.backend} backend: max |Δ output| = {fmt_num(value)}"
+              f" (loss {fmt_num(la[-1])} vs {fmt_num(lb[-1])})")
+    if verdict == NOT_CONFIRMED and final in ("softmax", "sigmoid") and cap.backend == "tensorflow":
+        detail += "; the TensorFlow backend reuses the logits cached on the softmax/sigmoid output, so this is harmless here (it is not on the torch or JAX backends)"
+    return {"metric": "max_abs_diff", "value": value, "value_fixed": value_fixed, "tolerance": tol,
+            "verdict": verdict, "detail": detail, "series": {"as_written": series_a, "fixed": series_f}}
+
+
+# ---------------------------------------------------------------------------
+# KL501: the dataset as written vs batched
+# ---------------------------------------------------------------------------
+
+
+def batched_vs_unbatched(spec: dict) -> dict:
+    import keras
+
+    cap = _capture(spec)
+    ds = cap.dataset
+    if ds is None:
+        return {"metric": "rank_deficit", "value": 0.0, "value_fixed": 0.0, "tolerance": 0.0,
+                "verdict": NOT_CONFIRMED, "series": {},
+                "detail": f"Model.{cap.kind} received arrays or a generator, not a tf.data.Dataset"}
+    model = cap.model
+    spec_x = keras.tree.flatten(ds.element_spec)[0]
+    inputs = getattr(model, "inputs", None)
+    try:
+        want = len(inputs[0].shape) if inputs else len(np.shape(_first(model._keraslint_first_x)))
+    except Exception:  # noqa: BLE001
+        want = None
+    have = len(spec_x.shape) if spec_x.shape.rank is not None else None
+    w0 = snapshot(model)
+
+    def one_step(d):
+        restore(model, w0)
+        recompile(cap)
+        try:
+            h = model.fit(d.take(1), epochs=1, verbose=0, shuffle=False)
+            return float(h.history["loss"][-1]), None
+        except Exception as e:  # noqa: BLE001
+            return None, _first_line(e)
+
+    la, ea = one_step(ds)
+    batched = ds.batch(32)
+    lb, eb = one_step(batched)
+    spec_b = keras.tree.flatten(batched.element_spec)[0]
+    if want is None or have is None:
+        value = 1.0 if (ea and not eb) else 0.0
+        value_fixed = 0.0
+        rank_text = "model input rank unknown"
+    else:
+        value = float(max(0, want - have))
+        value_fixed = float(max(0, want - len(spec_b.shape))) if value > 0 else value
+        rank_text = f"element spec {tuple(spec_x.shape)} vs model input rank {want}"
+    already_batched = value == 0 and not ea
+    if already_batched:
+        value_fixed = 0.0
+    verdict = CONFIRMED if value > 0 or (ea and not eb) else NOT_CONFIRMED
+    step_a = f"loss {fmt_num(la)}" if ea is None else ea
+    step_b = f"loss {fmt_num(lb)}" if eb is None else eb
+    detail = f"{rank_text}; one fit step as written: {step_a}"
+    if value > 0 or ea:
+        detail += f"; after .batch(32): {step_b}"
+        if ea is None and value > 0:
+            detail += " (as written, each element was taken as a whole batch: it trained on single rows)"
+    else:
+        detail += " (the dataset is batched)"
+    return {"metric": "rank_deficit", "value": value, "value_fixed": value_fixed, "tolerance": 0.0,
+            "verdict": verdict, "detail": detail, "series": {}}
+
+
+# ---------------------------------------------------------------------------
+# capture-run: one run of the program (KL1xx, KL201/202 compare several in the parent)
+# ---------------------------------------------------------------------------
+
+
+def capture_run(spec: dict) -> dict:
+    import keras
+
+    opts = spec.get("options", {})
+    t0 = time.monotonic()
+    cap = _capture(spec, pre_seed=opts.get("pre_seed"), force_floatx=opts.get("force_floatx"),
+                   preset_floatx=opts.get("preset_floatx"))
+    model = cap.model
+    steps = int(spec["steps"])
+    note = ""
+    if opts.get("load"):
+        with open(opts["load"], "rb") as f:
+            loaded = pickle.load(f)
+        cur = model.variables
+        if len(cur) != len(loaded["w0"]) or any(tuple(v.shape) != np.shape(w) for v, w in zip(cur, loaded["w0"])):
+            return {"error": "the runs built models of different shapes"}
+        restore(model, loaded["w0"])
+        dt = keras.config.floatx()
+        cast = lambda s: keras.tree.map_structure(  # noqa: E731
+            lambda t: None if t is None else (np.asarray(t).astype(dt) if np.asarray(t).dtype.kind == "f" else np.asarray(t)), s)
+        cap.batches = [tuple(cast(p) for p in b) for b in loaded["batches"]]
+        note = "initial weights and batches of the first run"
+    w0 = snapshot(model)
+    w0_weights = weights_of(model)
+    recompile(cap)
+    seed = opts.get("train_seed", 1234)
+    losses = train(cap, steps, seed=seed) if seed is not None else _train_noseed(cap, steps)
+    probe = cap.batches[0][0]
+    preds = [_np(t) for t in keras.tree.flatten(model(probe, training=False))]
+    out = {"losses": losses, "model_dtype": str(model.weights[0].dtype) if model.weights else None,
+           "floatx": keras.config.floatx(), "floatx_requests": cap.floatx_requests, "note": note}
+    repeat = None
+    if opts.get("repeats", 1) > 1:
+        restore(model, w0)
+        recompile(cap)
+        losses2 = train(cap, steps, seed=seed) if seed is not None else _train_noseed(cap, steps)
+        preds2 = [_np(t) for t in keras.tree.flatten(model(probe, training=False))]
+        out["losses_repeat"] = losses2
+        repeat = preds2
+    if opts.get("save"):
+        with open(opts["save"], "wb") as f:
+            pickle.dump({"w0": w0, "w0_weights": w0_weights, "batches": cap.batches, "preds": preds,
+                         "preds_repeat": repeat, "losses": losses}, f)
+    out["seconds"] = time.monotonic() - t0
+    return out
+
+
+def _train_noseed(cap, steps: int) -> list:
+    losses = []
+    for i in range(steps):
+        x, y, sw = cap.batches[i % len(cap.batches)]
+        logs = cap.model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        losses.append(float(_np(logs["loss"])))
+    return losses
+
+
+def torch_reference(spec: dict) -> dict:
+    from keraslint.verify import torchref
+
+    cap = _capture(spec)
+    return torchref.experiment(cap, spec)
