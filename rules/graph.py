@@ -8,9 +8,13 @@ silently freezes in the second.
 
 from __future__ import annotations
 
+from typing import Iterator, Optional
+
 import libcst as cst
 
-from keraslint.rule import Rule
+from keraslint.names import canonical, keras_flavor
+from keraslint.rule import AddImport, Fix, Replace, Report, Rule
+from keraslint.semantics import dotted
 
 
 def _short(node) -> str:
@@ -21,6 +25,49 @@ def _short(node) -> str:
         return "expression"
     text = " ".join(text.split())
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+
+
+# NumPy functions whose `keras.ops` / TensorFlow replacement gives bit-identical float32
+# results (measured in tests/test_graph_rules.py on normal values, ±0, ±inf and NaN; on
+# subnormals TF's CPU kernels flush to zero, as they do in every TF op).
+# name -> (keras.ops name, tf name or None, max positional args,
+#          {numpy keyword: keras.ops keyword}, {numpy keyword: tf keyword}, min positional for tf)
+_SAFE_FIXES = {
+    "abs": ("abs", "abs", 1, {}, {}),
+    "absolute": ("absolute", "abs", 1, {}, {}),
+    "negative": ("negative", "negative", 1, {}, {}),
+    "square": ("square", "square", 1, {}, {}),
+    "sqrt": ("sqrt", "sqrt", 1, {}, {}),
+    "floor": ("floor", "floor", 1, {}, {}),
+    "ceil": ("ceil", "math.ceil", 1, {}, {}),
+    "sign": ("sign", "sign", 1, {}, {}),
+    "round": ("round", "round", 1, {}, {}),
+    "isnan": ("isnan", "math.is_nan", 1, {}, {}),
+    "isinf": ("isinf", "math.is_inf", 1, {}, {}),
+    "isfinite": ("isfinite", "math.is_finite", 1, {}, {}),
+    "maximum": ("maximum", "maximum", 2, {}, {}),
+    "minimum": ("minimum", "minimum", 2, {}, {}),
+    "where": ("where", "where", 3, {}, {}),
+    "clip": ("clip", "clip_by_value", 3, {"a_min": "x_min", "a_max": "x_max"},
+             {"a_min": "clip_value_min", "a_max": "clip_value_max"}),
+    "max": ("max", "reduce_max", 2, {"axis": "axis", "keepdims": "keepdims"},
+            {"axis": "axis", "keepdims": "keepdims"}),
+    "amax": ("amax", "reduce_max", 2, {"axis": "axis", "keepdims": "keepdims"},
+             {"axis": "axis", "keepdims": "keepdims"}),
+    "min": ("min", "reduce_min", 2, {"axis": "axis", "keepdims": "keepdims"},
+            {"axis": "axis", "keepdims": "keepdims"}),
+    "amin": ("amin", "reduce_min", 2, {"axis": "axis", "keepdims": "keepdims"},
+             {"axis": "axis", "keepdims": "keepdims"}),
+    "reshape": ("reshape", "reshape", 2, {"shape": "newshape", "newshape": "newshape"},
+                {"shape": "shape", "newshape": "shape"}),
+    "transpose": ("transpose", "transpose", 2, {"axes": "axes"}, {"axes": "perm"}),
+    "expand_dims": ("expand_dims", "expand_dims", 2, {"axis": "axis"}, {"axis": "axis"}),
+    "squeeze": ("squeeze", "squeeze", 2, {"axis": "axis"}, {"axis": "axis"}),
+    "concatenate": ("concatenate", "concat", 2, {"axis": "axis"}, {"axis": "axis"}),
+    "stack": ("stack", "stack", 2, {"axis": "axis"}, {"axis": "axis"}),
+}
 
 
 class NumpyInGraph(Rule):
@@ -43,25 +90,34 @@ class NumpyInGraph(Rule):
     absolute difference between eager and compiled outputs (or the failure on one side),
     plus the number of trainable variables left without a gradient.
 
+    The safe fix rewrites only functions whose replacement gives bit-identical float32
+    results (measured against NumPy on the TensorFlow backend): `abs`, `negative`,
+    `square`, `sqrt`, `floor`, `ceil`, `sign`, `round`, `maximum`, `minimum`, `clip`,
+    `where` (3 arguments), `max`/`min`, `reshape`, `transpose`, `expand_dims`,
+    `squeeze`, `concatenate`, `stack`, `isnan`/`isinf`/`isfinite`, spelled the way the file
+    imports `keras.ops` (or `tf.*` in TensorFlow files without Keras 3). Transcendental
+    functions (`exp`, `log`, `sin`, `tanh`: 1 ulp apart on 10–23% of inputs) and sums
+    and means (summation order) get no fix.
+
     ## Example
     ```python
     class Scale(keras.layers.Layer):
         def call(self, x):
-            return np.sin(x) * 2.0
+            return np.sqrt(x) * 2.0
     ```
 
     ## Use instead
     ```python
     class Scale(keras.layers.Layer):
         def call(self, x):
-            return keras.ops.sin(x) * 2.0
+            return keras.ops.sqrt(x) * 2.0
     ```
     """
 
     code = "KL301"
     name = "numpy-in-graph"
     severity = "error"
-    fix_applicability = None
+    fix_applicability = "safe"
     tokens = ("numpy",)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -75,9 +131,905 @@ class NumpyInGraph(Rule):
         if tainted is None:
             return
         short = q.replace("numpy.", "np.", 1)
+        fix = self._fix(node, q)
         self.report_in_graph(
             node,
             f"`{short}` on tensor `{_short(tainted)}` inside {{where}}: NumPy only works eagerly; under "
             f"`fit`/`predict`/`tf.function` it fails or freezes the value, and it cuts the gradient "
             f"(use `keras.ops`/`tf.math`)",
+            fix=fix,
         )
+
+    # -- the safe fix ------------------------------------------------------------
+    def _free(self, name: str) -> bool:
+        ctx = self.ctx
+        if name in ctx.imports or name in ctx.module_assigned or name in ctx.functions or name in ctx.classes:
+            return False
+        fn = ctx.function
+        while fn is not None:
+            if name in fn.locals:
+                return False
+            fn = fn.parent
+        return True
+
+    def _namespace(self):
+        """(prefix, kind, import edit) for the replacement: the file's own spelling of
+        `keras.ops` in Keras 3 files, of `tensorflow` in TF files without Keras 3."""
+        ctx = self.ctx
+        keras3 = any(keras_flavor(full) == "keras" for full in ctx.imports.values())
+        if keras3:
+            mod = None
+            for local, full in ctx.imports.items():
+                if canonical(full) == "keras.ops" and self._unshadowed(local):
+                    return local, "ops", None
+                if full in ("keras", "keras.src") and self._unshadowed(local):
+                    mod = mod or f"{local}.ops"
+            if mod is not None:
+                return mod, "ops", None
+            if self._free("ops"):
+                return "ops", "ops", AddImport("keras", "ops")
+            return None
+        if ctx.uses_tensorflow():
+            for local, full in ctx.imports.items():
+                if full == "tensorflow" and self._unshadowed(local):
+                    return local, "tf", None
+        return None
+
+    def _unshadowed(self, local: str) -> bool:
+        fn = self.ctx.function
+        while fn is not None:
+            if local in fn.locals:
+                return False
+            fn = fn.parent
+        return True
+
+    def _fix(self, node: cst.Call, q: str):
+        entry = _SAFE_FIXES.get(q[len("numpy."):])
+        if entry is None:
+            return None
+        ops_name, tf_name, max_pos, kw_ops, kw_tf = entry
+        if any(a.star for a in node.args):
+            return None
+        pos = [a for a in node.args if a.keyword is None]
+        kws = [a for a in node.args if a.keyword is not None]
+        if len(pos) > max_pos or (q == "numpy.where" and len(pos) != 3):
+            return None
+        ns = self._namespace()
+        if ns is None:
+            return None
+        prefix, kind, imp = ns
+        fname, kwmap = (ops_name, kw_ops) if kind == "ops" else (tf_name, kw_tf)
+        if fname is None or any(a.keyword.value not in kwmap for a in kws):
+            return None
+        if kind == "tf" and fname == "concat" and len(pos) < 2 and not kws:
+            return None  # tf.concat has no default axis
+        edits = [Replace(node.func, cst.parse_expression(f"{prefix}.{fname}"))]
+        for a in kws:
+            new = kwmap[a.keyword.value]
+            if new != a.keyword.value:
+                edits.append(Replace(a.keyword, cst.Name(new)))
+        if imp is not None:
+            edits.append(imp)
+        return Fix.safe(*edits, description=f"use `{prefix}.{fname}` (bit-identical results)")
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the KL3 rules
+# ---------------------------------------------------------------------------
+
+def _origin(fi):
+    """The function a graph context comes from: nested functions and lambdas inside a
+    graph function are traced with it and carry the same reason."""
+    p = fi
+    while p.parent is not None and p.parent.graph is not None and p.parent.graph == p.graph:
+        p = p.parent
+    return p
+
+
+def _autograph(fi) -> bool:
+    """Is this graph function converted by AutoGraph? ``tf.function`` and ``Dataset.map``/
+    ``filter`` convert Python control flow on tensors into ``tf.cond``/``tf.while_loop``.
+    Keras 3 does not: its TF trainer wraps the step in
+    ``tf.autograph.experimental.do_not_convert``, and Keras code (``Layer.__call__``) is
+    never converted, so a layer's ``call``, a ``train_step``, a ``compile`` loss or a
+    ``layers.Lambda`` function run as plain Python on symbolic tensors."""
+    o = _origin(fi)
+    if o.cls is not None and o.cls.kind is not None:
+        return False
+    reason = fi.graph or ""
+    return "tf.function" in reason or "`Dataset." in reason
+
+
+def _in_shape_method(fi) -> bool:
+    """``build``/``compute_output_shape`` run once, eagerly or symbolically, outside the
+    traced step: trace-time effects there are the intended one-off set-up."""
+    o = _origin(fi)
+    return o.cls is not None and o.name in ("build", "compute_output_shape")
+
+
+def _in_layer_call(fi) -> bool:
+    o = _origin(fi)
+    return o.cls is not None and o.cls.kind == "layer" and o.name == "call"
+
+
+def _builtin(ctx, func, names) -> Optional[str]:
+    """``func`` is a bare builtin name among ``names`` (not imported, not a local)."""
+    if not isinstance(func, cst.Name) or func.value not in names:
+        return None
+    if func.value in ctx.imports:
+        return None
+    fn = ctx.function
+    while fn is not None:
+        if func.value in fn.locals:
+            return None
+        fn = fn.parent
+    if func.value in ctx.module_assigned or func.value in ctx.functions or func.value in ctx.classes:
+        return None
+    return func.value
+
+
+# ---------------------------------------------------------------------------
+# KL302
+# ---------------------------------------------------------------------------
+
+
+class TensorToPythonInGraph(Rule):
+    """
+    ## What it does
+    Flags `.numpy()`, `.item()`, `float(t)`, `int(t)` and `bool(t)` applied to a tensor
+    inside a graph-context function (`call` of a custom layer, `train_step`, a
+    `@tf.function`, a loss given to `compile`, a function given to `Dataset.map`).
+    Static values are fine and not flagged: `int(x.shape[-1])`, `float(self.rate)`,
+    `len(x.shape)`.
+
+    ## Why is this bad?
+    A traced tensor has no value yet. Eagerly (`layer(x)` in a notebook) `float(t)` and
+    `t.numpy()` work, so the code looks right; under `model.fit`, `predict` or
+    `tf.function` the same line raises: `t.numpy()` an `AttributeError`
+    (`'SymbolicTensor' object has no attribute 'numpy'`), `float(t)` a `TypeError`,
+    `bool(t)` an `OperatorNotAllowedInGraphError`. AutoGraph does not convert these
+    calls, so `tf.function` fails the same way (measured with Keras 3.15 / TF 2.21).
+    Where a value is captured anyway (a Python number computed before tracing) it is
+    frozen into the graph and the gradient through it is zero. `keraslint verify`
+    measures it as `eager-vs-compiled`: the failure on the compiled side, or the max
+    absolute difference between eager and compiled outputs.
+
+    ## Example
+    ```python
+    class Normalize(keras.layers.Layer):
+        def call(self, x):
+            scale = float(keras.ops.max(x))
+            return x / scale
+    ```
+
+    ## Use instead
+    ```python
+    class Normalize(keras.layers.Layer):
+        def call(self, x):
+            return x / keras.ops.max(x)
+    ```
+    """
+
+    code = "KL302"
+    name = "tensor-to-python-in-graph"
+    severity = "error"
+    fix_applicability = None
+    tokens = ("numpy", "item", "float", "int", "bool")
+
+    _CONVERSIONS = {"float": "TypeError", "int": "TypeError", "bool": "OperatorNotAllowedInGraphError"}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        fn = self.ctx.function
+        if fn is None or not fn.tainted:
+            return
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("numpy", "item") and not node.args:
+            if self.ctx.is_tainted(func.value):
+                self.report_in_graph(
+                    node,
+                    f"`{_short(node)}` inside {{where}}: a traced tensor has no value, so under "
+                    f"`fit`/`predict`/`tf.function` this raises AttributeError (it only works eagerly); "
+                    f"keep it a tensor",
+                )
+            return
+        conv = _builtin(self.ctx, func, self._CONVERSIONS)
+        if conv is None or len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
+            return
+        arg = node.args[0].value
+        if self.ctx.is_tainted(arg):
+            self.report_in_graph(
+                node,
+                f"`{_short(node)}` converts a tensor to a Python {conv} inside {{where}}: under "
+                f"`fit`/`predict`/`tf.function` this raises {self._CONVERSIONS[conv]} (it only works "
+                f"eagerly); keep it a tensor (`keras.ops.cast`)",
+            )
+
+
+# ---------------------------------------------------------------------------
+# KL303
+# ---------------------------------------------------------------------------
+
+_NON_TENSOR_TESTS = (cst.Is, cst.IsNot, cst.In, cst.NotIn)
+
+
+class PythonBranchOnTensor(Rule):
+    """
+    ## What it does
+    Flags Python control flow on a tensor's *value* inside a graph-context function:
+    `if`, `while`, `assert`, a conditional expression (`a if t else b`) and `and`/`or`/
+    `not` whose operand is a tensor. Tests on static things are fine and not flagged:
+    `if mask is None`, `if training:`, `if x.shape[-1] == 3`, `if len(x.shape) == 4`,
+    `isinstance(...)`.
+
+    In functions that AutoGraph converts (`@tf.function`, functions given to
+    `Dataset.map`/`filter`) only `assert` is flagged: AutoGraph turns `if`/`while`/
+    ternaries/`and`/`or` on tensors into `tf.cond`/`tf.while_loop`, but not `assert`.
+
+    ## Why is this bad?
+    Python needs a `bool`, and a traced tensor has none. Eagerly (`layer(x)`) the branch
+    works and picks a side per call, so tests pass. Keras 3 does not run AutoGraph on
+    layers: the TensorFlow trainer wraps its step in `do_not_convert`, so under
+    `model.fit`/`predict` the same `if` raises `OperatorNotAllowedInGraphError: Using a
+    symbolic tf.Tensor as a Python bool is not allowed` (measured with Keras 3.15 /
+    TF 2.21 for `if`, `while`, `assert`, ternaries and `and`/`or` in `call`, in
+    `layers.Lambda` functions and in losses given to `compile`; JAX fails likewise with a
+    concretization error). Under `@tf.function` an `assert` on a tensor raises the same
+    error. `keraslint verify` measures it as `eager-vs-compiled`: the failure on the
+    compiled side.
+
+    ## Example
+    ```python
+    class Gate(keras.layers.Layer):
+        def call(self, x):
+            if keras.ops.sum(x) > 0:
+                return x
+            return -x
+    ```
+
+    ## Use instead
+    ```python
+    class Gate(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.where(keras.ops.sum(x) > 0, x, -x)
+    ```
+    """
+
+    code = "KL303"
+    name = "python-branch-on-tensor"
+    severity = "error"
+    fix_applicability = None
+    tokens = None
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._pending: list = []
+
+    # -- which expressions have their truth value taken -------------------------
+    def _truth_leaves(self, expr) -> Iterator:
+        """Sub-expressions whose ``bool()`` Python evaluates when ``expr`` is tested."""
+        t = type(expr)
+        if t is cst.BooleanOperation:
+            yield from self._truth_leaves(expr.left)
+            yield from self._truth_leaves(expr.right)
+        elif t is cst.UnaryOperation and isinstance(expr.operator, cst.Not):
+            yield from self._truth_leaves(expr.expression)
+        else:
+            yield expr
+
+    def _tensor_valued(self, expr) -> bool:
+        if isinstance(expr, cst.Comparison) and all(isinstance(c.operator, _NON_TENSOR_TESTS)
+                                                    for c in expr.comparisons):
+            return False  # `x is None`, `"k" in inputs`: Python booleans
+        return self.ctx.is_tainted(expr)
+
+    def _check(self, test, what: str, is_assert: bool = False) -> None:
+        fn = self.ctx.function
+        if fn is None or not fn.tainted:
+            return
+        for leaf in self._truth_leaves(test):
+            if self._tensor_valued(leaf):
+                self._pending.append((fn, leaf, what, is_assert))
+
+    def visit_If(self, node: cst.If) -> None:
+        self._check(node.test, "if")
+
+    def visit_While(self, node: cst.While) -> None:
+        self._check(node.test, "while")
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        self._check(node.test, "assert", is_assert=True)
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._check(node.test, "`... if ... else ...`")
+
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+        # `a and b` / `a or b` takes bool(a) wherever it appears.
+        op = "and" if isinstance(node.operator, cst.And) else "or"
+        left = node.left
+        while isinstance(left, cst.BooleanOperation):
+            left = left.left
+        fn = self.ctx.function
+        if fn is not None and fn.tainted and self._tensor_valued(left):
+            self._pending.append((fn, left, f"`{op}`", False))
+
+    def visit_UnaryOperation(self, node: cst.UnaryOperation) -> None:
+        if isinstance(node.operator, cst.Not):
+            fn = self.ctx.function
+            if fn is not None and fn.tainted and self._tensor_valued(node.expression):
+                self._pending.append((fn, node.expression, "`not`", False))
+
+    def finish(self) -> None:
+        # The engine finishes the context after the rules; its finish only completes the
+        # graph marks (functions given to Dataset.map/compile below their definition) and
+        # is idempotent, so run it now: whether AutoGraph applies depends on those marks.
+        self.ctx.finish()
+        seen = set()
+        for fn, leaf, what, is_assert in self._pending:
+            if not fn.is_graph or id(leaf) in seen:
+                continue
+            if _autograph(fn):
+                if not is_assert:
+                    continue
+                msg = (f"`assert` on the value of tensor `{_short(leaf)}` inside {{where}}: AutoGraph does not "
+                       f"convert `assert`, so tracing raises OperatorNotAllowedInGraphError; use "
+                       f"`tf.debugging.assert_*`")
+            else:
+                kw = what if what.startswith("`") else f"`{what}`"
+                alt = {"`while`": "`keras.ops.while_loop`", "`assert`": "`tf.debugging.assert_*` or drop it"}.get(
+                    kw, "`keras.ops.where`/`keras.ops.cond`")
+                msg = (f"Python {kw} on the value of tensor `{_short(leaf)}` inside {{where}}: Keras traces it "
+                       f"without AutoGraph, so under `fit`/`predict` this raises OperatorNotAllowedInGraphError "
+                       f"(it only works eagerly); use {alt}")
+            seen.add(id(leaf))
+            self.reports.append(Report(self, leaf, msg, None, scope=fn))
+
+
+# ---------------------------------------------------------------------------
+# KL304
+# ---------------------------------------------------------------------------
+
+_CLOCKS = {"time.time", "time.time_ns", "time.perf_counter", "time.perf_counter_ns", "time.monotonic",
+           "time.monotonic_ns", "time.process_time", "datetime.datetime.now", "datetime.datetime.utcnow",
+           "datetime.datetime.today", "uuid.uuid4", "uuid.uuid1", "os.urandom"}
+_MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft"}
+
+
+class TraceTimeSideEffect(Rule):
+    """
+    ## What it does
+    Flags Python side effects inside a graph-context function (`call`, `train_step`, a
+    `@tf.function`, a `compile` loss, a `Dataset.map` function): Python `random.*`,
+    `np.random.*`, clocks (`time.time()`, `datetime.now()`), `print(...)`, and mutation
+    of state outside the function (appending to a module-level list or a `self` list,
+    `self.count += 1`, assigning a `global`). `tf.print`, `tf.random.*`,
+    `keras.random.*` with a `SeedGenerator`, `add_loss`, metric updates and the same
+    code in `__init__`/`build` (which run once, by design) are fine and not flagged.
+
+    ## Why is this bad?
+    Python code in a traced function runs once, when the function is traced, not at every
+    step. `np.random.uniform()` in a `Dataset.map` function gives every element the same
+    "random" number; `random.random()` in `call` is one constant for all of `fit`;
+    `print` prints once; `self.calls += 1` counts traces, not calls; a list appended to
+    in `call` receives symbolic tensors. Eagerly (`layer(x)`) each call runs the Python
+    again, so eager and compiled runs differ. `keraslint verify` measures it with
+    repeated compiled calls against repeated eager calls on the same input: a value
+    frozen at trace time shows as zero spread under `predict`.
+
+    ## Example
+    ```python
+    def augment(image):
+        return image * np.random.uniform(0.8, 1.2)
+
+    ds = ds.map(augment)
+    ```
+
+    ## Use instead
+    ```python
+    def augment(image):
+        return image * tf.random.uniform([], 0.8, 1.2)
+
+    ds = ds.map(augment)
+    ```
+    """
+
+    code = "KL304"
+    name = "trace-time-side-effect"
+    severity = "warning"
+    fix_applicability = None
+    tokens = ("random", "time", "print", "append", "extend", "insert", "add", "update", "setdefault", "global",
+              "+=", "-=", "*=", "datetime", "uuid", "urandom")
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._globals: dict = {}  # id(FunctionInfo) -> names declared global/nonlocal
+
+    def _active(self):
+        fn = self.ctx.function
+        if fn is None or _in_shape_method_early(fn):
+            return None
+        return fn
+
+    def _say(self, node, what: str, consequence: str) -> None:
+        self.report_in_graph(node, f"{what} inside {{where}} {consequence}")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        fn = self._active()
+        if fn is None:
+            return
+        func = node.func
+        q = self.ctx.resolve(func)
+        if q is not None:
+            if q.startswith("random.") or q.startswith("numpy.random."):
+                short = q.replace("numpy.", "np.", 1)
+                self._say(node, f"`{short}(...)`", "draws one number when the function is traced: under "
+                          "`fit`/`predict`/`tf.function`/`Dataset.map` every step or element reuses it (eager calls draw anew); use "
+                          "`keras.random`/`tf.random`")
+            elif q in _CLOCKS:
+                self._say(node, f"`{q}()`", "is read once, when the function is traced: every compiled "
+                          "step sees that one value")
+            return
+        if _builtin(self.ctx, func, ("print",)):
+            self._say(node, "`print(...)`", "runs only when the function is traced, not at every compiled "
+                      "step; use `tf.print`")
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value in _MUTATORS:
+            target = self._outside(func.value, fn)
+            if target is not None:
+                self._say(node, f"`{_short(func)}(...)`", f"mutates {target} only when the function is traced "
+                          f"(once, with symbolic tensors), not at every compiled step")
+
+    def _outside(self, expr, fn) -> Optional[str]:
+        """Describe ``expr`` if it is state that outlives the traced call."""
+        if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
+                and _origin(fn).cls is not None):
+            return f"`{_short(expr)}`"
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            if name in self._declared(fn):
+                return f"global `{name}`"
+            p = fn
+            while p is not None:
+                if name in p.locals:
+                    return None if p.graph is not None else f"`{name}` of the enclosing function"
+                p = p.parent
+            if name in self.ctx.module_assigned and not self.ctx.qualname(expr):
+                v = self.ctx.module_assigned[name]
+                if isinstance(v, (cst.List, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)) or (
+                        isinstance(v, cst.Call) and _builtin_name(v.func) in ("list", "dict", "set")):
+                    return f"module-level `{name}`"
+        return None
+
+    def _declared(self, fn) -> set:
+        return self._globals.get(id(fn), set())
+
+    def visit_Global(self, node: cst.Global) -> None:
+        fn = self.ctx.function
+        if fn is not None:
+            self._globals.setdefault(id(fn), set()).update(n.name.value for n in node.names)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        fn = self.ctx.function
+        if fn is not None and (fn.parent is None or fn.parent.graph is None):
+            self._globals.setdefault(id(fn), set()).update(n.name.value for n in node.names)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        fn = self._active()
+        if fn is None:
+            return
+        tgt = node.target
+        if isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self":
+            if _origin(fn).cls is not None:
+                self._say(node, f"`{_short(node)}`", "runs only when the function is traced: under "
+                          "`fit`/`predict`/`tf.function` it counts traces, not calls")
+        elif isinstance(tgt, cst.Name) and tgt.value in self._declared(fn):
+            self._say(node, f"`{_short(node)}`", f"updates global `{tgt.value}` only when the function is "
+                      f"traced, not at every compiled step")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        fn = self._active()
+        if fn is None:
+            return
+        for t in node.targets:
+            tgt = t.target
+            if isinstance(tgt, cst.Name) and tgt.value in self._declared(fn):
+                self._say(node, f"assigning global `{tgt.value}`", "happens only when the function is traced, "
+                          "not at every compiled step")
+                return
+            if isinstance(tgt, cst.Subscript):
+                target = self._outside(tgt.value, fn)
+                if target is not None:
+                    self._say(node, f"`{_short(tgt)} = ...`", f"mutates {target} only when the function is "
+                              f"traced, not at every compiled step")
+                    return
+
+
+def _in_shape_method_early(fn) -> bool:
+    # During traversal the graph reason of a plain function may not be known yet, but a
+    # method's is; nested functions inherit it.
+    return fn.graph is not None and _in_shape_method(fn)
+
+
+def _builtin_name(func) -> Optional[str]:
+    return func.value if isinstance(func, cst.Name) else None
+
+
+# ---------------------------------------------------------------------------
+# KL305
+# ---------------------------------------------------------------------------
+
+_VARIABLE_CTORS = {
+    "tensorflow.Variable": ("`tf.Variable(...)`", "TensorFlow raises ValueError ('tf.function only supports "
+                            "singleton tf.Variables created on the first call')"),
+    "tensorflow.compat.v1.Variable": ("`tf.compat.v1.Variable(...)`", "TensorFlow raises ValueError "
+                                      "('tf.function only supports singleton tf.Variables created on the "
+                                      "first call')"),
+    "keras.backend.Variable": ("`keras.Variable(...)`", "Keras raises ValueError ('You are attempting to create "
+                               "a variable while in a stateless scope')"),
+    "keras.Variable": ("`keras.Variable(...)`", "Keras raises ValueError ('You are attempting to create a "
+                       "variable while in a stateless scope')"),
+}
+
+
+class VariableInCall(Rule):
+    """
+    ## What it does
+    Flags variables created inside the `call` of a custom layer or model:
+    `self.add_weight(...)` / `self.add_variable(...)`, `tf.Variable(...)` and
+    `keras.Variable(...)`. The same calls in `__init__` and `build` are fine.
+
+    ## Why is this bad?
+    In Keras 3 a layer is built before its first `call`, and a built layer is locked:
+    `self.add_weight` in `call` raises `ValueError: You cannot add new elements of state
+    (variables or sub-layers) to a layer that is already built` on every call, eager or
+    compiled. `tf.Variable(...)`/`keras.Variable(...)` in `call` seem to work eagerly, but
+    they create a fresh, untracked variable at each call, re-initialized every time (the
+    layer reports 0 weights and nothing is trained); under `fit`/`predict` they raise
+    `ValueError` (`tf.function only supports singleton tf.Variables created on the first
+    call` / `You are attempting to create a variable while in a stateless scope`).
+    Measured with Keras 3.15 / TF 2.21. `keraslint verify` measures it as
+    `eager-vs-compiled`: the failure on the compiled side, and the number of trainable
+    weights the layer reports.
+
+    ## Example
+    ```python
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            w = self.add_weight(shape=(x.shape[-1],), initializer="ones")
+            return x * w
+    ```
+
+    ## Use instead
+    ```python
+    class Scale(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w
+    ```
+    """
+
+    code = "KL305"
+    name = "variable-in-call"
+    severity = "error"
+    fix_applicability = None
+    tokens = ("Variable", "add_weight", "add_variable")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        fn = self.ctx.function
+        if fn is None or fn.graph is None or not _in_layer_call(fn):
+            return
+        cls = _origin(fn).cls
+        where = f"`call` of `{cls.name}`"
+        func = node.func
+        if (isinstance(func, cst.Attribute) and func.attr.value in ("add_weight", "add_variable")
+                and isinstance(func.value, cst.Name) and func.value.value == "self"):
+            self.report(
+                node,
+                f"`self.{func.attr.value}(...)` inside {where}: the layer is already built when `call` runs, so "
+                f"Keras 3 raises ValueError ('You cannot add new elements of state ... to a layer that is "
+                f"already built'); create the weight in `build`",
+            )
+            return
+        q = self.ctx.resolve(func)
+        hit = _VARIABLE_CTORS.get(q) if q is not None else None
+        if hit is not None:
+            shown, error = hit
+            self.report(
+                node,
+                f"{shown} inside {where}: eagerly every call creates a fresh, untracked variable (never "
+                f"trained); under `fit`/`predict` {error}; create it in `build` with `self.add_weight`",
+            )
+
+
+# ---------------------------------------------------------------------------
+# KL306
+# ---------------------------------------------------------------------------
+
+_AUTO_BASES = {"keras.layers.Layer", "keras.models.Model"}
+_KERAS_OBJECT_SUBS = ("layers", "models", "initializers", "regularizers", "constraints", "losses", "metrics",
+                      "optimizers", "applications")
+_ARRAY_CTORS = {"numpy.array", "numpy.asarray", "numpy.ones", "numpy.zeros", "numpy.full", "numpy.arange",
+                "numpy.linspace", "numpy.eye", "numpy.load", "numpy.empty", "numpy.identity", "numpy.stack",
+                "numpy.concatenate", "tensorflow.constant", "tensorflow.convert_to_tensor", "tensorflow.ones",
+                "tensorflow.zeros", "tensorflow.range", "keras.ops.convert_to_tensor", "keras.ops.ones",
+                "keras.ops.zeros", "keras.ops.array", "keras.ops.arange", "torch.tensor", "torch.ones",
+                "torch.zeros"}
+_FUNCTION_NAMESPACES = ("keras.activations.", "keras.ops.", "tensorflow.nn.", "tensorflow.math.",
+                        "tensorflow.keras.activations.", "jax.nn.", "torch.nn.functional.")
+_KERAS2_BASE_ARGS = {"self", "name", "trainable", "dtype", "dynamic"}
+
+
+class MissingGetConfig(Rule):
+    """
+    ## What it does
+    Flags a custom layer or model without `get_config` whose constructor takes an argument
+    Keras cannot serialize by itself:
+
+    * Keras 3 `Layer` subclasses: an argument that is a layer, model, callable or array:
+      one stored on `self` and called as a layer (`self.inner = inner` … `self.inner(x)`),
+      or a layer/lambda/function/array/Keras object passed where the class is constructed
+      in the file. Plain values (numbers, strings, booleans, `None`, lists/tuples/dicts
+      of them) are recorded by Keras 3's automatic config, so `Block(units, rate)`
+      without `get_config` is fine and not flagged.
+    * Keras 3 `Model` subclasses: any constructor argument. `Model.__new__` does not
+      pass the constructor arguments on to Keras's automatic config (Keras 3.15), so
+      plain arguments are not recorded either.
+    * Keras 2 (`tf_keras`) layers and models: any constructor argument.
+
+    ## Why is this bad?
+    The model trains and predicts, and fails only when it is saved, usually at the end
+    of a long run. Keras 3 layers given a layer/callable/array, and Keras 3 models with a
+    required constructor argument, raise `NotImplementedError: Object X was created by
+    passing non-serializable argument values in __init__(), and therefore the object must
+    override get_config()` from `get_config()`/`model.save`. Worse, a Keras 3 `Model`
+    subclass whose arguments have defaults saves the *defaults*: measured with Keras
+    3.15, `Scaled(scale=5.0)` saved and reloaded comes back with `scale=1.0` and its
+    outputs change from 15 to 3, silently. `tf_keras` raises `NotImplementedError: Layer
+    X has arguments [...] in __init__ and therefore must override get_config()`.
+
+    ## Example
+    ```python
+    class Residual(keras.layers.Layer):
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+        def call(self, x):
+            return x + self.inner(x)
+    ```
+
+    ## Use instead
+    ```python
+    class Residual(keras.layers.Layer):
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+        def call(self, x):
+            return x + self.inner(x)
+
+        def get_config(self):
+            config = super().get_config()
+            config["inner"] = keras.saving.serialize_keras_object(self.inner)
+            return config
+
+        @classmethod
+        def from_config(cls, config):
+            config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+            return cls(**config)
+    ```
+    """
+
+    code = "KL306"
+    name = "missing-get-config"
+    severity = "warning"
+    fix_applicability = None
+    tokens = ("keras",)
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._constructions: dict = {}  # class name -> [Call]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self._constructions.setdefault(node.func.value, []).append(node)
+
+    # -- class analysis --------------------------------------------------------
+    def _roots(self, info, seen=None) -> Optional[tuple]:
+        """(set of non-local base names at the roots, flavors, has_get_config) through local
+        ancestors; None when some base is unknown (a mixin from elsewhere might define
+        get_config)."""
+        seen = seen or set()
+        if info.name in seen:
+            return None
+        seen.add(info.name)
+        roots, flavors = set(), set()
+        has = _defines(info.node, "get_config")
+        for b, arg in zip(info.bases, _positional_bases(info.node)):
+            if b.startswith("local:"):
+                other = self.ctx.classes.get(b[6:])
+                if other is None:
+                    return None
+                sub = self._roots(other, seen)
+                if sub is None:
+                    return None
+                roots |= sub[0]
+                flavors |= sub[1]
+                has = has or sub[2]
+            elif b.startswith("unresolved:"):
+                return None
+            else:
+                roots.add(b)
+                raw = self.ctx.qualname(arg)
+                flavors.add(keras_flavor(raw) if raw else None)
+        return roots, flavors, has
+
+    def finish(self) -> None:
+        for info in list(self.ctx.classes.values()):
+            if info.kind != "layer":
+                continue
+            r = self._roots(info)
+            if r is None:
+                continue
+            roots, flavors, has_config = r
+            if has_config or not roots or not roots <= _AUTO_BASES:
+                continue  # a built-in layer base has its own get_config (another hazard)
+            init = _method(info.node, "__init__")
+            if init is None:
+                continue
+            params = [p for p in list(init.params.posonly_params) + list(init.params.params)
+                      + list(init.params.kwonly_params)]
+            names = [p.name.value for p in params][1:]  # drop self
+            if "tf_keras" in flavors:
+                pos = [p.name.value for p in init.params.params][1:]
+                extra = [n for n in pos if n not in _KERAS2_BASE_ARGS]
+                if extra:
+                    self.report(info.node.name,
+                                f"`{info.name}` has no `get_config` and takes {_names(extra)} in `__init__`: "
+                                f"tf_keras raises NotImplementedError when the model is saved; add `get_config`")
+                continue
+            if None in flavors or flavors - {"keras", "tf.keras"}:
+                continue
+            if "keras.models.Model" in roots:
+                extra = [n for n in names if n != "name"]
+                if not extra:
+                    continue
+                required = [p.name.value for p in params[1:] if p.default is None and p.name.value != "name"]
+                if required:
+                    what = (f"saving raises NotImplementedError (Keras 3 `Model.__new__` does not record "
+                            f"constructor arguments, so the automatic config cannot rebuild it)")
+                else:
+                    what = ("saving silently stores the *default* values (Keras 3 `Model.__new__` does not "
+                            "record constructor arguments), so a reloaded model can differ")
+                self.report(info.node.name,
+                            f"model `{info.name}` has no `get_config` and takes {_names(extra)} in `__init__`: "
+                            f"{what}; add `get_config`")
+                continue
+            why = self._layer_hazard(info, init, names)
+            if why:
+                self.report(info.node.name,
+                            f"`{info.name}` has no `get_config` and {why}: Keras 3's automatic config only "
+                            f"records plain values, so `get_config()`/saving raises NotImplementedError; add "
+                            f"`get_config` (and `from_config`)")
+
+    def _layer_hazard(self, info, init, names) -> Optional[str]:
+        # (a) a constructor argument stored on self and called as a layer/function.
+        stored = {}
+        for stmt in _walk(init.body):
+            if isinstance(stmt, cst.Assign) and isinstance(stmt.value, cst.Name) and stmt.value.value in names:
+                for t in stmt.targets:
+                    tg = t.target
+                    if isinstance(tg, cst.Attribute) and isinstance(tg.value, cst.Name) and tg.value.value == "self":
+                        stored[tg.attr.value] = stmt.value.value
+            if isinstance(stmt, cst.Call) and isinstance(stmt.func, cst.Name) and stmt.func.value in names:
+                return f"calls its constructor argument `{stmt.func.value}` (a layer or callable)"
+        if stored:
+            for node in _walk(info.node.body):
+                if isinstance(node, cst.Call):
+                    f = node.func
+                    if (isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self"
+                            and f.attr.value in stored):
+                        return (f"calls its constructor argument `{stored[f.attr.value]}` as a layer "
+                                f"(`self.{f.attr.value}(...)`)")
+        # (b) constructed in this file with a layer/callable/array argument.
+        for call in self._constructions.get(info.name, ()):
+            for arg in call.args:
+                if arg.star:
+                    continue
+                kind = self._non_serializable(arg.value)
+                if kind:
+                    label = f"`{arg.keyword.value}`" if arg.keyword is not None else "an argument"
+                    return f"is constructed with {kind} as {label} (`{_short(call)}`)"
+        return None
+
+    def _non_serializable(self, expr, depth: int = 0) -> Optional[str]:
+        if depth > 3:
+            return None
+        if isinstance(expr, cst.Lambda):
+            return "a lambda"
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            for el in expr.elements:
+                k = self._non_serializable(el.value, depth + 1)
+                if k:
+                    return k
+            return None
+        if isinstance(expr, cst.Call):
+            q = self.ctx.resolve(expr.func)
+            if q is not None:
+                if q in _ARRAY_CTORS:
+                    return "an array"
+                parts = q.split(".")
+                if (len(parts) == 3 and parts[0] == "keras" and parts[1] in _KERAS_OBJECT_SUBS
+                        and parts[2][:1].isupper()) or q in ("keras.models.Sequential", "keras.models.Model"):
+                    return "a layer" if parts[1] in ("layers", "models", "applications") else "a Keras object"
+                return None
+            if isinstance(expr.func, cst.Name):
+                other = self.ctx.classes.get(expr.func.value)
+                if other is not None and other.kind == "layer":
+                    return "a layer"
+            return None
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            q = self.ctx.resolve(expr)
+            if q is not None:
+                if q.startswith(_FUNCTION_NAMESPACES) and q.rsplit(".", 1)[-1][:1].islower():
+                    return "a function"
+                return None
+            if isinstance(expr, cst.Name):
+                if expr.value in self.ctx.functions:
+                    return "a function"
+                v = self.ctx.module_assigned.get(expr.value)
+                if v is not None and v is not expr:
+                    return self._non_serializable(v, depth + 1)
+        return None
+
+
+def _defines(cls_node, name: str) -> bool:
+    return _method(cls_node, name) is not None or any(
+        isinstance(s, cst.SimpleStatementLine) and any(
+            isinstance(small, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == name
+                                                   for t in small.targets) for small in s.body)
+        for s in _body(cls_node))
+
+
+def _body(cls_node) -> list:
+    b = cls_node.body
+    return list(b.body) if isinstance(b, cst.IndentedBlock) else []
+
+
+def _method(cls_node, name: str):
+    for s in _body(cls_node):
+        if isinstance(s, cst.FunctionDef) and s.name.value == name:
+            return s
+        if isinstance(s, (cst.If, cst.Try)):
+            for inner in s.body.body:
+                if isinstance(inner, cst.FunctionDef) and inner.name.value == name:
+                    return inner
+    return None
+
+
+def _positional_bases(cls_node) -> list:
+    out = []
+    for arg in cls_node.bases:
+        if arg.keyword is not None:
+            continue
+        if dotted(arg.value) is None:
+            continue
+        out.append(arg.value)
+    return out
+
+
+def _walk(node) -> Iterator:
+    """All nodes under ``node`` (not into nested classes)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        for c in n.children:
+            if not isinstance(c, cst.ClassDef):
+                stack.append(c)
+
+
+def _names(names: list) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:4])
+    return shown + (", …" if len(names) > 4 else "")
