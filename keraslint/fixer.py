@@ -90,10 +90,11 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
             break
         reports = _fixable_reports(analysis, kinds)
         counts = Counter(_key(r) for r in reports)
-        # A rule whose applied fixes left as many of its findings as before is stuck.
-        for k, n in last_applied.items():
+        # A rule whose applied fixes left as many of its fixable findings as before is
+        # stuck (its fix does not remove what it reports): do not ask it again.
+        for k in last_applied:
             if counts[k] >= before_counts[k]:
-                stalled.add(k[0])
+                stalled.add(k)
         reports = [r for r in reports if r.rule.code not in stalled]
         if not reports:
             break
@@ -114,8 +115,8 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
     return FixResult(new_bytes, analysis.findings, applied if new_bytes is not None else 0, rounds, dropped)
 
 
-def _key(rep) -> tuple:
-    return (rep.rule.code, rep.message)
+def _key(rep) -> str:
+    return rep.rule.code
 
 
 def _fixable_reports(analysis: engine.Analysis, kinds: tuple) -> list:
@@ -576,6 +577,8 @@ def _is_setup_stmt(s: Any) -> bool:
         return False
     for small in s.body:
         name = None
+        if isinstance(small, cst.Pass):  # also what a notebook's magics become
+            continue
         if isinstance(small, cst.Assign) and len(small.targets) == 1:
             t = small.targets[0].target
             if isinstance(t, cst.Subscript):
