@@ -1028,8 +1028,9 @@ class SamePaddingStride(Rule):
 
 KERAS_RNN_LAYERS = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "CuDNNLSTM", "CuDNNGRU"}
 TORCH_RNNS = {"torch.nn.LSTM": "LSTM", "torch.nn.GRU": "GRU", "torch.nn.RNN": "RNN"}
-# positional: LSTM(input_size, hidden_size, num_layers, bias, batch_first, ...)
-TORCH_RNN_BATCH_FIRST_POS = 4
+# positional: LSTM/GRU(input_size, hidden_size, num_layers, bias, batch_first, ...);
+# RNN(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, ...)
+TORCH_RNN_BATCH_FIRST_POS = {"LSTM": 4, "GRU": 4, "RNN": 5}
 
 
 class RnnBatchFirst(Rule):
@@ -1084,7 +1085,7 @@ class RnnBatchFirst(Rule):
                 return
             tq = torch_name(q)
             if tq in TORCH_RNNS:
-                bf = arg_value(node, "batch_first", TORCH_RNN_BATCH_FIRST_POS)
+                bf = arg_value(node, "batch_first", TORCH_RNN_BATCH_FIRST_POS[TORCH_RNNS[tq]])
                 if bf is ABSENT or bf is False:
                     self.torch_rnns.append((node, TORCH_RNNS[tq], self._bound_name()))
                 return
