@@ -709,7 +709,10 @@ class KernelNotTransposed(Rule):
         src = self._trace(value, 0)
         if src is None or src.kind in ("other", "transposed"):
             return
-        self.pending.append((report_node, src, target, module_expr, key_path))
+        # names are resolved now (their scope is the current function); attributes
+        # (``net.fc``) at the end, when every ``self.fc = nn.Linear(...)`` has been seen
+        early = self._torch_module_classes(module_expr, None) if isinstance(module_expr, cst.Name) else None
+        self.pending.append((report_node, src, target, module_expr, key_path, early))
 
     @staticmethod
     def _subscript_key(node: cst.Subscript) -> Optional[str]:
@@ -833,6 +836,14 @@ class KernelNotTransposed(Rule):
                     q = torch_name(self.ctx.resolve(v[1].func))
                     if q and q.startswith("torch.nn."):
                         return {q.rsplit(".", 1)[1]}
+                if v is None:
+                    # a parameter annotated with its class: ``def port(linear: nn.Linear)``
+                    fn = self.ctx.function
+                    for p in fn.params if fn is not None else ():
+                        if p.name.value == m.value and p.annotation is not None:
+                            q = torch_name(self.ctx.resolve(p.annotation.annotation))
+                            if q and q.startswith("torch.nn."):
+                                return {q.rsplit(".", 1)[1]}
                 return {"?"}
             if isinstance(m, cst.Attribute):
                 return set(self.module_attrs.get(m.attr.value, {"?"}))
@@ -845,8 +856,8 @@ class KernelNotTransposed(Rule):
     def finish(self) -> None:
         if not both_frameworks(self.ctx):
             return
-        for node, src, target, module_expr, key_path in self.pending:
-            classes = self._torch_module_classes(module_expr, key_path)
+        for node, src, target, module_expr, key_path, early in self.pending:
+            classes = early if early is not None else self._torch_module_classes(module_expr, key_path)
             if classes & TORCH_PLAIN_MODULES or "<self>" in classes:
                 continue
             known_kernel = bool(classes) and classes <= TORCH_KERNEL_MODULES
@@ -1288,7 +1299,7 @@ class ReferenceInTrainMode(Rule):
                 if kind == "keras":
                     return ("keras",)
                 if kind == "torch":
-                    return ("torch", expr, dotted(func))
+                    return ("torch", expr, dotted(func), self._ctor_of(func))
         return None
 
     def _model_kind(self, expr: Any, depth: int = 0) -> Optional[str]:
@@ -1361,10 +1372,9 @@ class ReferenceInTrainMode(Rule):
     def finish(self) -> None:
         if not both_frameworks(self.ctx):
             return
-        for call, module in self.compared:
+        for call, module, ctor in self.compared:
             if module is None or module in self.eval_names:
                 continue
-            ctor = self._module_ctor(module)
             if ctor is None or not self._has_train_mode_layers(ctor):
                 continue
             if isinstance(ctor, cst.Call) and isinstance(ctor.func, cst.Attribute) and ctor.func.attr.value == "eval":
@@ -1373,8 +1383,18 @@ class ReferenceInTrainMode(Rule):
                               f"`.eval()`: its dropout/batch norm run in training mode (`torch.no_grad()` does not "
                               f"change that), so the comparison measures noise (call `{module}.eval()` first)")
 
-    def _module_ctor(self, module: str) -> Any:
-        return self.ctors.get(module)
+    def _ctor_of(self, func: Any, depth: int = 0) -> Any:
+        """The call that created the module ``func`` names (a variable in scope, or an
+        attribute such as ``self.net`` assigned anywhere in the file)."""
+        if depth > 8:
+            return None
+        if isinstance(func, cst.Name):
+            v = self.ctx.assigned_value(func.value)
+            if isinstance(v, cst.Name) and v is not func:
+                return self._ctor_of(v, depth + 1)
+            return v if isinstance(v, cst.Call) else None
+        d = dotted(func)
+        return self.ctors.get(d) if d else None
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
