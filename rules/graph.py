@@ -128,7 +128,7 @@ class NumpyInGraph(Rule):
         if q is None or not q.startswith("numpy.") or q.startswith("numpy.random."):
             return
         tainted = next((a.value for a in node.args if self.ctx.is_tainted(a.value)), None)
-        if tainted is None:
+        if tainted is None or _eager_backend_branch(self.ctx):
             return
         short = q.replace("numpy.", "np.", 1)
         fix = self._fix(node, q)
@@ -268,6 +268,78 @@ def _builtin(ctx, func, names) -> Optional[str]:
     return func.value
 
 
+_TENSOR_NAMESPACES = ("keras.ops.", "tensorflow.", "jax.numpy.", "jax.lax.", "torch.")
+_NOT_TENSOR_RESULTS = {
+    "tensorflow.is_tensor", "keras.ops.is_tensor", "tensorflow.executing_eagerly", "keras.ops.shape",
+    "keras.ops.ndim", "keras.ops.dtype", "tensorflow.get_static_value", "tensorflow.rank",
+    "tensorflow.debugging.is_numeric_tensor", "torch.is_tensor", "torch.is_floating_point",
+}
+_TENSOR_METHODS = {"sum", "mean", "max", "min", "any", "all", "prod", "std", "abs"}
+
+
+def _tensor_value(ctx, expr, depth: int = 0) -> bool:
+    """Does ``expr`` certainly hold a tensor computed from the function's tensor inputs
+    (stricter than taint, for rules that must not fire on Python flags and containers)?
+    A tensor op on tainted arguments, a comparison/arithmetic/subscript involving one or a
+    tensor parameter, or a local assigned one. A bare parameter is not enough: ``if flag:``
+    on a parameter without default is usually a Python flag."""
+    if depth > 8:
+        return False
+    fn = ctx.function
+    if fn is None or not fn.tainted:
+        return False
+    t = type(expr)
+    if t is cst.Call:
+        q = ctx.resolve(expr.func)
+        if q is not None:
+            return (q.startswith(_TENSOR_NAMESPACES) and q not in _NOT_TENSOR_RESULTS
+                    and any(ctx.is_tainted(a.value) for a in expr.args))
+        f = expr.func
+        if isinstance(f, cst.Attribute) and f.attr.value in _TENSOR_METHODS and not expr.args:
+            return _tensor_value(ctx, f.value, depth + 1) or _tensor_param(ctx, f.value)
+        return False
+    if t is cst.Name:
+        if expr.value in {p.name.value for p in fn.params}:
+            return False
+        v = fn.assigned.get(expr.value)
+        return v is not None and v is not expr and ctx.is_tainted(expr) and _tensor_value(ctx, v, depth + 1)
+    if t is cst.Comparison:
+        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
+            return False
+        operands = [expr.left] + [c.comparator for c in expr.comparisons]
+        if any(isinstance(o, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)) for o in operands):
+            return False
+        return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in operands)
+    if t is cst.BinaryOperation:
+        return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in (expr.left, expr.right))
+    if t is cst.UnaryOperation and not isinstance(expr.operator, cst.Not):
+        return _tensor_value(ctx, expr.expression, depth + 1) or _tensor_param(ctx, expr.expression)
+    if t is cst.Subscript:
+        return _tensor_value(ctx, expr.value, depth + 1) or _tensor_param(ctx, expr.value)
+    return False
+
+
+def _tensor_param(ctx, expr) -> bool:
+    """A tainted parameter (tensor input) used inside a comparison/arithmetic/subscript."""
+    fn = ctx.function
+    return (isinstance(expr, cst.Name) and expr.value in fn.tainted
+            and expr.value in {p.name.value for p in fn.params})
+
+
+def _eager_backend_branch(ctx) -> bool:
+    """Inside ``if backend.backend() == "torch":`` / ``if is_torch_backend:``: the torch
+    and numpy backends run `call` eagerly, so tensor-to-Python code there is fine."""
+    stack = ctx.stack
+    for i, anc in enumerate(stack[:-1]):
+        if isinstance(anc, cst.If) and stack[i + 1] is anc.body:
+            for n in _walk(anc.test):
+                if isinstance(n, cst.SimpleString) and n.evaluated_value in ("torch", "numpy"):
+                    return True
+                if isinstance(n, cst.Name) and "torch" in n.value.lower():
+                    return True
+    return False
+
+
 # ---------------------------------------------------------------------------
 # KL302
 # ---------------------------------------------------------------------------
@@ -324,7 +396,7 @@ class TensorToPythonInGraph(Rule):
             return
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in ("numpy", "item") and not node.args:
-            if self.ctx.is_tainted(func.value):
+            if self.ctx.is_tainted(func.value) and not _eager_backend_branch(self.ctx):
                 self.report_in_graph(
                     node,
                     f"`{_short(node)}` inside {{where}}: a traced tensor has no value, so under "
@@ -336,7 +408,7 @@ class TensorToPythonInGraph(Rule):
         if conv is None or len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
             return
         arg = node.args[0].value
-        if self.ctx.is_tainted(arg):
+        if self.ctx.is_tainted(arg) and not _eager_backend_branch(self.ctx):
             self.report_in_graph(
                 node,
                 f"`{_short(node)}` converts a tensor to a Python {conv} inside {{where}}: under "
@@ -417,10 +489,8 @@ class PythonBranchOnTensor(Rule):
             yield expr
 
     def _tensor_valued(self, expr) -> bool:
-        if isinstance(expr, cst.Comparison) and all(isinstance(c.operator, _NON_TENSOR_TESTS)
-                                                    for c in expr.comparisons):
-            return False  # `x is None`, `"k" in inputs`: Python booleans
-        return self.ctx.is_tainted(expr)
+        # `x is None`, `"k" in inputs`, `tree.is_nested(x)`, `if flag:`: Python booleans.
+        return _tensor_value(self.ctx, expr) and not _eager_backend_branch(self.ctx)
 
     def _check(self, test, what: str, is_assert: bool = False) -> None:
         fn = self.ctx.function
