@@ -307,3 +307,42 @@ def test_kl306_keras3_auto_config():
         assert "non-serializable argument values" in str(err)
     # A Model subclass records its *defaults*, not the arguments it was given.
     assert Dflt(scale=5.0).get_config()["scale"] == 1.0
+
+
+# ---------------------------------------------------------------------------
+# KL306 on Keras 2 (tf_keras) code: every extra constructor argument needs get_config
+# ---------------------------------------------------------------------------
+
+def test_kl306_tf_keras_any_extra_argument():
+    text = (
+        "import tf_keras\n\n\n"
+        "class Block(tf_keras.layers.Layer):\n"
+        "    def __init__(self, units, rate=0.1, **kwargs):\n"
+        "        super().__init__(**kwargs)\n"
+        "        self.units = units\n\n\n"
+        "class Configured(tf_keras.layers.Layer):\n"
+        "    def __init__(self, units, **kwargs):\n"
+        "        super().__init__(**kwargs)\n"
+        "        self.units = units\n\n"
+        "    def get_config(self):\n"
+        "        return {**super().get_config(), 'units': self.units}\n\n\n"
+        "class NoArgs(tf_keras.layers.Layer):\n"
+        "    def __init__(self, name=None, trainable=True, **kwargs):\n"
+        "        super().__init__(name=name, trainable=trainable, **kwargs)\n"
+    )
+    got = [(f.line, f.code) for f in check_source(text, select=["KL306"])]
+    assert got == [(4, "KL306")]
+    msg = check_source(text, select=["KL306"])[0].message
+    assert "`units`, `rate`" in msg and "tf_keras" in msg
+
+
+def test_kl306_keras3_layer_with_plain_arguments_is_silent():
+    text = (
+        "import keras\n\n\n"
+        "class Block(keras.layers.Layer):\n"
+        "    def __init__(self, units, rate=0.1, **kwargs):\n"
+        "        super().__init__(**kwargs)\n"
+        "        self.units = units\n\n\n"
+        "blocks = [Block(4), Block(8, rate=0.5)]\n"
+    )
+    assert not check_source(text, select=["KL306"])
