@@ -1,0 +1,629 @@
+"""The run-time order of a script, shared by the randomness (KL1) and precision (KL2) rules.
+
+"Before" in "no seed before the model is built" means *execution order*, not line order:
+module-level statements (including an ``if __name__ == "__main__":`` block) in order, with
+the body of every function of this file that they call spliced in at the call (``main()``,
+``set_seeds()``, ``build_model()``, ``app.run(main)``), and a local Keras class's
+``__init__`` spliced in where the class is instantiated. A file whose execution order builds
+or trains nothing (a library module that only defines layers and model factories) is not a
+script.
+
+The events are recorded during the engine's single traversal (one recorder per file,
+shared by the rules through the Context) and ordered in ``finish()``.
+
+Library facts used by the messages are module constants here; ``tests/
+test_defaults_seeds_precision.py`` checks each one against the installed Keras 3.15 /
+TensorFlow 2.21.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import libcst as cst
+
+from keraslint.rule import Rule
+from keraslint.semantics import dotted, get_arg, literal_value
+
+# ---------------------------------------------------------------------------
+# Library facts (checked by tests/test_defaults_seeds_precision.py)
+# ---------------------------------------------------------------------------
+
+# `keras.layers` classes whose constructor draws a seed from Python's `random`
+# (`keras.random.make_default_seed()` = `random.randint(1, int(1e9))`): their initializers
+# (or their SeedGenerator) are created in `__init__`. Measured on Keras 3.15.1 by
+# constructing each layer and comparing `random.getstate()` before and after.
+DRAWING_LAYERS = frozenset({
+    "AlphaDropout", "AugMix", "Bidirectional", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D",
+    "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Convolution1D", "Convolution1DTranspose",
+    "Convolution2D", "Convolution2DTranspose", "Convolution3D", "Convolution3DTranspose", "CutMix", "Dense",
+    "DepthwiseConv1D", "DepthwiseConv2D", "Dropout", "EinsumDense", "Embedding", "GRU", "GRUCell",
+    "GaussianDropout", "GaussianNoise", "GroupQueryAttention", "LSTM", "LSTMCell", "MixUp", "MultiHeadAttention",
+    "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
+    "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale",
+    "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation",
+    "RandomSharpness", "RandomShear", "RandomTranslation", "RandomZoom", "ReversibleEmbedding", "SeparableConv1D",
+    "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell",
+    "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+})
+# `keras.initializers` whose constructor draws a seed the same way (seed=None).
+DRAWING_INITIALIZERS = frozenset({
+    "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal",
+    "OrthogonalInitializer", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
+    "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal",
+    "random_normal", "random_uniform", "truncated_normal", "variance_scaling",
+})
+# How Keras 3 draws a default seed (`keras/src/random/seed_generator.py`).
+KERAS_SEED_DRAW = "random.randint(1, int(1e9))"
+
+# What each seeding call seeds. `keras.utils.set_random_seed` runs `random.seed`,
+# `np.random.seed` and `tf.random.set_seed` (TF installed), and `torch.manual_seed` only
+# when the Keras backend is torch.
+PY, NP, TF, TORCH = "python", "numpy", "tensorflow", "torch"
+SET_RANDOM_SEED = "keras.utils.set_random_seed"
+SEED_APIS = {
+    SET_RANDOM_SEED: frozenset({PY, NP, TF}),
+    "tensorflow.random.set_seed": frozenset({TF}),
+    "tensorflow.compat.v1.set_random_seed": frozenset({TF}),
+    "tensorflow.compat.v1.random.set_random_seed": frozenset({TF}),
+    "tensorflow.compat.v2.random.set_seed": frozenset({TF}),
+    "tensorflow.set_random_seed": frozenset({TF}),
+    "numpy.random.seed": frozenset({NP}),
+    "random.seed": frozenset({PY}),
+    "torch.manual_seed": frozenset({TORCH}),
+    "torch.random.manual_seed": frozenset({TORCH}),
+    "torch.cuda.manual_seed": frozenset({"torch.cuda"}),
+    "torch.cuda.manual_seed_all": frozenset({"torch.cuda"}),
+}
+GENERATOR_NAMES = {
+    PY: "Python `random`",
+    NP: "NumPy's global generator",
+    TF: "TensorFlow's global seed",
+    TORCH: "PyTorch's generator",
+}
+DETERMINISM_CALLS = {"tensorflow.config.experimental.enable_op_determinism"}
+CLEAR_SESSION = {"keras.backend.clear_session", "keras.utils.clear_session"}
+RUNNERS = {"absl.app.run", "tensorflow.compat.v1.app.run", "tensorflow.app.run", "fire.Fire"}
+
+# Random functions and the 0-based position of their `seed` parameter (None: they have no
+# seed parameter and always use the global generator).
+KERAS_RANDOM_SEED_POS = {
+    "normal": 4, "uniform": 4, "truncated_normal": 4, "randint": 4, "dropout": 3, "shuffle": 2,
+    "categorical": 3, "gamma": 3, "binomial": 4, "beta": 4,
+}
+TF_RANDOM_SEED_POS = {
+    "tensorflow.random.normal": 4, "tensorflow.random.uniform": 4, "tensorflow.random.truncated_normal": 4,
+    "tensorflow.random.shuffle": 1, "tensorflow.random.categorical": 3, "tensorflow.random.gamma": 4,
+    "tensorflow.random.poisson": 3, "tensorflow.random.experimental.index_shuffle": None,
+    "tensorflow.nn.dropout": 3, "tensorflow.image.random_flip_left_right": 1,
+    "tensorflow.image.random_flip_up_down": 1, "tensorflow.image.random_brightness": 2,
+    "tensorflow.image.random_contrast": 3, "tensorflow.image.random_crop": 2, "tensorflow.image.random_hue": 2,
+    "tensorflow.image.random_saturation": 3, "tensorflow.image.random_jpeg_quality": 3,
+    "tensorflow.compat.v1.random_normal": 4, "tensorflow.compat.v1.random_uniform": 4,
+    "tensorflow.compat.v1.random_shuffle": 1, "tensorflow.compat.v1.truncated_normal": 4,
+}
+NUMPY_NOT_DRAWS = {"seed", "default_rng", "Generator", "RandomState", "SeedSequence", "get_state", "set_state",
+                   "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64", "BitGenerator", "bit_generator"}
+PY_DRAWS = {"random", "shuffle", "choice", "choices", "sample", "randint", "randrange", "uniform", "gauss",
+            "normalvariate", "lognormvariate", "expovariate", "betavariate", "gammavariate", "triangular",
+            "vonmisesvariate", "paretovariate", "weibullvariate", "getrandbits", "randbytes", "binomialvariate"}
+TORCH_DRAWS = {"randn", "rand", "randint", "randperm", "normal", "bernoulli", "multinomial", "rand_like",
+               "randn_like", "randint_like", "poisson"}
+TORCH_PARAM_MODULES = {"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+                       "ConvTranspose3d", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding",
+                       "MultiheadAttention", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+                       "TransformerEncoderLayer", "TransformerDecoderLayer", "Transformer"}
+# Model constructors / loaders that build layers (and fix Keras 3's global dtype policy).
+MODEL_LOADERS = {"keras.models.load_model", "keras.saving.load_model", "keras.models.model_from_json",
+                 "keras.models.model_from_config", "keras.models.clone_model"}
+HUB_ROOTS = ("keras_hub.", "keras_nlp.", "keras_cv.")
+
+
+# ---------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Build:
+    """A Keras object built by a call."""
+
+    name: str  # display name: "Dense", "Sequential", "GlorotUniform", local class name
+    draws: Optional[str] = None  # generator its constructor draws from (PY, or TF for Keras 2)
+    policy: bool = False  # a layer/model: fixes Keras 3's global dtype policy
+    layer: Optional[str] = None  # keras.layers class name when it is a built-in layer
+    legacy: bool = False  # Keras 2 (tf_keras): initializers draw from TF's global seed at build time
+
+
+@dataclass
+class Event:
+    kind: str  # "seed" | "opaque-seed" | "build" | "train" | "call" | "floatx" | "clear"
+    node: Any  # the Call
+    chain: tuple  # ((statement, body), ...) innermost first, within the event's scope
+    covers: frozenset = frozenset()
+    build: Optional[Build] = None
+    target: str = ""  # "call": name of the local function / class
+
+
+@dataclass
+class Step:
+    """An event at its place in execution order: ``path`` holds the statement chains of
+    the call sites that led to it (outermost first), then the event's own chain."""
+
+    event: Event
+    path: tuple
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+    @property
+    def node(self) -> Any:
+        return self.event.node
+
+
+def short(node: Any, limit: int = 48) -> str:
+    """Source-like text of a small node, for messages."""
+    try:
+        text = cst.Module([]).code_for_node(node)
+    except Exception:  # noqa: BLE001
+        return "expression"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+FRAMEWORK_ROOTS = ("keras.", "tensorflow.", "numpy.", "torch.", "random.", "jax.", "tf_keras.")
+
+
+def _seedish(name: str) -> bool:
+    return "seed" in name.lower() and name[:1].islower()
+
+
+def _has_seed_arg(node: cst.Call, pos: Optional[int]) -> bool:
+    a = get_arg(node, "seed", pos) if pos is not None else get_arg(node, "seed")
+    if a is None:
+        return False
+    return literal_value(a.value) is not None
+
+
+class Timeline:
+    """Per-file recorder; get it with :func:`timeline`."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.module_imports = dict(ctx.imports)  # module-level imports only (before traversal)
+        self.scopes: dict = {}  # id(FunctionInfo) or 0 -> [Event]
+        self.uses: dict = {}  # generator -> [(description, node)] anywhere in the file
+        self.seed_anywhere = False
+        self.determinism = False  # enable_op_determinism() or TF_DETERMINISTIC_OPS seen
+        self.backend: Optional[str] = None  # KERAS_BACKEND set in the file
+        self.legacy_env = False  # TF_USE_LEGACY_KERAS set in the file
+        self.builds_anywhere: list = []  # (Build, node) anywhere in the file
+        self._last: Any = None
+        self._last_assign: Any = None
+        self.maybe_opaque: list = []
+        self._seq: Optional[list] = None
+
+    # -------------------------------------------------------------- classification
+    def classify_build(self, node: cst.Call) -> Optional[Build]:
+        ctx = self.ctx
+        func = node.func
+        if isinstance(func, cst.Name) and func.value in ctx.classes and ctx.resolve(func) is None:
+            info = ctx.classes[func.value]
+            if ctx.class_kind(info) == "layer":
+                return Build(func.value, None, True)
+            return None
+        raw = ctx.qualname(func)
+        if raw is None:
+            return None
+        q = ctx.resolve(func)
+        if any(raw.startswith(h) for h in HUB_ROOTS):
+            last = raw.rsplit(".", 1)[-1]
+            parts = raw.split(".")
+            if last == "from_preset":
+                return Build(parts[-2] if len(parts) > 2 else last, None, True)
+            if len(parts) >= 3 and parts[1] in ("layers", "models") and last[:1].isupper():
+                return Build(last, PY, True)
+            return None
+        if q is None or not q.startswith("keras."):
+            return None
+        legacy = raw.startswith(("tf_keras", "tensorflow.python.keras")) or (
+            self.legacy_env and raw.startswith(("tensorflow.keras", "tensorflow.compat.v1.keras")))
+        # Keras 3 draws seeds in constructors; Keras 2 only when weights are created.
+        gen = None if legacy else PY
+        parts = q.split(".")
+        last = parts[-1]
+        if q in ("keras.models.Sequential", "keras.models.Model", "keras.layers.Input"):
+            return Build(last, None, True, "Input" if last == "Input" else None, legacy)
+        if q in MODEL_LOADERS:
+            return Build(last, gen if last == "clone_model" else None, True, None, legacy)
+        if len(parts) == 3 and parts[1] == "layers" and last[:1].isupper():
+            return Build(last, gen if last in DRAWING_LAYERS else None, True, last, legacy)
+        if len(parts) == 3 and parts[1] == "initializers" and last in DRAWING_INITIALIZERS:
+            return Build(last, gen, False, None, legacy)
+        if len(parts) == 3 and parts[1] == "applications" and last[:1].isupper():
+            return Build(last, None, True, None, legacy)
+        return None
+
+    def is_model_value(self, expr: Any) -> bool:
+        """Is ``expr`` (a fit receiver) known to hold a Keras model?"""
+        if isinstance(expr, cst.Name):
+            expr = self.ctx.assigned_value(expr.value)
+        if not isinstance(expr, cst.Call):
+            return False
+        if self.classify_build(expr) is not None:
+            return True
+        if isinstance(expr.func, cst.Name) and self.ctx.resolve(expr.func) is None:
+            for r in self.ctx.returns_of(expr.func.value):
+                if isinstance(r, cst.Call) and self.classify_build(r) is not None:
+                    return True
+                if isinstance(r, cst.Name):
+                    for fi in self.ctx.functions.get(expr.func.value, ()):
+                        v = fi.assigned.get(r.value)
+                        if isinstance(v, cst.Call) and self.classify_build(v) is not None:
+                            return True
+        return False
+
+    # -------------------------------------------------------------- recording
+    def _chain(self) -> tuple:
+        stack = self.ctx.stack
+        fn = self.ctx.function
+        stop = fn.node if fn is not None else None
+        out = []
+        for i in range(len(stack) - 1, 0, -1):
+            n = stack[i]
+            if n is stop:
+                break
+            p = stack[i - 1]
+            if isinstance(n, cst.BaseStatement) and isinstance(p, (cst.Module, cst.IndentedBlock)):
+                out.append((n, p))
+        return tuple(out)
+
+    def _add(self, kind: str, node: Any, **kw: Any) -> None:
+        fn = self.ctx.function
+        key = id(fn) if fn is not None else 0
+        self.scopes.setdefault(key, []).append(Event(kind, node, self._chain(), **kw))
+
+    def _use(self, gen: str, desc: str, node: Any) -> None:
+        self.uses.setdefault(gen, []).append((desc, node))
+
+    def on_assign(self, node: cst.Assign) -> None:
+        if node is self._last_assign:
+            return
+        self._last_assign = node
+        for t in node.targets:
+            tgt = t.target
+            if isinstance(tgt, cst.Subscript) and self.ctx.resolve(tgt.value) == "os.environ" and len(tgt.slice) == 1:
+                el = tgt.slice[0].slice
+                if isinstance(el, cst.Index):
+                    self._env(literal_value(el.value), literal_value(node.value))
+
+    def _env(self, key: Any, value: Any) -> None:
+        if key == "KERAS_BACKEND" and isinstance(value, str):
+            self.backend = value
+        elif key == "TF_USE_LEGACY_KERAS" and str(value).lower() in ("1", "true"):
+            self.legacy_env = True
+        elif key == "TF_DETERMINISTIC_OPS" and str(value).lower() in ("1", "true"):
+            self.determinism = True
+
+    def on_call(self, node: cst.Call) -> None:
+        if node is self._last:
+            return
+        self._last = node
+        ctx = self.ctx
+        func = node.func
+        q = ctx.resolve(func)
+        # -- seeds
+        if q in SEED_APIS:
+            arg = node.args[0] if node.args and node.args[0].keyword is None else (
+                get_arg(node, "seed") or get_arg(node, "a"))
+            if arg is None or literal_value(arg.value) is None:
+                return  # random.seed() / np.random.seed(None): reseeds from OS entropy
+            covers = SEED_APIS[q]
+            if q == SET_RANDOM_SEED and self.backend == "torch":
+                covers = covers | {TORCH}
+            self.seed_anywhere = True
+            self._add("seed", node, covers=covers)
+            return
+        if q in DETERMINISM_CALLS:
+            self.determinism = True
+            return
+        if q in CLEAR_SESSION:
+            self._add("clear", node)
+            return
+        if q in ("keras.config.set_floatx", "keras.backend.set_floatx"):
+            self._add("floatx", node)
+            return
+        if q in ("os.environ.setdefault", "os.putenv") and len(node.args) >= 2:
+            self._env(literal_value(node.args[0].value), literal_value(node.args[1].value))
+            return
+        if q in RUNNERS:
+            for a in node.args:
+                if isinstance(a.value, cst.Name) and (a.keyword is None or a.keyword.value == "main"):
+                    self._add("call", node, target=a.value.value)
+            return
+        # -- builds
+        b = self.classify_build(node)
+        if b is not None:
+            self.builds_anywhere.append((b, node))
+            self._add("build", node, build=b)
+            if b.draws:
+                self._use(b.draws, f"Keras 3 `{b.name}` draws its seed from it when constructed", node)
+            elif b.legacy and (b.layer in DRAWING_LAYERS or b.name in DRAWING_INITIALIZERS):
+                self._use(TF, f"Keras 2 `{b.name}` initializes from it", node)
+            if isinstance(func, cst.Name) and func.value in ctx.classes:
+                self._add("call", node, target=func.value)
+            return
+        # -- training
+        if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch") \
+                and self.is_model_value(func.value):
+            self._add("train", node)
+            if func.attr.value == "fit" and node.args and not ctx.is_dataset(node.args[0].value):
+                sh = get_arg(node, "shuffle")
+                if sh is None or literal_value(sh.value) not in (False,):
+                    self._use(TF, "`fit` shuffles arrays with `tf.random.shuffle`", node)
+            return
+        if q == "tensorflow.GradientTape":
+            self._add("train", node)
+            return
+        # -- local calls (inlined in execution order) and unknown seeding helpers
+        if isinstance(func, cst.Name) and q is None:
+            self._add("call", node, target=func.value)
+            if _seedish(func.value):
+                self.maybe_opaque.append(node)  # a seed helper, unless defined in this file
+        else:
+            last = q.rsplit(".", 1)[-1] if q is not None else (
+                func.attr.value if isinstance(func, cst.Attribute) else None)
+            if last is not None and _seedish(last) and not (q is not None and q.startswith(FRAMEWORK_ROOTS)):
+                # seed_everything(0), utils.set_seed(0), transformers.set_seed(0): unknown coverage
+                self.seed_anywhere = True
+                self._add("opaque-seed", node)
+        # -- generator uses (KL102)
+        self._record_use(node, q)
+
+    def _record_use(self, node: cst.Call, q: Optional[str]) -> None:
+        func = node.func
+        if q is not None:
+            parts = q.split(".")
+            last = parts[-1]
+            if q.startswith("keras.random.") and last in KERAS_RANDOM_SEED_POS:
+                if not _has_seed_arg(node, KERAS_RANDOM_SEED_POS[last]):
+                    self._use(PY, f"`{dotted(func)}` without `seed=` uses Keras's global SeedGenerator", node)
+            elif q.startswith("numpy.random.") and len(parts) == 3 and last not in NUMPY_NOT_DRAWS \
+                    and last[:1].islower():
+                self._use(NP, f"`{dotted(func)}`", node)
+            elif q.startswith("random.") and len(parts) == 2 and last in PY_DRAWS:
+                self._use(PY, f"`{dotted(func)}`", node)
+            elif q in TF_RANDOM_SEED_POS:
+                if not _has_seed_arg(node, TF_RANDOM_SEED_POS[q]):
+                    self._use(TF, f"`{dotted(func)}` without `seed=`", node)
+            elif q.startswith("torch."):
+                if len(parts) == 2 and last in TORCH_DRAWS:
+                    self._use(TORCH, f"`{dotted(func)}`", node)
+                elif len(parts) == 3 and parts[1] == "nn" and last in TORCH_PARAM_MODULES:
+                    self._use(TORCH, f"`{dotted(func)}`", node)
+                elif q == "torch.utils.data.DataLoader":
+                    sh = get_arg(node, "shuffle", 2)
+                    if sh is not None and literal_value(sh.value) is True:
+                        self._use(TORCH, "`DataLoader(shuffle=True)`", node)
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value == "shuffle" and self.ctx.is_dataset(func.value):
+            if not _has_seed_arg(node, 1):
+                self._use(TF, "`Dataset.shuffle` without `seed=`", node)
+
+    # -------------------------------------------------------------- ordering
+    def _callee_keys(self, name: str) -> list:
+        ctx = self.ctx
+        info = ctx.classes.get(name)
+        if info is not None:
+            for fi in ctx.all_functions:
+                if fi.cls is info and fi.name == "__init__":
+                    return [id(fi)]
+            return []
+        fis = ctx.functions.get(name)
+        if fis:
+            return [id(fis[-1])]
+        return []
+
+    def sequence(self, start: int = 0) -> list:
+        """Events in execution order, starting from the module (``start=0``) or from the
+        body of a function (``id(FunctionInfo)``)."""
+        if start == 0 and self._seq is not None:
+            return self._seq
+        self.finalize_opaque()
+        out: list = []
+        opaque = {id(n) for n in self.maybe_opaque}
+
+        def run(key: int, path: tuple, active: frozenset) -> None:
+            for ev in self.scopes.get(key, ()):
+                p = path + (ev.chain,)
+                if ev.kind == "call":
+                    keys = self._callee_keys(ev.target)
+                    if keys:
+                        for k in keys:
+                            if k not in active and len(active) < 12:
+                                run(k, p, active | {k})
+                    elif id(ev.node) in opaque:
+                        self.seed_anywhere = True
+                        out.append(Step(Event("opaque-seed", ev.node, ev.chain), p))
+                    continue
+                out.append(Step(ev, p))
+
+        run(start, (), frozenset({start}))
+        if start == 0:
+            self._seq = out
+        return out
+
+    def finalize_opaque(self) -> None:
+        """Unknown seeding helpers (``seed_everything(0)`` imported or undefined) count as
+        seeds anywhere in the file."""
+        for n in self.maybe_opaque:
+            if isinstance(n.func, cst.Name) and not self._callee_keys(n.func.value):
+                self.seed_anywhere = True
+
+    def is_script(self) -> bool:
+        return any(s.kind in ("build", "train") for s in self.sequence())
+
+    def function_keys(self) -> Iterator[int]:
+        for fi in self.ctx.all_functions:
+            if id(fi) in self.scopes:
+                yield id(fi)
+
+    # -------------------------------------------------------------- spelling
+    def spell(self, *qualnames: str) -> Optional[str]:
+        """How module-level imports spell the first of ``qualnames`` they can reach."""
+        for qn in qualnames:
+            best = None
+            for local, full in self.module_imports.items():
+                if qn == full:
+                    return local
+                if qn.startswith(full + "."):
+                    cand = local + qn[len(full):]
+                    if best is None or len(cand) < len(best):
+                        best = cand
+            if best is not None:
+                return best
+        return None
+
+    def set_random_seed_spelling(self) -> tuple:
+        """(spelling of keras.utils.set_random_seed, AddImport args or None)."""
+        s = self.spell("keras.utils.set_random_seed", "tensorflow.keras.utils.set_random_seed",
+                       "keras.utils", "tensorflow.keras.utils")
+        if s is not None:
+            if not s.endswith("set_random_seed"):
+                s += ".set_random_seed"
+            return s, None
+        if "keras" in self.module_imports:
+            return None, None  # `keras` names something else: no fix
+        return "keras.utils.set_random_seed", ("keras",)
+
+
+def timeline(ctx: Any) -> Timeline:
+    tl = ctx.__dict__.get("_keraslint_timeline")
+    if tl is None:
+        tl = Timeline(ctx)
+        ctx.__dict__["_keraslint_timeline"] = tl
+    return tl
+
+
+# ---------------------------------------------------------------------------
+# Moving a statement up (KL103, KL202)
+# ---------------------------------------------------------------------------
+
+
+def _bound_names(stmt: Any) -> set:
+    """Names a statement binds (assignments, for targets, imports, defs), shallowly
+    including nested blocks."""
+    out: set = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            pass
+
+        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
+            out.update(_names_in(n.target))
+
+        def visit_AnnAssign(self, n: cst.AnnAssign) -> None:
+            out.update(_names_in(n.target))
+
+        def visit_AugAssign(self, n: cst.AugAssign) -> None:
+            out.update(_names_in(n.target))
+
+        def visit_For(self, n: cst.For) -> None:
+            out.update(_names_in(n.target))
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            out.add(n.name.value)
+            return False
+
+        def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+            out.add(n.name.value)
+            return False
+
+        def visit_ImportAlias(self, n: cst.ImportAlias) -> None:
+            if n.asname is not None and isinstance(n.asname.name, cst.Name):
+                out.add(n.asname.name.value)
+            else:
+                d = dotted(n.name)
+                if d:
+                    out.add(d.split(".")[0])
+
+        def visit_AsName(self, n: cst.AsName) -> None:
+            out.update(_names_in(n.name))
+
+    stmt.visit(V())
+    return out
+
+
+def _names_in(expr: Any) -> set:
+    out: set = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            out.add(n.value)
+
+    expr.visit(V())
+    return out
+
+
+def move_before(mover: Step, anchor: Step) -> Optional[tuple]:
+    """The statement to move and the statement to put it before, for moving the
+    statement of ``mover`` above the one that (transitively) runs ``anchor``; None when
+    they share no body, or when moving would read a name bound in between."""
+    m_stmt, m_body = mover.path[-1][0] if mover.path[-1] else (None, None)
+    if m_stmt is None or not isinstance(m_stmt, cst.SimpleStatementLine) or len(m_stmt.body) != 1 \
+            or not isinstance(m_stmt.body[0], cst.Expr) or m_stmt.body[0].value is not mover.node:
+        # only a statement that is exactly the call
+        return _move_call_site(mover, anchor)
+    return _anchor_in(m_stmt, m_body, anchor)
+
+
+def _move_call_site(mover: Step, anchor: Step) -> Optional[tuple]:
+    # The mover is inside a helper (set_seeds()) whose call site is a plain statement.
+    for chain in reversed(mover.path[:-1]):
+        if not chain:
+            return None
+        stmt, body = chain[0]
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) \
+                and isinstance(stmt.body[0].value, cst.Call):
+            return _anchor_in(stmt, body, anchor)
+        return None
+    return None
+
+
+def _anchor_in(m_stmt: Any, m_body: Any, anchor: Step) -> Optional[tuple]:
+    for chain in anchor.path:
+        for stmt, body in chain:
+            if body is m_body:
+                stmts = list(body.body)
+                try:
+                    i, j = stmts.index(stmt), stmts.index(m_stmt)
+                except ValueError:
+                    return None
+                if i >= j:
+                    return None
+                used = _names_in(m_stmt)
+                for s in stmts[i:j]:
+                    if _bound_names(s) & used:
+                        return None
+                return m_stmt, stmt
+    return None
+
+
+class TimelineRule(Rule):
+    """Base of the rules that read the execution order: feeds the shared recorder."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.tl = timeline(ctx)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.tl.on_call(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.tl.on_assign(node)
+
+    def seed_value(self) -> int:
+        cfg = self.ctx.config
+        return cfg.seed if cfg is not None else 42

@@ -1,0 +1,623 @@
+"""KL2: precision and backend — global switches and legacy APIs that make a Keras program
+compute in another precision, or in another Keras, than its author and reference assume.
+
+The facts quoted in the messages (the default float type, when Keras 3 fixes its global
+dtype policy, what a mixed policy computes in, what Keras 3 does with Keras 2 objects and
+TF1 graph mode) are checked against the installed Keras 3.15 / TensorFlow 2.21 by
+``tests/test_defaults_seeds_precision.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import libcst as cst
+
+from keraslint.rule import Fix, InsertStatements, Replace, Rule
+from keraslint.semantics import dotted, get_arg, literal_value
+
+from ._timeline import TimelineRule, move_before, short, timeline
+
+# ---------------------------------------------------------------------------
+# Library facts (checked by tests/test_defaults_seeds_precision.py)
+# ---------------------------------------------------------------------------
+
+DEFAULT_FLOATX = "float32"
+SET_FLOATX = {"keras.config.set_floatx", "keras.backend.set_floatx"}
+FLOATX_READS = {"keras.config.floatx", "keras.backend.floatx"}
+# Compute dtype of the mixed policies and what it means for a model's output.
+MIXED_FACTS = {
+    "mixed_float16": ("float16", "largest value 65504, machine epsilon 9.8e-4"),
+    "mixed_bfloat16": ("bfloat16", "machine epsilon 7.8e-3, about 3 significant digits"),
+}
+POLICY_SETTERS = {"keras.mixed_precision.set_global_policy", "keras.mixed_precision.set_dtype_policy",
+                  "keras.config.set_dtype_policy", "keras.dtype_policies.set_dtype_policy",
+                  "keras.mixed_precision.set_policy"}
+POLICY_CLASSES = {"keras.mixed_precision.Policy", "keras.mixed_precision.DTypePolicy", "keras.DTypePolicy",
+                  "keras.dtype_policies.DTypePolicy", "keras.dtype_policies.FloatDTypePolicy"}
+FLOAT32_NAMES = {"tensorflow.float32", "numpy.float32", "torch.float32", "keras.float32"}
+LOW_DTYPES = {"float16", "bfloat16", "mixed_float16", "mixed_bfloat16"}
+# Final layers whose output dtype a float policy does not decide (or that we cannot see into).
+NON_FLOAT_OUTPUT = {"Input", "InputLayer", "Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer",
+                    "StringLookup", "IntegerLookup", "TextVectorization", "Hashing", "HashedCrossing",
+                    "CategoryEncoding", "Discretization"}
+# What Keras 3 says about Keras 2 layers and TF1 layers / graph mode.
+KERAS2_LAYER_ERROR = "Only instances of `keras.Layer` can be added to a Sequential model"
+TF1_LAYERS_ERROR = "is not available with Keras 3."
+GRAPH_MODE_FIT_ERROR = "`tf.data.Dataset` only supports Python-style iteration in eager mode or within tf.function."
+TF1_GRAPH_CALLS = {
+    "tensorflow.compat.v1.disable_eager_execution": "disable",
+    "tensorflow.compat.v1.disable_v2_behavior": "disable",
+    "tensorflow.compat.v1.Session": "session",
+    "tensorflow.compat.v1.InteractiveSession": "session",
+    "tensorflow.Session": "session",
+    "tensorflow.compat.v1.placeholder": "placeholder",
+    "tensorflow.compat.v1.placeholder_with_default": "placeholder",
+    "tensorflow.placeholder": "placeholder",
+}
+
+
+def _floatx_value(ctx: Any, call: cst.Call) -> Any:
+    a = get_arg(call, "value", 0)
+    return literal_value(a.value) if a is not None else None
+
+
+def _is_restore(ctx: Any, call: cst.Call) -> bool:
+    """``set_floatx(old)`` where ``old = floatx()``: putting the previous value back."""
+    a = get_arg(call, "value", 0)
+    if a is None or not isinstance(a.value, cst.Name):
+        return False
+    v = ctx.assigned_value(a.value.value)
+    return isinstance(v, cst.Call) and ctx.resolve(v.func) in FLOATX_READS
+
+
+class GlobalFloatx(Rule):
+    """
+    ## What it does
+    Flags every call of `set_floatx(...)` through any alias (`keras.config.set_floatx`,
+    `keras.backend.set_floatx`, `tf.keras.backend.set_floatx`, `from keras.config import
+    set_floatx`) that switches away from the default. Reading `keras.config.floatx()`,
+    per-layer `dtype=`, `set_floatx("float32")` and putting back a value read with
+    `floatx()` are not flagged.
+
+    ## Why is this bad?
+    Keras's default float type is `float32`, like PyTorch's and TensorFlow's. A global
+    switch to `float64` (or `float16`) changes the precision of every layer, variable and
+    tensor created afterwards, far from the line that did it; a reference implementation
+    that never made the switch computes in `float32`, so the two agree only to about
+    1e-7 relative error (float32's epsilon is 1.2e-7, float64's 2.2e-16).
+    `keraslint verify` runs the model in float32 and float64 in fresh processes and reports
+    the largest output difference.
+
+    ## Example
+    ```python
+    keras.config.set_floatx("float64")
+    model = keras.Sequential([keras.layers.Dense(10)])
+    ```
+
+    ## Use instead
+    ```python
+    model = keras.Sequential([keras.layers.Dense(10, dtype="float64")])
+    ```
+    """
+
+    code = "KL201"
+    name = "global-floatx"
+    severity = "warning"
+    fix_applicability = None
+    tokens = ("set_floatx",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.resolve(node.func) not in SET_FLOATX:
+            return
+        v = _floatx_value(self.ctx, node)
+        if v == DEFAULT_FLOATX or _is_restore(self.ctx, node):
+            return
+        what = f"'{v}'" if isinstance(v, str) else "another float type"
+        self.report(node, f"`{short(node)}` switches Keras's global float type from '{DEFAULT_FLOATX}' (the "
+                          f"default, as in PyTorch and TensorFlow) to {what} for every layer and tensor created "
+                          f"afterwards; a reference that does not share the switch computes in float32")
+
+
+class FloatxAfterBuild(TimelineRule):
+    """
+    ## What it does
+    Flags `set_floatx(...)` that runs, in execution order, after a Keras layer or model
+    was created (`keras.Input`, any `keras.layers` class, `Sequential`/`Model`, a model
+    loaded or cloned, a layer subclass of the file), with no `clear_session()` in between.
+    Initializers, losses, metrics and optimizers created before are harmless and not
+    counted: they do not fix the policy.
+
+    ## Why is this bad?
+    In Keras 3 the first layer fixes the global dtype policy from `floatx()` at that
+    moment (`keras.config.dtype_policy()` caches `DTypePolicy(floatx())`). A later
+    `set_floatx("float64")` changes what `floatx()` returns but not the policy, so layers
+    created afterwards silently stay `float32`, while tensors from `keras.ops` follow the
+    new float type. (Measured on Keras 3.15.1: `Dense` created after `set_floatx("float64")`
+    has dtype float32 when any layer existed before the call, float64 otherwise.)
+    `keraslint verify` compares the model with the float type the author asked for.
+
+    ## Example
+    ```python
+    inputs = keras.Input((4,))
+    keras.config.set_floatx("float64")
+    outputs = keras.layers.Dense(1)(inputs)  # still float32
+    ```
+
+    ## Use instead
+    ```python
+    keras.config.set_floatx("float64")
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(1)(inputs)  # float64
+    ```
+    """
+
+    code = "KL202"
+    name = "floatx-after-build"
+    severity = "error"
+    fix_applicability = "unsafe"
+    tokens = ("set_floatx",)
+
+    def finish(self) -> None:
+        tl = self.tl
+        done: set = set()
+        for key in (0, *tl.function_keys()):
+            seq = tl.sequence(key)
+            first = None
+            for s in seq:
+                if s.kind == "build" and s.event.build.policy and not s.event.build.legacy:
+                    if first is None:
+                        first = s
+                elif s.kind == "clear":
+                    first = None
+                elif s.kind == "floatx" and first is not None and id(s.node) not in done:
+                    v = _floatx_value(self.ctx, s.node)
+                    if v == DEFAULT_FLOATX or _is_restore(self.ctx, s.node):
+                        continue
+                    done.add(id(s.node))
+                    what = f"'{v}'" if isinstance(v, str) else "the new float type"
+                    msg = (f"`{short(s.node)}` runs after `{short(first.node)}` was created: Keras 3 fixed the "
+                           f"global dtype policy at '{DEFAULT_FLOATX}' with the first layer, so layers created "
+                           f"after this call still compute in {DEFAULT_FLOATX}, not {what}")
+                    fix = None
+                    mv = move_before(s, first)
+                    if mv is not None:
+                        stmt, anchor = mv
+                        code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=()))
+                        fix = Fix.unsafe(Replace(stmt, None), InsertStatements(code, anchor=anchor, after=False),
+                                         description="move set_floatx above the first layer")
+                    self.report(s.node, msg, fix)
+
+
+class Float16Output(TimelineRule):
+    """
+    ## What it does
+    Flags the final layer of a model built under a global `mixed_float16` or
+    `mixed_bfloat16` policy (`keras.mixed_precision.set_global_policy`,
+    `keras.config.set_dtype_policy`, `tf.keras.mixed_precision.set_global_policy`, also
+    with a `Policy`/`DTypePolicy` object) when it has no `dtype="float32"`. The final
+    layer is the last element of a `Sequential` list (or the last `.add`), the layer that
+    produces a functional model's `outputs`, or the layer whose result a `Model`
+    subclass's `call` returns. A final `Activation(..., dtype="float32")` is the fix and
+    is not flagged.
+
+    ## Why is this bad?
+    Under a mixed policy every layer computes in the policy's compute dtype: `float16`
+    (largest value 65504, machine epsilon 9.8e-4) or `bfloat16` (epsilon 7.8e-3). A final
+    softmax or logit layer in that dtype rounds probabilities and overflows large logits,
+    so the loss differs from the float32 reference; the Keras mixed-precision guide asks
+    for a float32 output layer. `keraslint verify` compares the outputs against the same
+    weights with a float32 final layer.
+
+    ## Example
+    ```python
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(10, activation="softmax")])
+    ```
+
+    ## Use instead
+    ```python
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(10),
+        keras.layers.Activation("softmax", dtype="float32"),
+    ])
+    ```
+    """
+
+    code = "KL203"
+    name = "float16-output"
+    severity = "warning"
+    fix_applicability = None
+    tokens = ("mixed_",)
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.n = 0
+        self.policies: list = []  # (name, node, scope, index)
+        self.other_policy = False
+        self.candidates: list = []  # (final expr, scope, index)
+        self.seq_vars: dict = {}  # variable -> index in candidates
+        self.self_attrs: dict = {}  # (class, attr) -> value
+        self.returns: list = []  # (class, expr, FunctionInfo)
+
+    def _scope(self) -> int:
+        fn = self.ctx.function
+        return id(fn) if fn is not None else 0
+
+    def _policy_name(self, expr: Any, depth: int = 0) -> Any:
+        v = literal_value(expr)
+        if isinstance(v, str):
+            return v
+        if isinstance(expr, cst.Call) and self.ctx.resolve(expr.func) in POLICY_CLASSES:
+            a = get_arg(expr, "name", 0)
+            return self._policy_name(a.value, depth + 1) if a is not None else None
+        if isinstance(expr, cst.Name) and depth < 5:
+            val = self.ctx.assigned_value(expr.value)
+            if val is not None and val is not expr:
+                return self._policy_name(val, depth + 1)
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        super().visit_Call(node)
+        self.n += 1
+        ctx = self.ctx
+        q = ctx.resolve(node.func)
+        if q in POLICY_SETTERS:
+            a = get_arg(node, "policy", 0) or get_arg(node, "value", 0)
+            name = self._policy_name(a.value) if a is not None else None
+            if name in MIXED_FACTS:
+                self.policies.append((name, node, self._scope(), self.n))
+            elif name is not None:
+                self.other_policy = True
+            return
+        if q == "keras.models.Sequential":
+            a = get_arg(node, "layers", 0)
+            last = None
+            if a is not None and isinstance(a.value, (cst.List, cst.Tuple)) and a.value.elements:
+                last = self._ctor_now(a.value.elements[-1].value)
+            self.candidates.append([last, self._scope(), self.n])
+            self._bind_seq(node, len(self.candidates) - 1)
+        elif q == "keras.models.Model":
+            a = get_arg(node, "outputs", 1)
+            if a is not None:
+                for e in self._outputs(a.value):
+                    self.candidates.append([self._ctor_now(e), self._scope(), self.n])
+        elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "add" and node.args \
+                and isinstance(node.func.value, cst.Name) and node.func.value.value in self.seq_vars:
+            self.candidates[self.seq_vars[node.func.value.value]][0] = self._ctor_now(node.args[0].value)
+
+    def _bind_seq(self, node: cst.Call, idx: int) -> None:
+        stack = self.ctx.stack
+        if len(stack) >= 2 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
+            for t in stack[-2].targets:
+                if isinstance(t.target, cst.Name):
+                    self.seq_vars[t.target.value] = idx
+
+    def _outputs(self, expr: Any, depth: int = 0) -> list:
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            return [e.value for e in expr.elements]
+        if isinstance(expr, cst.Dict):
+            return [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
+        if isinstance(expr, cst.Name) and depth < 5:
+            v = self.ctx.assigned_value(expr.value)
+            if isinstance(v, (cst.List, cst.Tuple, cst.Dict)):
+                return self._outputs(v, depth + 1)
+        return [expr]
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        super().visit_Assign(node)
+        fn = self.ctx.function
+        if fn is not None and fn.name == "__init__" and fn.cls is not None:
+            for t in node.targets:
+                tgt = t.target
+                if isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self":
+                    self.self_attrs[(fn.cls.name, tgt.attr.value)] = node.value
+
+    def visit_Return(self, node: cst.Return) -> None:
+        fn = self.ctx.function
+        if fn is not None and fn.name == "call" and fn.cls is not None and node.value is not None \
+                and self._is_model_class(fn.cls.name):
+            self.returns.append((fn.cls.name, node.value, fn))
+
+    def _is_model_class(self, name: str, seen: Optional[set] = None) -> bool:
+        info = self.ctx.classes.get(name)
+        seen = seen or set()
+        if info is None or name in seen:
+            return False
+        seen.add(name)
+        for b in info.bases:
+            if b.startswith("local:"):
+                if self._is_model_class(b[6:], seen):
+                    return True
+            elif b in ("keras.models.Model", "keras.models.Sequential"):
+                return True
+        return False
+
+    # -- resolving the final layer ------------------------------------------------
+    def _layer_ctor(self, expr: Any, cls: Optional[str] = None, fn: Any = None, depth: int = 0) -> Any:
+        if depth > 6 or expr is None:
+            return None
+        tl = self.tl
+        if isinstance(expr, cst.Call):
+            b = tl.classify_build(expr)
+            if b is not None:
+                return expr if b.layer else None
+            f = expr.func
+            if isinstance(f, cst.Call):
+                b = tl.classify_build(f)
+                return f if b is not None and b.layer else None
+            if isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self" and cls:
+                return self._layer_ctor(self.self_attrs.get((cls, f.attr.value)), cls, fn, depth + 1)
+            if isinstance(f, cst.Name):
+                v = fn.assigned.get(f.value) if fn is not None else None
+                return self._layer_ctor(v, cls, fn, depth + 1) if isinstance(v, cst.Call) else None
+            return None
+        if isinstance(expr, cst.Name) and fn is not None:
+            return self._layer_ctor(fn.assigned.get(expr.value), cls, fn, depth + 1)
+        return None
+
+    def _ctor_now(self, expr: Any, depth: int = 0) -> Any:
+        """The layer construction behind ``expr``, resolving names as assigned so far."""
+        if depth > 6 or expr is None:
+            return None
+        if isinstance(expr, cst.Call):
+            b = self.tl.classify_build(expr)
+            if b is not None:
+                return expr if b.layer else None
+            f = expr.func
+            if isinstance(f, cst.Call):
+                b = self.tl.classify_build(f)
+                return f if b is not None and b.layer else None
+            if isinstance(f, cst.Name):
+                v = self.ctx.assigned_value(f.value)
+                return self._ctor_now(v, depth + 1) if isinstance(v, cst.Call) else None
+            return None
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return self._ctor_now(v, depth + 1) if v is not expr else None
+        return None
+
+    def _dtype_ok(self, call: cst.Call) -> Optional[bool]:
+        """True: float32 given; False: no dtype or a 16-bit one; None: unknown."""
+        a = get_arg(call, "dtype")
+        if a is None:
+            return False
+        v = literal_value(a.value)
+        if v == "float32":
+            return True
+        if isinstance(v, str):
+            return False if v in LOW_DTYPES else None
+        if self.ctx.resolve(a.value) in FLOAT32_NAMES:
+            return True
+        if isinstance(a.value, cst.Call) and self._policy_name(a.value) == "float32":
+            return True
+        return None
+
+    def finish(self) -> None:
+        if not self.policies or self.other_policy:
+            return
+        pname, pnode, pscope, pidx = self.policies[0]
+        finals: list = []
+        for layer, scope, idx in self.candidates:
+            if scope == pscope and idx < pidx:
+                continue
+            finals.append(layer)
+        for cls, expr, fn in self.returns:
+            finals.append(self._layer_ctor(expr, cls, fn))
+        compute, facts = MIXED_FACTS[pname]
+        seen: set = set()
+        for layer in finals:
+            if layer is None or id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            b = self.tl.classify_build(layer)
+            if b is None or b.layer in NON_FLOAT_OUTPUT or b.legacy:
+                continue
+            if self._dtype_ok(layer) is not False:
+                continue
+            self.report(layer, f"final layer `{short(layer)}` has no `dtype=\"float32\"` under the global "
+                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so the loss sees "
+                               f"{compute} outputs; give it `dtype=\"float32\"` or end with a float32 `Activation`")
+
+
+_KERAS3_ROOTS = ("keras", "keras_hub", "keras_nlp")
+
+
+class MixedKerasImports(TimelineRule):
+    """
+    ## What it does
+    Flags, in a file that uses Keras 3 (`keras`, `keras_hub`, or `tf.keras`, which in
+    TensorFlow ≥ 2.16 is Keras 3), each statement that brings in a Keras 2 object: an
+    import from `tf_keras` or `tensorflow.python.keras`, a `tf.compat.v1.layers` layer,
+    and `tf.keras` / `tf.compat.v1.keras` when the file sets `TF_USE_LEGACY_KERAS=1`.
+    Alternatives bound to the same name (`try: import tf_keras as keras / except
+    ImportError: import keras`) are not a mix. `tf.keras` next to `keras` is not flagged:
+    in TensorFlow 2.21 both are the same Keras 3.
+
+    ## Why is this bad?
+    Keras 2 and Keras 3 are separate libraries with separate classes. A Keras 2 layer in
+    a Keras 3 model raises `ValueError: Only instances of `keras.Layer` can be added to a
+    Sequential model`; Keras 2 optimizers, callbacks, initializers and saved files are not
+    accepted by Keras 3 either, and when they happen to run the two differ in defaults
+    (Keras 3 draws initializer seeds in constructors, Keras 2 from TensorFlow's global
+    seed). `tf.compat.v1.layers.Dense` raises `AttributeError: `Dense` is not available with
+    Keras 3.` `keraslint verify` does not run this rule: the failure is immediate.
+
+    ## Example
+    ```python
+    import keras
+    import tf_keras
+
+    model = keras.Sequential([tf_keras.layers.Dense(10)])
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+
+    model = keras.Sequential([keras.layers.Dense(10)])
+    ```
+    """
+
+    code = "KL204"
+    name = "mixed-keras-imports"
+    severity = "error"
+    fix_applicability = None
+    tokens = ("tf_keras", "compat", "tensorflow.python", "TF_USE_LEGACY_KERAS")
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.imports: list = []  # (node, raw qualname, local name)
+        self.attr_uses: list = []  # (node, raw qualname)
+
+    def _legacy(self, raw: str) -> Optional[str]:
+        """Why ``raw`` is a Keras 2 object, or None."""
+        if raw == "tf_keras" or raw.startswith("tf_keras."):
+            return "tf_keras"
+        if raw == "tensorflow.python.keras" or raw.startswith("tensorflow.python.keras."):
+            return "tensorflow.python.keras"
+        if raw.startswith("tensorflow.compat.v1.layers."):
+            return "tf.compat.v1.layers"
+        if self.tl.legacy_env:
+            for p in ("tensorflow.keras", "tensorflow.compat.v1.keras", "tensorflow.compat.v2.keras"):
+                if raw == p or raw.startswith(p + "."):
+                    return p.replace("tensorflow", "tf", 1) + " under TF_USE_LEGACY_KERAS"
+        return None
+
+    def _keras3(self, raw: str) -> bool:
+        root = raw.split(".", 1)[0]
+        if root in _KERAS3_ROOTS:
+            return True
+        if not self.tl.legacy_env:
+            for p in ("tensorflow.keras", "tensorflow.compat.v1.keras", "tensorflow.compat.v2.keras"):
+                if raw == p or raw.startswith(p + "."):
+                    return True
+        return False
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for a in node.names:
+            full = dotted(a.name) or ""
+            local = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) \
+                else full.split(".")[0]
+            self.imports.append((node, full, local))
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or isinstance(node.names, cst.ImportStar):
+            return
+        mod = dotted(node.module) if node.module is not None else ""
+        for a in node.names:
+            name = dotted(a.name) or ""
+            local = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) else name
+            self.imports.append((node, f"{mod}.{name}", local))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        stack = self.ctx.stack
+        if len(stack) >= 2 and isinstance(stack[-2], cst.Attribute) and stack[-2].value is node:
+            return  # only the outermost attribute of a chain
+        raw = self.ctx.qualname(node)
+        if raw is not None and raw.startswith("tensorflow"):
+            self.attr_uses.append((node, raw))
+
+    def finish(self) -> None:
+        k3 = None
+        for node, raw, local in self.imports:
+            if self._keras3(raw):
+                k3 = k3 or raw
+        for node, raw in self.attr_uses:
+            if self._keras3(raw):
+                k3 = k3 or raw
+        if k3 is None:
+            return
+        k3_locals = {local for _, raw, local in self.imports if self._keras3(raw)}
+        k3_show = k3.replace("tensorflow.", "tf.", 1) if k3.startswith("tensorflow.") else k3
+        reported: set = set()
+        for node, raw, local in self.imports:
+            why = self._legacy(raw)
+            if why is None or local in k3_locals or id(node) in reported:
+                continue
+            reported.add(id(node))
+            self.report(node, self._msg(raw, why, k3_show))
+        seen: set = set()
+        for node, raw in self.attr_uses:
+            why = self._legacy(raw)
+            if why is None or raw in seen:
+                continue
+            seen.add(raw)
+            self.report(node, self._msg(raw, why, k3_show))
+
+    def _msg(self, raw: str, why: str, k3: str) -> str:
+        shown = raw.replace("tensorflow.", "tf.", 1) if raw.startswith("tensorflow.") else raw
+        if why == "tf.compat.v1.layers":
+            return (f"`{shown}` is a Keras 2 (TF1) layer in a file that uses Keras 3 (`{k3}`): with Keras 3 "
+                    f"installed it raises AttributeError (`{shown.rsplit('.', 1)[-1]}` {TF1_LAYERS_ERROR.rstrip('.')})")
+        return (f"`{shown}` brings in Keras 2 ({why}) in a file that uses Keras 3 (`{k3}`): Keras 3 models reject "
+                f"Keras 2 layers (\"{KERAS2_LAYER_ERROR}\"), optimizers and callbacks")
+
+
+class Tf1GraphMode(TimelineRule):
+    """
+    ## What it does
+    Flags TF1 graph-mode calls (`tf.compat.v1.disable_eager_execution()`,
+    `disable_v2_behavior()`, `tf.compat.v1.Session`/`InteractiveSession`,
+    `tf.compat.v1.placeholder`) in a file that also builds Keras models; each kind once,
+    at its first statement.
+
+    ## Why is this bad?
+    Keras 3 runs eagerly or inside `tf.function`; it has no TF1 graph mode. After
+    `disable_eager_execution()`, `model.fit` raises `RuntimeError: `tf.data.Dataset` only
+    supports Python-style iteration in eager mode or within tf.function.` (TensorFlow 2.21,
+    Keras 3.15). Layers called on placeholders build a separate graph whose variables need
+    a `Session` and an initializer: they are not the model that `fit`/`predict` train and
+    run, so values read through the Session and through Keras disagree. `keraslint verify`
+    does not run this rule: the failure is immediate.
+
+    ## Example
+    ```python
+    tf.compat.v1.disable_eager_execution()
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.fit(x, y)
+    ```
+
+    ## Use instead
+    ```python
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.fit(x, y)  # eager; wrap custom steps in tf.function
+    ```
+    """
+
+    code = "KL205"
+    name = "tf1-graph-mode"
+    severity = "warning"
+    fix_applicability = None
+    tokens = ("compat", "Session", "placeholder")
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.calls: list = []  # (node, kind, qualname)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        super().visit_Call(node)
+        q = self.ctx.resolve(node.func)
+        kind = TF1_GRAPH_CALLS.get(q) if q is not None else None
+        if kind is not None:
+            self.calls.append((node, kind, q))
+
+    def finish(self) -> None:
+        if not self.calls or not any(not b.legacy for b, _ in self.tl.builds_anywhere):
+            return
+        seen: set = set()
+        for node, kind, q in self.calls:
+            if kind in seen:
+                continue
+            seen.add(kind)
+            shown = q.replace("tensorflow.", "tf.", 1)
+            if kind == "disable":
+                msg = (f"`{shown}()` in a file that builds Keras models: Keras 3 runs only eagerly or in "
+                       f"`tf.function`, and after this call `fit` raises RuntimeError ({GRAPH_MODE_FIT_ERROR})")
+            else:
+                msg = (f"TF1 graph mode (`{shown}`) in a file that builds Keras models: Keras 3 has no graph "
+                       f"mode; a Session only runs its own graph's ops and variables, not the model `fit` "
+                       f"trains, and `fit` fails once eager execution is disabled")
+            self.report(node, msg)
