@@ -1,0 +1,1164 @@
+"""KL5: input pipelines (``tf.data``).
+
+A ``tf.data`` pipeline decides what one training step sees: how many samples, in which
+order, and which samples together. The hazards here change that silently: a pipeline with
+no ``batch`` feeds single rows as batches, a ``batch_size=`` given to ``fit`` next to a
+dataset is ignored, ``shuffle`` after ``batch`` shuffles batches instead of samples, and
+``cache`` after ``shuffle`` freezes the first epoch's order.
+
+All five rules share one data-flow analysis (:class:`PipelineFlow`): it follows a dataset
+through assignments and reassignments in a function, method chains across lines, and
+helper functions and methods of the same file that return one (with the helper's
+parameters bound to the caller's arguments), and answers, at each ``fit``/``evaluate``/
+``predict``: is it a ``tf.data.Dataset`` of known origin, is it batched, is it prefetched.
+A dataset of unknown origin (a parameter, ``tfds.load``) has an unknown batch state and
+is never flagged for batching or prefetching. The analysis is straight-line: the last
+assignment before a use wins, whatever branch it sits in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import libcst as cst
+
+from keraslint.rule import AddImport, Fix, Replace, Rule
+from keraslint.semantics import NOT_LITERAL, get_arg, literal_value, target_names
+
+# ---------------------------------------------------------------------------
+# What the analysis knows about tf.data
+# ---------------------------------------------------------------------------
+
+# Steps that batch (the dataset's elements become batches).
+BATCH_METHODS = {"batch", "padded_batch", "ragged_batch", "sparse_batch", "bucket_by_sequence_length", "rebatch"}
+# Transformations given to ``Dataset.apply`` (canonical names) that batch / unbatch.
+BATCH_APPLY = {
+    "tensorflow.data.experimental.dense_to_ragged_batch",
+    "tensorflow.data.experimental.dense_to_sparse_batch",
+    "tensorflow.data.experimental.bucket_by_sequence_length",
+    "tensorflow.data.experimental.map_and_batch",
+}
+UNBATCH_APPLY = {"tensorflow.data.experimental.unbatch"}
+# Steps after which the element structure is unknown (the function may batch).
+OPAQUE_METHODS = {"flat_map", "interleave", "window", "group_by_window", "apply"}
+# Steps that keep the batch state.
+KEEP_METHODS = {
+    "map", "filter", "shuffle", "repeat", "prefetch", "cache", "take", "skip", "shard", "concatenate",
+    "with_options", "enumerate", "ignore_errors", "snapshot", "unique", "take_while", "rejection_resample",
+    "map_with_legacy_function", "filter_with_legacy_function", "assert_cardinality", "scan",
+}
+DATASET_METHODS = BATCH_METHODS | OPAQUE_METHODS | KEEP_METHODS | {"unbatch"}
+
+_FIT_METHODS = ("fit", "evaluate", "predict")
+
+# Known sources: canonical name -> (batch state, prefetched, shuffled). "U" = unbatched,
+# "B" = batched, "?" = unknown; None = unknown.
+_TF_SOURCES = {
+    "tensorflow.data.Dataset.from_tensor_slices": ("U", False, False),
+    # one element holding the whole arrays: a single full batch, on purpose
+    "tensorflow.data.Dataset.from_tensors": ("B", False, False),
+    "tensorflow.data.Dataset.from_generator": ("?", False, None),
+    "tensorflow.data.Dataset.range": ("U", False, False),
+    "tensorflow.data.Dataset.random": ("U", False, False),
+    "tensorflow.data.Dataset.counter": ("U", False, False),
+    "tensorflow.data.Dataset.list_files": ("U", False, True),
+    "tensorflow.data.TFRecordDataset": ("U", False, False),
+    "tensorflow.data.TextLineDataset": ("U", False, False),
+    "tensorflow.data.FixedLengthRecordDataset": ("U", False, False),
+    "tensorflow.data.experimental.CsvDataset": ("U", False, False),
+    "tensorflow.data.experimental.SqlDataset": ("U", False, False),
+    "tensorflow.data.Dataset.load": ("?", None, None),
+    "tensorflow.data.experimental.load": ("?", None, None),
+    # batch_size is required; prefetches (buffer defaults to AUTOTUNE) and shuffles by default
+    "tensorflow.data.experimental.make_csv_dataset": ("B", True, True),
+    "tensorflow.data.experimental.make_batched_features_dataset": ("B", None, None),
+}
+_ZIP = {"tensorflow.data.Dataset.zip"}
+_MIX = {
+    "tensorflow.data.Dataset.sample_from_datasets",
+    "tensorflow.data.Dataset.choose_from_datasets",
+    "tensorflow.data.experimental.sample_from_datasets",
+    "tensorflow.data.experimental.choose_from_datasets",
+}
+# Keras dataset utilities: they batch (unless batch_size=None), prefetch, and shuffle by
+# default. name -> (positional index of batch_size, default batch_size, default shuffle).
+# tests/test_data_rules.py checks these against the installed Keras.
+KERAS_DATASET_UTILS = {
+    "image_dataset_from_directory": (5, 32, True),
+    "text_dataset_from_directory": (4, 32, True),
+    "audio_dataset_from_directory": (4, 32, True),
+    "timeseries_dataset_from_array": (5, 128, False),
+}
+_KERAS_UTIL_MODULES = ("keras.utils.", "keras.preprocessing.")
+_TFDS_LOAD = "tensorflow_datasets.load"
+_DATASET_TYPES = {"tensorflow.data.Dataset", "tensorflow.data.DatasetV2"}
+
+
+# ---------------------------------------------------------------------------
+# Abstract values
+# ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Step:
+    """One transformation applied to a dataset: ``.batch(32)`` is Step("batch", call)."""
+
+    name: str
+    kind: str  # "batch" | "unbatch" | "opaque" | "keep"
+    call: cst.Call
+    fn: Any  # FunctionInfo of the function the call is in (None = module level)
+
+
+@dataclass(eq=False)
+class Source:
+    """A call that creates a dataset (``from_tensor_slices``, ``image_dataset_from_directory``)."""
+
+    node: Any
+    label: str
+    tfdata: bool
+    state: str
+    prefetched: Optional[bool]
+    shuffled: Optional[bool]
+    batch_arg: Optional[cst.Arg] = None  # ``batch_size=None`` of a Keras utility
+    both: bool = False  # Keras utility with subset="both": returns (train, validation)
+
+
+@dataclass(eq=False)
+class Opaque:
+    """Not known to be a dataset."""
+
+
+@dataclass(eq=False)
+class ParamRef:
+    fn: Any
+    name: str
+    annotated: bool  # annotated as ``tf.data.Dataset``
+
+
+@dataclass(eq=False)
+class HelperCall:
+    key: tuple  # ("func", name) | ("method", class name, name)
+    call: cst.Call
+    args: list
+    kwargs: dict
+    index: Optional[int] = None  # element of a returned tuple
+
+
+@dataclass(eq=False)
+class Combine:
+    kind: str  # "zip" | "mix" | "choice"
+    parts: list
+    node: Any = None
+
+
+@dataclass(eq=False)
+class Pipe:
+    origin: Any
+    steps: tuple = ()
+
+
+@dataclass(eq=False)
+class TupleVal:
+    items: tuple
+
+
+OPAQUE = Pipe(Opaque())
+
+
+@dataclass
+class Flat:
+    """One fully resolved alternative of a pipeline: an origin and a linear list of steps."""
+
+    tfdata: bool
+    state: str
+    prefetched: Optional[bool]
+    shuffled: Optional[bool]
+    source: Any = None  # Source, or the Combine's node
+    steps: tuple = ()
+
+    def summary(self) -> tuple:
+        """(final batch state, prefetched) after all steps."""
+        state, pref = self.state, self.prefetched
+        for s in self.steps:
+            if s.kind == "batch":
+                state = "B"
+            elif s.kind == "unbatch":
+                state = "U"
+            elif s.kind == "opaque":
+                state = "?"
+            if s.name == "prefetch":
+                pref = True
+        return state, pref
+
+
+NOT_DS = Flat(False, "?", None, None)
+_MAX_ALTS = 16
+_MAX_DEPTH = 8
+
+
+@dataclass
+class ChainInfo:
+    """Where a call of a method chain sits: the outermost call of the chain, and the
+    simple ``name = <chain>`` statement holding it (if it is one)."""
+
+    root: Any
+    stmt: Any = None
+    target: Optional[str] = None
+    fn: Any = None
+
+
+@dataclass(eq=False)
+class FitSite:
+    call: cst.Call
+    method: str
+    fn: Any
+    x: Optional[cst.Arg] = None
+    x_val: Any = None
+    val: Optional[cst.Arg] = None
+    val_val: Any = None
+    batch_arg: Optional[cst.Arg] = None
+
+
+# ---------------------------------------------------------------------------
+# The analysis (one per file, shared by the KL5 rules)
+# ---------------------------------------------------------------------------
+
+
+class PipelineFlow:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.envs: dict = {}  # id(FunctionInfo) -> {name: value}
+        self.module_env: dict = {}
+        self.memo: dict = {}  # id(expr) -> value
+        self.returns: dict = {}  # id(FunctionInfo) -> [value]
+        self.helpers: dict = {}  # key -> [FunctionInfo]
+        self.chains: dict = {}  # id(call) -> ChainInfo
+        self.pipes: list = []  # every Pipe built by a chain (for KL503/KL504)
+        self.fits: list = []
+        self._seen: set = set()
+        self._flat_cache: dict = {}
+        self._analysis: Optional[dict] = None
+
+    # -- traversal (idempotent: several rules forward the same node) -------------
+    def _once(self, tag: str, node: Any) -> bool:
+        key = (tag, id(node))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if not self._once("def", node):
+            return
+        fi = self.ctx.function
+        if fi is None or fi.node is not node:
+            return
+        key = ("func", fi.name) if fi.cls is None else ("method", fi.cls.name, fi.name)
+        self.helpers.setdefault(key, []).append(fi)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is None or not self._once("ret", node):
+            return
+        fi = self.ctx.function
+        if fi is not None:
+            self.returns.setdefault(id(fi), []).append(self.evaluate(node.value))
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        if self._once("assign", node):
+            value = self.evaluate(node.value)
+            for t in node.targets:
+                self._bind(t.target, value)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None and self._once("assign", node):
+            self._bind(node.target, self.evaluate(node.value))
+
+    def visit_For(self, node: cst.For) -> None:
+        if self._once("for", node):
+            self._bind(node.target, OPAQUE)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None and self._once("with", node):
+            self._bind(node.asname.name, OPAQUE)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self._once("call", node):
+            return
+        ctx = self.ctx
+        stack = ctx.stack
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _FIT_METHODS:
+            self._fit_site(node, func.attr.value)
+        # Is this the outermost dataset step of a method chain? (The chain's other
+        # steps are evaluated with it.)
+        if (len(stack) >= 3 and isinstance(stack[-2], cst.Attribute) and stack[-2].value is node
+                and isinstance(stack[-3], cst.Call) and stack[-3].func is stack[-2]
+                and stack[-2].attr.value in DATASET_METHODS and not node.lpar):
+            return
+        if not (isinstance(func, cst.Attribute) and func.attr.value in DATASET_METHODS):
+            return
+        info = ChainInfo(node, fn=ctx.function)
+        if len(stack) >= 4 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
+            line = stack[-3]
+            assign = stack[-2]
+            if (isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and len(assign.targets) == 1
+                    and isinstance(assign.targets[0].target, cst.Name)):
+                info.stmt = line
+                info.target = assign.targets[0].target.value
+        _, links = linearize(node)
+        for link in links:
+            self.chains[id(link)] = info
+        value = self.evaluate(node)
+        if isinstance(value, Pipe):
+            self.pipes.append(value)
+
+    def _fit_site(self, node: cst.Call, method: str) -> None:
+        site = FitSite(node, method, self.ctx.function)
+        site.x = get_arg(node, "x", 0)
+        if site.x is not None:
+            site.x_val = self.evaluate(site.x.value)
+        if method == "fit":
+            site.val = get_arg(node, "validation_data")
+            if site.val is not None:
+                site.val_val = self.evaluate(site.val.value)
+        site.batch_arg = get_arg(node, "batch_size")
+        self.fits.append(site)
+
+    # -- environment -------------------------------------------------------------
+    def _env(self) -> dict:
+        fi = self.ctx.function
+        if fi is None:
+            return self.module_env
+        return self.envs.setdefault(id(fi), {})
+
+    def _bind(self, target: Any, value: Any) -> None:
+        env = self._env()
+        if isinstance(target, cst.Name):
+            env[target.value] = value
+            return
+        if not isinstance(target, (cst.Tuple, cst.List)):
+            return
+        elements = target.elements
+        items: list
+        if any(isinstance(e, cst.StarredElement) for e in elements):
+            items = [OPAQUE] * len(elements)
+        elif isinstance(value, TupleVal) and len(value.items) == len(elements):
+            items = list(value.items)
+        elif isinstance(value, Pipe) and not value.steps and isinstance(value.origin, HelperCall) \
+                and value.origin.index is None:
+            h = value.origin
+            items = [Pipe(HelperCall(h.key, h.call, h.args, h.kwargs, i)) for i in range(len(elements))]
+        elif (isinstance(value, Pipe) and not value.steps and isinstance(value.origin, Source)
+              and value.origin.both and len(elements) == 2):
+            items = [value, value]
+        else:
+            items = [OPAQUE] * len(elements)
+        for el, item in zip(elements, items):
+            if isinstance(el, cst.StarredElement):
+                for n in target_names(el):
+                    env[n] = OPAQUE
+            else:
+                self._bind(el.value, item)
+
+    def _lookup(self, name: str) -> Any:
+        fi = self.ctx.function
+        while fi is not None:
+            env = self.envs.get(id(fi))
+            if env is not None and name in env:
+                return env[name]
+            if name in fi.locals:
+                for p in fi.params:
+                    if p.name.value == name:
+                        ann = p.annotation.annotation if p.annotation is not None else None
+                        annotated = ann is not None and self.ctx.resolve(ann) in _DATASET_TYPES
+                        return Pipe(ParamRef(fi, name, annotated))
+                return OPAQUE
+            fi = fi.parent
+        return self.module_env.get(name, OPAQUE)
+
+    # -- evaluation --------------------------------------------------------------
+    def evaluate(self, expr: Any) -> Any:
+        key = id(expr)
+        v = self.memo.get(key)
+        if v is None:
+            v = self._evaluate(expr)
+            self.memo[key] = v
+        return v
+
+    def _evaluate(self, expr: Any) -> Any:
+        if isinstance(expr, cst.Name):
+            return self._lookup(expr.value)
+        if isinstance(expr, (cst.Tuple, cst.List)):
+            if any(isinstance(e, cst.StarredElement) for e in expr.elements):
+                return OPAQUE
+            return TupleVal(tuple(self.evaluate(e.value) for e in expr.elements))
+        if isinstance(expr, cst.IfExp):
+            return Pipe(Combine("choice", [self.evaluate(expr.body), self.evaluate(expr.orelse)], expr))
+        if isinstance(expr, cst.NamedExpr):
+            return self.evaluate(expr.value)
+        if not isinstance(expr, cst.Call):
+            return OPAQUE
+        func = expr.func
+        q = self.ctx.resolve(func)
+        if q is not None:
+            return self._source(q, expr)
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            recv = func.value
+            if isinstance(recv, cst.Name) and recv.value == "self" and self._method_class() is not None:
+                return self._helper(("method", self._method_class(), attr), expr)
+            if attr not in DATASET_METHODS:
+                return OPAQUE
+            base = self.evaluate(recv)
+            if not isinstance(base, Pipe):
+                return OPAQUE
+            return Pipe(base.origin, base.steps + (Step(attr, self._step_kind(attr, expr), expr, self.ctx.function),))
+        if isinstance(func, cst.Name):
+            return self._helper(("func", func.value), expr)
+        return OPAQUE
+
+    def _method_class(self) -> Optional[str]:
+        fi = self.ctx.function
+        while fi is not None:
+            if fi.cls is not None:
+                return fi.cls.name
+            fi = fi.parent
+        return None
+
+    def _step_kind(self, attr: str, call: cst.Call) -> str:
+        if attr in BATCH_METHODS:
+            return "batch"
+        if attr == "unbatch":
+            return "unbatch"
+        if attr == "apply":
+            a = get_arg(call, "transformation_func", 0)
+            if a is not None and isinstance(a.value, cst.Call):
+                q = self.ctx.resolve(a.value.func)
+                if q in BATCH_APPLY:
+                    return "batch"
+                if q in UNBATCH_APPLY:
+                    return "unbatch"
+            return "opaque"
+        if attr in OPAQUE_METHODS:
+            return "opaque"
+        return "keep"
+
+    def _helper(self, key: tuple, call: cst.Call) -> Pipe:
+        args, kwargs = [], {}
+        for a in call.args:
+            if a.star:
+                continue
+            if a.keyword is not None:
+                kwargs[a.keyword.value] = self.evaluate(a.value)
+            else:
+                args.append(self.evaluate(a.value))
+        return Pipe(HelperCall(key, call, args, kwargs))
+
+    def _source(self, q: str, call: cst.Call) -> Pipe:
+        short = q.rsplit(".", 1)[-1]
+        if q in _TF_SOURCES:
+            state, pref, shuf = _TF_SOURCES[q]
+            if q == "tensorflow.data.Dataset.list_files":
+                a = get_arg(call, "shuffle", 1)
+                if a is not None and literal_value(a.value) is False:
+                    shuf = False
+            return Pipe(Source(call, short, True, state, pref, shuf))
+        if q in _ZIP or q in _MIX:
+            parts = self._dataset_args(call, q in _ZIP)
+            return Pipe(Combine("zip" if q in _ZIP else "mix", parts, call))
+        if q == _TFDS_LOAD:
+            # a Dataset only for one split (without split= it is a dict of them), and
+            # not with batch_size=-1 (then it is tensors)
+            split = get_arg(call, "split", 1)
+            if split is None or get_arg(call, "batch_size") is not None:
+                return OPAQUE
+            if isinstance(split.value, (cst.List, cst.Tuple)):
+                return OPAQUE
+            return Pipe(Source(call, "tfds.load", True, "?", None, None))
+        if q.startswith(_KERAS_UTIL_MODULES) and short in KERAS_DATASET_UTILS:
+            pos, _default_bs, default_shuffle = KERAS_DATASET_UTILS[short]
+            fmt = get_arg(call, "format")
+            if fmt is not None and literal_value(fmt.value) != "tf":
+                return OPAQUE  # e.g. format="grain": not a tf.data dataset
+            bs = get_arg(call, "batch_size", pos)
+            state = "U" if bs is not None and literal_value(bs.value) is None else "B"
+            sh = get_arg(call, "shuffle")
+            shuffled = default_shuffle if sh is None else (literal_value(sh.value) if literal_value(sh.value) in (True, False) else None)
+            subset = get_arg(call, "subset")
+            both = subset is not None and literal_value(subset.value) == "both"
+            return Pipe(Source(call, short, True, state, True, shuffled, bs if state == "U" else None, both))
+        return OPAQUE
+
+    def _dataset_args(self, call: cst.Call, is_zip: bool) -> list:
+        named = get_arg(call, "datasets")
+        args = [named] if named is not None else [a for a in call.args if a.keyword is None and not a.star]
+        if not is_zip:
+            args = args[:1]
+        parts: list = []
+        for a in args:
+            v = a.value
+            if isinstance(v, (cst.Tuple, cst.List)):
+                parts.extend(self.evaluate(e.value) for e in v.elements)
+            elif isinstance(v, cst.Dict):
+                parts.extend(self.evaluate(e.value) for e in v.elements if isinstance(e, cst.DictElement))
+            else:
+                parts.append(self.evaluate(v))
+        return parts
+
+    # -- resolution (after the traversal) ----------------------------------------
+    def flatten(self, value: Any, subst: Optional[dict] = None, depth: int = 0) -> list:
+        if not isinstance(value, Pipe) or depth > _MAX_DEPTH:
+            return [NOT_DS]
+        bases = self._flatten_origin(value.origin, subst or {}, depth)
+        if not value.steps:
+            return bases
+        return [Flat(b.tfdata, b.state, b.prefetched, b.shuffled, b.source, b.steps + value.steps) for b in bases]
+
+    def _flatten_origin(self, o: Any, subst: dict, depth: int) -> list:
+        if isinstance(o, Source):
+            return [Flat(o.tfdata, o.state, o.prefetched, o.shuffled, o)]
+        if isinstance(o, ParamRef):
+            bound = subst.get((id(o.fn), o.name))
+            if bound is not None:
+                return self.flatten(bound[0], bound[1], depth + 1)
+            return [Flat(True, "?", None, None)] if o.annotated else [NOT_DS]
+        if isinstance(o, HelperCall):
+            fns = self.helpers.get(o.key)
+            if not fns:
+                return [NOT_DS]
+            out: list = []
+            for fi in fns:
+                rets = self.returns.get(id(fi))
+                if not rets:
+                    return [NOT_DS]
+                inner = self._bind_params(fi, o, subst, method=o.key[0] == "method")
+                for r in rets:
+                    if o.index is not None:
+                        if not (isinstance(r, TupleVal) and o.index < len(r.items)):
+                            return [NOT_DS]
+                        r = r.items[o.index]
+                    out.extend(self.flatten(r, inner, depth + 1))
+            return out[:_MAX_ALTS]
+        if isinstance(o, Combine):
+            if o.kind == "choice":
+                out = []
+                for p in o.parts:
+                    out.extend(self.flatten(p, subst, depth + 1))
+                return out[:_MAX_ALTS]
+            flats = [f for p in o.parts for f in self.flatten(p, subst, depth + 1)]
+            if not flats:
+                return [NOT_DS]
+            tfdata = all(f.tfdata for f in flats)
+            sums = [f.summary() for f in flats]
+            states = {s for s, _ in sums}
+            state = states.pop() if len(states) == 1 else "?"
+            prefs = {p for _, p in sums}
+            pref = True if prefs == {True} else (False if False in prefs and None not in prefs else None)
+            shufs = {f.shuffled for f in flats}
+            shuf = shufs.pop() if len(shufs) == 1 and o.kind == "zip" else None
+            return [Flat(tfdata, state, pref, shuf, o)]
+        return [NOT_DS]
+
+    def _bind_params(self, fi: Any, call: HelperCall, subst: dict, method: bool) -> dict:
+        params = list(fi.params)
+        if method and params and params[0].name.value in ("self", "cls"):
+            params = params[1:]
+        inner: dict = {}
+        positional = [p for p in params if p.star not in ("*", "**")]
+        for p, v in zip(positional, call.args):
+            inner[(id(fi), p.name.value)] = (v, subst)
+        for p in params:
+            if p.name.value in call.kwargs:
+                inner[(id(fi), p.name.value)] = (call.kwargs[p.name.value], subst)
+        return inner
+
+    def flats(self, value: Any) -> list:
+        key = id(value)
+        r = self._flat_cache.get(key)
+        if r is None:
+            r = self.flatten(value)
+            self._flat_cache[key] = r
+        return r
+
+    # -- the questions the rules ask ------------------------------------------------
+    def analysis(self) -> dict:
+        if self._analysis is None:
+            self._analysis = {"KL503": self._shuffle_after_batch(), "KL504": self._cache_after_shuffle()}
+        return self._analysis
+
+    def _all_flats(self) -> list:
+        out = []
+        for p in self.pipes:
+            out.extend(f for f in self.flats(p) if f.tfdata)
+        return out
+
+    def _shuffle_after_batch(self) -> list:
+        """[(shuffle step, batch step, flat)] where a shuffle sees batches, made by an
+        explicit batch step, and no shuffle came before that batch."""
+        found: dict = {}
+        for flat in self._all_flats():
+            state = flat.state
+            shuffled = bool(flat.shuffled)
+            last_batch = None
+            for i, s in enumerate(flat.steps):
+                if s.kind == "batch":
+                    state, last_batch = "B", i
+                    if s.name == "bucket_by_sequence_length":
+                        last_batch = None  # shuffling the buckets' batches is the recommended practice
+                elif s.kind == "unbatch":
+                    state, last_batch = "U", None
+                elif s.kind == "opaque":
+                    state, last_batch = "?", None
+                elif s.name == "shuffle":
+                    if state == "B" and last_batch is not None and not shuffled:
+                        found.setdefault(id(s), (s, flat.steps[last_batch], flat, last_batch, i))
+                    shuffled = True
+        return list(found.values())
+
+    def _cache_after_shuffle(self) -> list:
+        """[(cache step, shuffle step, flat)] where a cache stores a reshuffling shuffle's
+        output, with no take/skip/shard in between (freezing a random subset is the point
+        of `shuffle().take(n).cache()`) and no shuffle after the cache."""
+        found: dict = {}
+        suppressed: set = set()
+        for flat in self._all_flats():
+            steps = flat.steps
+            for i, s in enumerate(steps):
+                if s.name != "cache":
+                    continue
+                if any(t.name == "shuffle" for t in steps[i + 1:]):
+                    suppressed.add(id(s))
+                    continue
+                for j in range(i - 1, -1, -1):
+                    t = steps[j]
+                    if t.name in ("take", "skip", "shard", "cache") or t.kind in ("opaque",):
+                        break
+                    if t.name == "shuffle":
+                        r = get_arg(t.call, "reshuffle_each_iteration", 2)
+                        if r is not None and literal_value(r.value) is False:
+                            break
+                        found.setdefault(id(s), (s, t, flat, j, i))
+                        break
+        return [v for k, v in found.items() if k not in suppressed]
+
+
+def flow_of(ctx) -> PipelineFlow:
+    flow = getattr(ctx, "_kl5_flow", None)
+    if flow is None:
+        flow = PipelineFlow(ctx)
+        ctx._kl5_flow = flow
+    return flow
+
+
+# ---------------------------------------------------------------------------
+# CST helpers for the fixes
+# ---------------------------------------------------------------------------
+
+
+def linearize(root: Any) -> tuple:
+    """A method chain ``base.a(..).b(..)`` as (base, [call a, call b]); a parenthesized
+    inner call ends the chain (it becomes the base)."""
+    links = []
+    node = root
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and (node is root or not node.lpar):
+        links.append(node)
+        node = node.func.value
+    links.reverse()
+    return node, links
+
+
+def _rebuild(root: cst.Call, base: Any, payloads: list, dots: list) -> Any:
+    """The chain ``base`` + payloads (call nodes whose attr/args are reused), with the
+    given dots, wearing ``root``'s parentheses."""
+    cur = base
+    for call, dot in zip(payloads, dots):
+        cur = cst.Call(
+            func=cst.Attribute(value=cur, dot=dot, attr=call.func.attr),
+            args=call.args,
+            whitespace_after_func=call.whitespace_after_func,
+            whitespace_before_args=call.whitespace_before_args,
+        )
+    if cur is base:
+        return base.with_changes(lpar=root.lpar, rpar=root.rpar) if root.lpar else base
+    return cur.with_changes(lpar=root.lpar, rpar=root.rpar)
+
+
+def _step_dot(call: Any) -> cst.Dot:
+    """The dot to use for a step appended after ``call``: the same layout as ``call``'s
+    own dot when the chain is written one step per line."""
+    if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
+        if isinstance(call.func.dot.whitespace_before, cst.ParenthesizedWhitespace):
+            return call.func.dot
+    return cst.Dot()
+
+
+def append_step(node: Any, name: str, arg_code: str) -> cst.Call:
+    """``node.name(arg_code)``, keeping ``node``'s parentheses outside."""
+    inner = node.with_changes(lpar=[], rpar=[]) if getattr(node, "lpar", None) else node
+    return cst.Call(
+        func=cst.Attribute(value=inner, dot=_step_dot(node), attr=cst.Name(name)),
+        args=[cst.Arg(cst.parse_expression(arg_code))],
+        lpar=getattr(node, "lpar", ()) or (),
+        rpar=getattr(node, "rpar", ()) or (),
+    )
+
+
+def insert_step_before(call: cst.Call, name: str, arg_code: str) -> cst.Call:
+    """``recv.step(...)`` → ``recv.name(arg_code).step(...)``."""
+    attr = call.func
+    new_inner = cst.Call(
+        func=cst.Attribute(value=attr.value, dot=attr.dot, attr=cst.Name(name)),
+        args=[cst.Arg(cst.parse_expression(arg_code))],
+    )
+    return call.with_changes(func=attr.with_changes(value=new_inner))
+
+
+def move_step_fix(flow: PipelineFlow, moved: Step, anchor: Step, before: bool, between: tuple,
+                  allowed: set, description: str) -> Optional[Fix]:
+    """Move the ``moved`` step right before/after ``anchor`` (both in the same function,
+    each in a method chain; the steps between them only from ``allowed``)."""
+    if any(s.name not in allowed for s in between):
+        return None
+    if moved.fn is not anchor.fn:
+        return None
+    mi = flow.chains.get(id(moved.call))
+    ai = flow.chains.get(id(anchor.call))
+    if mi is None or ai is None:
+        return None
+    if mi.root is ai.root:
+        base, links = linearize(mi.root)
+        if moved.call not in links or anchor.call not in links:
+            return None
+        dots = [c.func.dot for c in links]
+        order = [c for c in links if c is not moved.call]
+        k = order.index(anchor.call) + (0 if before else 1)
+        order.insert(k, moved.call)
+        return Fix.unsafe(Replace(mi.root, _rebuild(mi.root, base, order, dots)), description=description)
+    # Two statements: take the step out of one chain, put it into the other.
+    mbase, mlinks = linearize(mi.root)
+    abase, alinks = linearize(ai.root)
+    if moved.call not in mlinks or anchor.call not in alinks:
+        return None
+    if _contains(mi.root, ai.root) or _contains(ai.root, mi.root):
+        return None
+    edits = []
+    rest = [c for c in mlinks if c is not moved.call]
+    if (not rest and mi.stmt is not None and isinstance(mbase, cst.Name) and mbase.value == mi.target):
+        edits.append(Replace(mi.stmt, None))  # `ds = ds.shuffle(...)` disappears
+    else:
+        j = mlinks.index(moved.call)
+        dots = [c.func.dot for c in mlinks]
+        del dots[j]
+        edits.append(Replace(mi.root, _rebuild(mi.root, mbase, rest, dots)))
+    i = alinks.index(anchor.call)
+    dots = [c.func.dot for c in alinks]
+    order = list(alinks)
+    if before:
+        order.insert(i, moved.call)
+        dots.insert(i, dots[i])
+    else:
+        order.insert(i + 1, moved.call)
+        dots.insert(i + 1, dots[i])
+    edits.append(Replace(ai.root, _rebuild(ai.root, abase, order, dots)))
+    return Fix.unsafe(*edits, description=description)
+
+
+def _contains(outer: Any, inner: Any) -> bool:
+    found = False
+
+    class _V(cst.CSTVisitor):
+        def on_visit(self, node):  # noqa: N802
+            nonlocal found
+            if node is inner:
+                found = True
+            return not found
+
+    outer.visit(_V())
+    return found
+
+
+def _short(node: Any) -> str:
+    try:
+        text = cst.Module([]).code_for_node(node)
+    except Exception:  # noqa: BLE001
+        return "the dataset"
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _arg_text(call: cst.Call) -> str:
+    """The first argument as written (``32``, ``buffer_size=512``)."""
+    return _short(call.args[0]).rstrip(", ") if call.args else ""
+
+
+# ---------------------------------------------------------------------------
+# The rules
+# ---------------------------------------------------------------------------
+
+
+class _PipelineRule(Rule):
+    """Forwards the traversal to the file's shared :class:`PipelineFlow`."""
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.flow = flow_of(ctx)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.flow.visit_FunctionDef(node)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.flow.visit_Return(node)
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        self.flow.leave_Assign(node)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.flow.leave_AnnAssign(node)
+
+    def visit_For(self, node: cst.For) -> None:
+        self.flow.visit_For(node)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        self.flow.visit_WithItem(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.flow.visit_Call(node)
+
+    def _known(self, value: Any) -> list:
+        """The resolved alternatives of ``value`` if every one is a tf.data dataset."""
+        if value is None:
+            return []
+        flats = self.flow.flats(value)
+        if not flats or not all(f.tfdata for f in flats):
+            return []
+        return flats
+
+    def _autotune(self) -> tuple:
+        """(spelling of tf.data.AUTOTUNE, edits needed to make it resolvable)."""
+        sp = self.ctx.spelling("tensorflow.data.AUTOTUNE")
+        if sp is not None:
+            return sp, ()
+        return "tensorflow.data.AUTOTUNE", (AddImport("tensorflow"),)
+
+
+class UnbatchedDataset(_PipelineRule):
+    """
+    ## What it does
+    Flags a `tf.data.Dataset` that reaches `fit`, `evaluate` or `predict` (as `x` or as
+    `validation_data`) with no batch-like step: `batch`, `padded_batch`, `ragged_batch`,
+    `bucket_by_sequence_length`, `rebatch`, `apply(tf.data.experimental.dense_to_ragged_batch(...))`,
+    or a Keras utility that batches by default (`image_dataset_from_directory` and friends,
+    unless `batch_size=None`). `unbatch()` undoes a batch. The dataset is followed through
+    reassignments, method chains and helper functions of the same file; a dataset of
+    unknown origin (a parameter, `tfds.load`) is never flagged.
+
+    ## Why is this bad?
+    Keras takes every element of a dataset as one whole batch. Rows of
+    `from_tensor_slices((x, y))` with `x` of shape (64, 4) arrive as tensors of shape (4,),
+    and Keras 3 fails with `Invalid input shape ... Expected shape (None, 4), but input has
+    incompatible shape (4,)`. Worse, when the elements have two or more axes and the model
+    is built from the data (no `Input`), training runs silently on the wrong axis: for
+    sequences of shape (8, 4), `fit` does 64 steps of "batches" of 8 time steps of one sample
+    instead of 2 steps of 32 samples. `keraslint verify` runs the dataset as written and
+    batched and reports the element spec against the model's input and one step of each.
+
+    ## Example
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(1000).prefetch(tf.data.AUTOTUNE)
+    model.fit(ds, epochs=10)
+    ```
+
+    ## Use instead
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(1000).batch(32).prefetch(tf.data.AUTOTUNE)
+    model.fit(ds, epochs=10)
+    ```
+    The fix (unsafe: it picks a batch size of 32 and changes every other use of the
+    dataset) inserts `.batch(32)` before the pipeline's `prefetch`, or appends it where the
+    dataset is built.
+    """
+
+    code = "KL501"
+    name = "unbatched-dataset"
+    severity = "error"
+    fix_applicability = "unsafe"
+    tokens = ("fit", "evaluate", "predict")
+
+    def finish(self) -> None:
+        for site in self.flow.fits:
+            for arg, value, role in ((site.x, site.x_val, None), (site.val, site.val_val, "validation_data")):
+                if arg is None:
+                    continue
+                flats = self._known(value)
+                if not flats or any(f.summary()[0] != "U" for f in flats):
+                    continue
+                where = f"`{site.method}()`" if role is None else f"`fit(validation_data=...)`"
+                how = self._origin_text(flats[0])
+                add = "add `.batch(...)` before its `prefetch`" if any(
+                    s.name == "prefetch" for f in flats for s in f.steps) else "add `.batch(...)`"
+                self.report(
+                    arg.value,
+                    f"`{_short(arg.value)}` reaches {where} unbatched ({how}): Keras takes each element as a "
+                    f"whole batch, so a row of shape (n,) fails with 'Expected shape (None, n)' and an element of "
+                    f"shape (t, n) silently becomes a batch of t rows; {add}",
+                    fix=self._fix(flats[0]) if len(flats) == 1 else None,
+                )
+
+    @staticmethod
+    def _origin_text(flat: Flat) -> str:
+        for s in reversed(flat.steps):
+            if s.kind == "unbatch":
+                return f"`.{s.name}()` after the last batch"
+        src = flat.source
+        if isinstance(src, Combine):
+            return f"`{ {'zip': 'Dataset.zip'}.get(src.kind, 'sample_from_datasets')}` of unbatched datasets"
+        if isinstance(src, Source):
+            if src.batch_arg is not None:
+                return f"`{src.label}(batch_size=None)`"
+            return f"built by `{src.label}` with no `batch`"
+        return "no `batch` step"
+
+    def _fix(self, flat: Flat) -> Optional[Fix]:
+        steps = flat.steps
+        start = 0
+        for i, s in enumerate(steps):
+            if s.kind == "unbatch":
+                start = i + 1
+        for s in steps[start:]:
+            if s.name == "prefetch":
+                return Fix.unsafe(Replace(s.call, insert_step_before(s.call, "batch", "32")),
+                                  description="insert `.batch(32)` before `prefetch`")
+        src = flat.source
+        if start == 0 and isinstance(src, Source) and src.batch_arg is not None:
+            return Fix.unsafe(Replace(src.batch_arg.value, cst.Integer("32")),
+                              description="batch_size=None -> batch_size=32")
+        tail = steps[-1].call if steps else getattr(src, "node", None)
+        if not isinstance(tail, cst.Call):
+            return None
+        return Fix.unsafe(Replace(tail, append_step(tail, "batch", "32")), description="append `.batch(32)`")
+
+
+class BatchSizeWithDataset(_PipelineRule):
+    """
+    ## What it does
+    Flags `batch_size=` passed to `fit`, `evaluate` or `predict` together with a
+    `tf.data.Dataset` (followed through assignments and helpers like KL501).
+
+    ## Why is this bad?
+    A dataset brings its own batches; Keras 3 ignores `batch_size` for it without a
+    warning. `model.fit(ds.batch(16), batch_size=4)` on 64 samples runs 4 steps of 16, not
+    16 steps of 4, so a reader (or a port to PyTorch's `DataLoader(batch_size=4)`) assumes a
+    batch size the model never saw: a different number of optimizer steps per epoch and a
+    different gradient noise scale. Not a numerical hazard by itself, so `keraslint
+    verify` runs no experiment for it; the step count per epoch tells the story.
+
+    ## Example
+    ```python
+    model.fit(train_ds, batch_size=64, epochs=5)
+    ```
+
+    ## Use instead
+    ```python
+    model.fit(train_ds, epochs=5)  # the batch size is set by train_ds.batch(...)
+    ```
+    """
+
+    code = "KL502"
+    name = "batch-size-with-dataset"
+    severity = "warning"
+    fix_applicability = "safe"
+    tokens = ("batch_size",)
+
+    def finish(self) -> None:
+        for site in self.flow.fits:
+            arg = site.batch_arg
+            if arg is None or site.x is None or literal_value(arg.value) is None:
+                continue
+            flats = self._known(site.x_val)
+            if not flats:
+                continue
+            own = ""
+            if len(flats) == 1 and flats[0].summary()[0] == "B":
+                last = [s for s in flats[0].steps if s.kind == "batch"]
+                if last:
+                    own = f" (its `.{last[-1].name}({_arg_text(last[-1].call)})`)"
+                elif isinstance(flats[0].source, Source) and flats[0].source.label in KERAS_DATASET_UTILS:
+                    own = f" (set by `{flats[0].source.label}`)"
+            self.report(
+                arg,
+                f"`batch_size={_short(arg.value)}` is ignored by `{site.method}()` because `{_short(site.x.value)}` is "
+                f"a `tf.data.Dataset`: Keras 3 uses the dataset's own batches{own} without a warning; drop the "
+                f"argument",
+                fix=Fix.safe(Replace(arg, None), description="drop `batch_size=`"),
+            )
+
+
+class ShuffleAfterBatch(_PipelineRule):
+    """
+    ## What it does
+    Flags `.shuffle(...)` applied to a dataset that an explicit `batch`-like step has
+    already batched (`.batch(32).shuffle(1000)`), also across statements through a
+    reassigned variable and through helpers. Not flagged: a shuffle after an earlier
+    sample-level shuffle (`shuffle().batch().shuffle()` deliberately reorders batches), after
+    `bucket_by_sequence_length` (shuffling the buckets' batches is the recommended practice),
+    or after `unbatch()`.
+
+    ## Why is this bad?
+    Shuffling batches reorders whole batches; the samples inside each batch never change.
+    With `from_tensor_slices(x).batch(2).shuffle(4)` on 8 samples, every epoch sees the same
+    four pairs ([0, 1], [2, 3], ...) in a different order, where a PyTorch
+    `DataLoader(shuffle=True)` draws new batches each epoch. The gradient noise differs,
+    and with sorted data (by class, by length) each batch stays one class.
+    `keraslint verify` compares the batch compositions of two epochs.
+
+    ## Example
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).shuffle(1000)
+    ```
+
+    ## Use instead
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(1000).batch(32)
+    ```
+    The fix (unsafe: the order of samples changes) moves the `shuffle` right before the
+    `batch`.
+    """
+
+    code = "KL503"
+    name = "shuffle-after-batch"
+    severity = "warning"
+    fix_applicability = "unsafe"
+    tokens = ("shuffle",)
+
+    _ALLOWED_BETWEEN = {"map", "filter", "prefetch", "with_options", "ignore_errors"}
+
+    def finish(self) -> None:
+        for shuffle, batch, flat, bi, si in self.flow.analysis()["KL503"]:
+            fix = move_step_fix(self.flow, shuffle, batch, True, flat.steps[bi + 1:si], self._ALLOWED_BETWEEN,
+                                "move `shuffle` before `batch`")
+            size = _arg_text(batch.call)
+            self.report(
+                shuffle.call.func.attr,
+                f"`shuffle` after `{batch.name}({size})` shuffles whole batches, not samples: every epoch "
+                f"sees the same groups of samples, only in another order; shuffle before batching",
+                fix=fix,
+            )
+
+
+class CacheAfterShuffle(_PipelineRule):
+    """
+    ## What it does
+    Flags `.cache()` placed after `.shuffle(...)` in a pipeline
+    (`.shuffle(1000).cache()`), also across statements and helpers. Not flagged:
+    `cache().shuffle()`, a shuffle with `reshuffle_each_iteration=False` (a fixed order is
+    then intended), `shuffle().take(n).cache()` (freezing a random subset), or a pipeline
+    that shuffles again after the cache.
+
+    ## Why is this bad?
+    `cache()` stores the elements of the first iteration and replays them afterwards, in
+    the same order: the shuffle runs once, so every epoch sees the first epoch's order.
+    Measured with TF 2.21: `Dataset.range(8).shuffle(8).cache()` yields `[3, 2, 7, 4, 1, 0,
+    6, 5]` in each of three epochs, while `cache().shuffle(8)` yields a new order each
+    epoch. A PyTorch `DataLoader(shuffle=True)` reshuffles every epoch, so the two runs see
+    different sample orders from epoch 2 on. `keraslint verify` compares the order of two
+    epochs.
+
+    ## Example
+    ```python
+    ds = ds.map(decode).shuffle(10_000).cache().batch(32)
+    ```
+
+    ## Use instead
+    ```python
+    ds = ds.map(decode).cache().shuffle(10_000).batch(32)
+    ```
+    The fix (unsafe: the order of samples changes) moves the `shuffle` right after the
+    `cache`.
+    """
+
+    code = "KL504"
+    name = "cache-after-shuffle"
+    severity = "warning"
+    fix_applicability = "unsafe"
+    tokens = ("cache",)
+
+    _ALLOWED_BETWEEN = {"map", "filter", "with_options", "ignore_errors"}
+
+    def finish(self) -> None:
+        for cache, shuffle, flat, si, ci in self.flow.analysis()["KL504"]:
+            fix = move_step_fix(self.flow, shuffle, cache, False, flat.steps[si + 1:ci], self._ALLOWED_BETWEEN,
+                                "move `shuffle` after `cache`")
+            what = "order and replays it"
+            if any(s.kind == "batch" for s in flat.steps[si + 1:ci]):
+                what = "batches (their order and their samples) and replays them"
+            self.report(
+                cache.call.func.attr,
+                f"`cache()` after `shuffle({_arg_text(shuffle.call)})` stores the first epoch's {what} "
+                f"every epoch, so later epochs are not reshuffled; cache first, then shuffle",
+                fix=fix,
+            )
+
+
+class MissingPrefetch(_PipelineRule):
+    """
+    ## What it does
+    Flags the `fit` call whose training dataset (a `tf.data.Dataset` of known origin,
+    batched or built by a source of known batching) has no `.prefetch(...)` anywhere in its
+    pipeline. Keras's dataset utilities (`image_dataset_from_directory` and friends) and
+    `make_csv_dataset` already prefetch; datasets of unknown origin are not flagged; an
+    unbatched dataset is KL501's business.
+
+    ## Why is this bad?
+    Without `prefetch` the input pipeline produces batch n+1 only when the training step
+    asks for it, so reading, decoding and `map` run while the model waits, instead of
+    overlapping with the previous step. Keras 3 adds no prefetch to a user's dataset
+    (only when `class_weight` is given), and tf.data's automatic `inject_prefetch` did not
+    help here: with a `map` costing about as much as the training step, an epoch took 0.70 s
+    without and 0.41–0.46 s with `.prefetch(tf.data.AUTOTUNE)` (TF 2.21, CPU). Only the
+    speed differs, never the values, so `keraslint verify` runs no experiment for it.
+
+    ## Example
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).map(augment).batch(32)
+    model.fit(ds, epochs=10)
+    ```
+
+    ## Use instead
+    ```python
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).map(augment).batch(32).prefetch(tf.data.AUTOTUNE)
+    model.fit(ds, epochs=10)
+    ```
+    """
+
+    code = "KL505"
+    name = "missing-prefetch"
+    severity = "info"
+    fix_applicability = "safe"
+    tokens = ("fit",)
+
+    def finish(self) -> None:
+        for site in self.flow.fits:
+            if site.method != "fit" or site.x is None:
+                continue
+            flats = self._known(site.x_val)
+            if not flats:
+                continue
+            sums = [f.summary() for f in flats]
+            if any(pref is not False for _, pref in sums) or any(state == "U" for state, _ in sums):
+                continue
+            self.report(
+                site.x.value,
+                f"`{_short(site.x.value)}` reaches `fit()` without `.prefetch`: the next batch is prepared only "
+                f"after each training step instead of during it; append `.prefetch(tf.data.AUTOTUNE)`",
+                fix=self._fix(flats[0]) if len(flats) == 1 else None,
+            )
+
+    def _fix(self, flat: Flat) -> Optional[Fix]:
+        src = flat.source
+        tail = flat.steps[-1].call if flat.steps else getattr(src, "node", None)
+        if not isinstance(tail, cst.Call):
+            return None
+        spelled, extra = self._autotune()
+        return Fix.safe(Replace(tail, append_step(tail, "prefetch", spelled)), *extra,
+                        description=f"append `.prefetch({spelled})`")
