@@ -59,6 +59,7 @@ class FixResult:
     applied: int = 0  # number of fixes applied
     rounds: int = 0
     dropped: list = field(default_factory=list)  # (code, reason) of fixes that were not applied
+    original_findings: list = field(default_factory=list)  # findings of the file as it was read
 
 
 class _Skip(Exception):
@@ -85,6 +86,7 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
     compiled_ok: Optional[bool] = None
     rounds = 0
     analysis = engine.analyze(cur, classes, config, gate=gate, severity=severity)
+    original_findings = analysis.findings
     while True:
         if analysis.module is None or rounds >= MAX_ROUNDS:
             break
@@ -112,7 +114,8 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
         cur = new_src
         analysis = engine.analyze(cur, classes, config, gate=gate, severity=severity)
     new_bytes = cur.raw if changed and cur.raw != src.raw else None
-    return FixResult(new_bytes, analysis.findings, applied if new_bytes is not None else 0, rounds, dropped)
+    return FixResult(new_bytes, analysis.findings, applied if new_bytes is not None else 0, rounds, dropped,
+                     original_findings)
 
 
 def _key(rep) -> str:

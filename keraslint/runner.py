@@ -205,6 +205,7 @@ def _check_one(task: Task, config, options: Options) -> Outcome:
                 except OSError as e:
                     out.error = f"{task.path}: cannot write fixed file: {e.strerror or e}; the file was left as it was"
                     out.fixes_applied = 0
+                    out.findings = getattr(res, "original_findings", out.findings)  # the file as it is
         return out
     analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity)
     return Outcome(task.path, analysis.findings)

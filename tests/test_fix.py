@@ -606,3 +606,67 @@ def test_cli_notebook_fix(tmp_path, toy_cli):
     assert toy_cli("--fix", str(p)) == 0
     assert b"keras.ops.sin(x)" in p.read_bytes()
     assert b'"image/png": "iVBORw0KGgo="' in p.read_bytes()
+
+
+def test_cli_unwritable_file_reports_its_own_findings(tmp_path, toy_cli, capsys):
+    p = tmp_path / "m.py"
+    p.write_text(HAZARD)
+    os.chmod(p, 0o444)
+    assert toy_cli("--fix", "--format", "json", str(p)) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert [(f["code"], f["line"], f["column"], f["fix"]) for f in out] == [("KL981", 4, 7, {"applicability": "safe"})]
+
+
+# ---------------------------------------------------------------------------
+# Real code: --fix --unsafe-fixes over a copy of the installed keras + keras-hub sources
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fix_real_sources_still_compile(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import keras
+    import keras_hub
+
+    roots = [os.path.join(os.path.dirname(m.__file__), "src") for m in (keras, keras_hub)]
+    copies = []
+    for i, r in enumerate(roots):
+        dst = tmp_path / f"src{i}"
+        shutil.copytree(r, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        copies.append(dst)
+    before = {}
+    for d in copies:
+        for dirpath, _, names in os.walk(d):
+            for n in names:
+                if n.endswith(".py"):
+                    p = os.path.join(dirpath, n)
+                    with open(p, "rb") as fh:
+                        before[p] = fh.read()
+    env = {k: v for k, v in os.environ.items() if k != "KERASLINT_CACHE_DIR"}
+    cmd = [sys.executable, "-m", "keraslint", "check", "--no-cache", "--fix", "--unsafe-fixes", "--exit-zero",
+           "--format", "json", *map(str, copies)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
+    assert r.returncode == 0, r.stderr[-2000:]
+    changed = {}
+    for p, old in before.items():
+        with open(p, "rb") as fh:
+            new = fh.read()
+        if new != old:
+            changed[p] = new
+            text = new.decode("utf-8")
+            compile(text, p, "exec")
+            cst.parse_module(text)
+    print(f"{len(changed)} of {len(before)} files changed")
+    # fixing again changes nothing
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
+    assert r.returncode == 0, r.stderr[-2000:]
+    moved = []
+    for p, old in before.items():
+        with open(p, "rb") as fh:
+            now = fh.read()
+        if now != changed.get(p, old):
+            moved.append(p)
+    assert not moved, f"a second --fix changed {len(moved)} files: {moved[:5]}"
