@@ -152,7 +152,7 @@ def _dedupe(reps: list) -> list:
     seen = set()
     out = []
     for r in reps:
-        k = (r.rule.code, id(r.node), r.fix)
+        k = (r.rule.code, id(r.node), id(r.fix))
         if k in seen:
             continue
         seen.add(k)
@@ -631,10 +631,11 @@ def _apply(module: cst.Module, tree: _Tree, plans: list) -> cst.Module:
         merged.replace.update(p.replace)
         merged.stmt_replace.update(p.stmt_replace)
         merged.small_replace.update(p.small_replace)
-        for k, v in p.before.items():
-            merged.before.setdefault(k, []).extend(v)
-        for k, v in p.after.items():
-            merged.after.setdefault(k, []).extend(v)
+        for src_map, dst_map in ((p.before, merged.before), (p.after, merged.after)):
+            for k, v in src_map.items():
+                have = dst_map.setdefault(k, [])
+                if not any(_same_block(v, have[i:i + len(v)]) for i in range(len(have))):
+                    have.extend(v)
         for s in p.top:
             if not any(s.deep_equals(t) for t in merged.top):
                 merged.top.append(s)
@@ -831,6 +832,10 @@ def _split_leading(leading: tuple) -> int:
         if ln.comment is None or ln.comment.value.startswith(nbmod.MARKER):
             cut = i + 1
     return cut
+
+
+def _same_block(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(x.deep_equals(y) for x, y in zip(a, b))
 
 
 def _same_lines(a: Any, b: Any) -> bool:

@@ -670,3 +670,26 @@ def test_fix_real_sources_still_compile(tmp_path):
         if now != changed.get(p, old):
             moved.append(p)
     assert not moved, f"a second --fix changed {len(moved)} files: {moved[:5]}"
+
+
+def test_notebook_with_broken_cell_and_nbformat3():
+    nb = {"cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": ["import numpy as np\n", "import keras\n"]},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": ["def f(:\n", "    np.sin(1)\n"]},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": ["np.sin(2)\r\n", "x = 1"]},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}
+    text = json.dumps(nb, indent=2)
+    r = fix(None, path="nb.ipynb", data=text.encode())
+    new = json.loads(r.new_bytes)
+    assert new["cells"][1] == nb["cells"][1]
+    assert new["cells"][2]["source"] == ["keras.ops.sin(2)\r\n", "x = 1"]
+    assert [(f.code, f.cell) for f in r.findings] == [("KL000", 2)]
+    assert r.new_bytes.decode() == text.replace('"np.sin(2)\\r\\n"', '"keras.ops.sin(2)\\r\\n"')
+
+    nb3 = {"worksheets": [{"cells": [
+        {"cell_type": "code", "language": "python", "input": ["import numpy as np\n", "import keras\n", "np.sin(1)"],
+         "outputs": []}]}], "metadata": {}, "nbformat": 3, "nbformat_minor": 0}
+    text = json.dumps(nb3, indent=1, sort_keys=True) + "\n"
+    r = fix(None, path="nb.ipynb", data=text.encode())
+    assert r.new_bytes.decode() == text.replace('"np.sin(1)"', '"keras.ops.sin(1)"')
