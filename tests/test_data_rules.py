@@ -1,0 +1,313 @@
+"""KL501–KL505 (tf.data pipelines): the facts the messages and docs state, checked against
+the installed TensorFlow/Keras, and the data-flow cases the fixtures do not show."""
+
+import inspect
+import os
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from keraslint import engine, fixer
+from keraslint.api import check_source
+from keraslint.registry import rules_by_code
+from keraslint.rules.data import KERAS_DATASET_UTILS
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def codes(src: str, select=("KL5",)) -> list:
+    """[(flagged line's text, code)]"""
+    text = textwrap.dedent(src)
+    lines = text.splitlines()
+    return [(lines[f.line - 1].strip(), f.code) for f in check_source(text, path="t.py", select=list(select))]
+
+
+def fixed(src: str, unsafe: bool = True) -> str:
+    text = textwrap.dedent(src)
+    source = engine.read_source("t.py", data=text.encode())
+    classes = [c for code, c in rules_by_code().items() if code.startswith("KL5")]
+    res = fixer.fix_source(source, classes, unsafe=unsafe)
+    return res.new_bytes.decode() if res.new_bytes is not None else text
+
+
+# ---------------------------------------------------------------------------
+# What the installed libraries do (the rules' messages quote it)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tf_keras():
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    return tf, keras
+
+
+def test_keras_dataset_utils_batch_by_default(tf_keras):
+    _, keras = tf_keras
+    for name, (pos, default_bs, default_shuffle) in KERAS_DATASET_UTILS.items():
+        sig = inspect.signature(getattr(keras.utils, name))
+        params = list(sig.parameters)
+        assert params.index("batch_size") == pos, name
+        assert sig.parameters["batch_size"].default == default_bs, name
+        assert sig.parameters["shuffle"].default is default_shuffle, name
+        if "format" in sig.parameters:
+            assert sig.parameters["format"].default == "tf", name
+
+
+def test_keras_dataset_utils_prefetch_and_batch_size_none_unbatches(tf_keras):
+    tf, keras = tf_keras
+    series = np.zeros((20, 2), "float32")
+    ds = keras.utils.timeseries_dataset_from_array(series, None, sequence_length=3)
+    assert _has_prefetch(ds)  # (before its batch, for this one: KL505 counts a prefetch anywhere)
+    assert not _has_prefetch(tf.data.Dataset.range(3).batch(2))
+    assert ds.element_spec.shape.rank == 3  # (batch, steps, features)
+    rows = keras.utils.timeseries_dataset_from_array(series, None, sequence_length=3, batch_size=None)
+    assert rows.element_spec.shape.rank == 2  # (steps, features): no batch axis
+
+
+def _has_prefetch(ds) -> bool:
+    todo = [ds]
+    while todo:
+        d = todo.pop()
+        if "Prefetch" in type(d).__name__:
+            return True
+        todo.extend(d._inputs())
+    return False
+
+
+def _model(keras, with_input):
+    layers = [keras.Input((4,))] if with_input else []
+    m = keras.Sequential(layers + [keras.layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    return m
+
+
+def test_unbatched_rows_fail_in_fit(tf_keras):
+    tf, keras = tf_keras
+    x = np.random.rand(16, 4).astype("float32")
+    y = np.random.rand(16, 1).astype("float32")
+    with pytest.raises(ValueError, match=r"Expected shape \(None, 4\), but input has incompatible shape \(4,\)"):
+        _model(keras, True).fit(tf.data.Dataset.from_tensor_slices((x, y)), epochs=1, verbose=0, shuffle=False)
+
+
+def test_unbatched_sequences_train_silently_on_rows(tf_keras):
+    tf, keras = tf_keras
+    x = np.random.rand(16, 8, 4).astype("float32")
+    y = np.random.rand(16, 8, 1).astype("float32")
+    steps = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(batch)
+
+    _model(keras, False).fit(tf.data.Dataset.from_tensor_slices((x, y)), epochs=1, verbose=0, shuffle=False,
+                             callbacks=[Count()])
+    assert len(steps) == 16  # one "batch" of 8 time steps per sample
+
+
+def test_batch_size_is_ignored_silently_with_a_dataset(tf_keras):
+    tf, keras = tf_keras
+    x = np.random.rand(64, 4).astype("float32")
+    y = np.random.rand(64, 1).astype("float32")
+    steps = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(batch)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _model(keras, True).fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), batch_size=4, epochs=1,
+                                verbose=0, shuffle=False, callbacks=[Count()])
+    assert len(steps) == 4  # 64 / 16, not 64 / 4
+    assert not [w for w in caught if "batch_size" in str(w.message)]
+
+
+def test_cache_after_shuffle_replays_the_first_order(tf_keras):
+    tf, _ = tf_keras
+    tf.random.set_seed(0)
+    frozen = tf.data.Dataset.range(16).shuffle(16).cache()
+    orders = [list(frozen.as_numpy_iterator()) for _ in range(3)]
+    assert orders[0] == orders[1] == orders[2]
+    live = tf.data.Dataset.range(16).cache().shuffle(16)
+    orders = [tuple(live.as_numpy_iterator()) for _ in range(3)]
+    assert len(set(orders)) > 1
+
+
+def test_shuffle_after_batch_keeps_batch_composition(tf_keras):
+    tf, _ = tf_keras
+    tf.random.set_seed(0)
+    ds = tf.data.Dataset.range(8).batch(2).shuffle(4)
+    epochs = [sorted(tuple(b) for b in ds.as_numpy_iterator()) for _ in range(3)]
+    assert epochs[0] == epochs[1] == epochs[2] == [(0, 1), (2, 3), (4, 5), (6, 7)]
+
+
+# ---------------------------------------------------------------------------
+# Data flow
+# ---------------------------------------------------------------------------
+
+HEAD = """\
+import tensorflow as tf
+import keras
+model = keras.Sequential([keras.layers.Dense(1)])
+"""
+
+
+def test_reassignment_inside_function_and_loop_variable():
+    src = HEAD + """
+def main(x):
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    ds = ds.map(lambda v: v * 2)
+    model.predict(ds)
+    ds = ds.batch(8)
+    model.predict(ds)
+    for ds in [tf.data.Dataset.from_tensor_slices(x)]:
+        model.predict(ds)
+"""
+    assert codes(src) == [("model.predict(ds)", "KL501")]
+
+
+def test_tuple_returning_helper_and_methods():
+    src = HEAD + """
+def datasets(x):
+    train = tf.data.Dataset.from_tensor_slices(x).batch(4).prefetch(2)
+    val = tf.data.Dataset.from_tensor_slices(x)
+    return train, val
+
+class Trainer:
+    def make(self, x):
+        return tf.data.Dataset.from_tensor_slices(x)
+
+    def run(self, x):
+        model.evaluate(self.make(x))
+
+tr, va = datasets(1)
+model.fit(tr, validation_data=va)
+"""
+    assert codes(src) == [("model.evaluate(self.make(x))", "KL501"),
+                          ("model.fit(tr, validation_data=va)", "KL501")]
+
+
+def test_helper_defined_after_use():
+    src = HEAD + """
+def main():
+    model.fit(build())
+
+def build():
+    return tf.data.Dataset.range(10).batch(2)
+"""
+    assert codes(src) == [("model.fit(build())", "KL505")]
+
+
+def test_unknown_or_mixed_origins_are_not_flagged():
+    src = HEAD + """
+import tensorflow_datasets as tfds
+
+def maybe_batched(x, batched):
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if batched:
+        return ds.batch(8)
+    return ds
+
+def fit_it(ds: tf.data.Dataset):
+    model.fit(ds)
+
+model.fit(maybe_batched(1, True).prefetch(1))
+model.predict(tfds.load("mnist", split="train"))
+model.predict(tfds.load("mnist", split="train").unbatch().prefetch(1))
+model.predict(tf.data.Dataset.from_generator(lambda: iter([]), output_signature=None).prefetch(1))
+grain_ds = keras.utils.image_dataset_from_directory("d", batch_size=None, format="grain")
+model.predict(grain_ds)
+"""
+    # an explicit unbatch() is known to unbatch, whatever the origin
+    assert codes(src) == [('model.predict(tfds.load("mnist", split="train").unbatch().prefetch(1))', "KL501")]
+
+
+def test_keras_utility_subset_both_and_batch_size_none():
+    src = HEAD + """
+train, val = keras.utils.image_dataset_from_directory("d", validation_split=0.2, subset="both", seed=1)
+model.fit(train, validation_data=val)
+rows_a, rows_b = keras.utils.image_dataset_from_directory("d", validation_split=0.2, subset="both", seed=1,
+                                                          batch_size=None)
+model.fit(rows_a, validation_data=rows_b)
+"""
+    assert codes(src) == [("model.fit(rows_a, validation_data=rows_b)", "KL501")] * 2
+
+
+def test_not_datasets():
+    src = HEAD + """
+import pandas as pd
+frame = pd.DataFrame({"a": [1]})
+series = frame["a"].map(str)
+model.fit(series.to_numpy(), batch_size=4)
+batches = [1, 2]
+model.predict(batches, batch_size=2)
+"""
+    assert codes(src) == []
+
+
+# ---------------------------------------------------------------------------
+# Fixes
+# ---------------------------------------------------------------------------
+
+
+def test_prefetch_fix_adds_tensorflow_import_when_needed():
+    src = """\
+    import keras
+    from tensorflow.data import Dataset
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.fit(Dataset.range(8).batch(2))
+    """
+    out = fixed(src, unsafe=False)
+    assert "import tensorflow\n" in out
+    assert "model.fit(Dataset.range(8).batch(2).prefetch(tensorflow.data.AUTOTUNE))" in out
+
+
+def test_prefetch_fix_uses_the_files_alias():
+    src = """\
+    import keras
+    import tensorflow as tfx
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.fit(tfx.data.Dataset.range(8).batch(2))
+    """
+    assert "batch(2).prefetch(tfx.data.AUTOTUNE))" in fixed(src, unsafe=False)
+
+
+def test_batch_fix_at_the_use_and_in_parentheses():
+    src = """\
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    ds = (tf.data.Dataset.range(8)
+          .map(lambda v: v + 1))
+    model.predict(ds)
+    """
+    assert "ds = (tf.data.Dataset.range(8)\n      .map(lambda v: v + 1)\n      .batch(32))" in fixed(src)
+
+
+def test_move_shuffle_across_statements_keeps_other_names():
+    src = """\
+    import tensorflow as tf
+
+    raw = tf.data.Dataset.range(8)
+    batched = raw.batch(2)
+    mixed = batched.shuffle(4)
+    """
+    out = fixed(src)
+    assert "batched = raw.shuffle(4).batch(2)" in out
+    assert "mixed = batched\n" in out
+    assert codes(out) == []
+
+
+def test_fixes_are_idempotent_on_fixtures():
+    # the fixture tests check fixed.py; here: a second run finds nothing fixable
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for case in ("KL501", "KL502", "KL503", "KL504", "KL505"):
+        with open(os.path.join(here, "fixtures", case, "fixed.py"), encoding="utf-8") as fh:
+            text = fh.read()
+        assert all(f.fix is None for f in check_source(text, path="fixed.py", select=[case])), case
