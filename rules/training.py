@@ -564,6 +564,7 @@ _SOFTMAX_FUNCS = {
     "tensorflow.sigmoid": "sigmoid", "tensorflow.math.sigmoid": "sigmoid",
 }
 _LINEAR_DEFAULT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D"}
+_BRANCHES = (cst.If, cst.For, cst.While, cst.Try, cst.TryStar, cst.Match, cst.IfExp)
 
 
 class LogitsMismatch(Rule):
@@ -610,6 +611,47 @@ class LogitsMismatch(Rule):
         super().__init__(ctx)
         self.values = _Values(ctx)
         self.added: dict = {}  # id(Sequential() call) -> last layer expr given to .add
+        # id(expression) -> ids of the if/for/while/try around it: a value assigned (or a
+        # layer added) under a condition the compile call is not under may not be the one
+        # the compiled model has, so it is treated as unknown.
+        self.cond: dict = {}
+        self._ref: frozenset = frozenset()
+        self.snapshots: dict = {}  # id(return value) -> (function, its names' values there)
+
+    def _conds(self) -> frozenset:
+        return frozenset(id(n) for n in self.ctx.stack[:-1] if isinstance(n, _BRANCHES))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.cond[id(node.value)] = self._conds()
+
+    def visit_Return(self, node: cst.Return) -> None:
+        fn = self.ctx.function
+        if node.value is not None and fn is not None:
+            self.cond[id(node.value)] = self._conds()
+            # what each name of the function holds at this return (straight-line code)
+            self.snapshots[id(node.value)] = (fn, dict(fn.assigned))
+
+    def _follow(self, expr: Any, scope: Any) -> tuple:
+        if isinstance(scope, tuple) and isinstance(expr, cst.Name):  # inside a helper, at a return
+            fn, snap = scope
+            if expr.value in snap:
+                val = snap[expr.value]
+            elif expr.value in fn.locals:
+                return None, scope
+            else:
+                val, scope = self.values.value(expr, fn.parent)
+                if val is not None and not self.cond.get(id(val), frozenset()) <= frozenset():
+                    return None, scope
+                return val, scope
+            if val is expr or not self.cond.get(id(val), frozenset()) <= self._ref:
+                return None, scope
+            return val, scope
+        if isinstance(scope, tuple):
+            return expr, scope
+        val, s = self.values.value(expr, scope)
+        if val is not None and not self.cond.get(id(val), frozenset()) <= self._ref:
+            return None, s
+        return val, s
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
@@ -619,12 +661,14 @@ class LogitsMismatch(Rule):
                 a = get_arg(node, "layer", 0)
                 if a is not None:
                     self.added[id(v)] = (a.value, "current")
+                    self.cond[id(a.value)] = self._conds()
             return
         if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
             return
         loss_arg = get_arg(node, "loss", 1)
         if loss_arg is None:
             return
+        self._ref = self._conds()
         loss = self._loss(loss_arg.value)
         if loss is None:
             return
@@ -659,7 +703,7 @@ class LogitsMismatch(Rule):
         if isinstance(v, str):
             return (f'"{v}"', False) if v in LOSS_STRINGS else None
         if isinstance(expr, cst.Name) and ctx.resolve(expr) is None:
-            val, _ = self.values.value(expr)
+            val, _ = self._follow(expr, "current")
             return self._loss(val, depth + 1) if val is not None else None
         if isinstance(expr, cst.Call):
             q = ctx.resolve(expr.func)
@@ -686,7 +730,7 @@ class LogitsMismatch(Rule):
             return None
         ctx = self.ctx
         if isinstance(expr, cst.Name):
-            val, s = self.values.value(expr, scope)
+            val, s = self._follow(expr, scope)
             return self._model_head(val, s, depth + 1) if val is not None else None
         if not isinstance(expr, cst.Call):
             return None
@@ -694,6 +738,8 @@ class LogitsMismatch(Rule):
         if q == "keras.models.Sequential":
             if id(expr) in self.added:
                 layer, s = self.added[id(expr)]
+                if not self.cond.get(id(layer), frozenset()) <= self._ref:
+                    return None
                 return self._layer_kind(layer, s, depth + 1)
             a = get_arg(expr, "layers", 0)
             if a is None or not isinstance(a.value, cst.List) or not a.value.elements:
@@ -708,7 +754,15 @@ class LogitsMismatch(Rule):
                 return None
             return self._tensor_kind(a.value, scope, depth + 1)
         if q is None and isinstance(expr.func, cst.Name):
-            heads = [self._model_head(r, fi, depth + 1) for r, fi in self.values.returns(expr)]
+            heads = []
+            saved = self._ref
+            for r, fi in self.values.returns(expr):
+                if id(r) not in self.snapshots:
+                    heads.append(None)  # a lambda's body
+                    continue
+                self._ref = self.cond.get(id(r), frozenset())
+                heads.append(self._model_head(r, self.snapshots[id(r)], depth + 1))
+            self._ref = saved
             if heads and all(h is not None for h in heads) and len({h[0] for h in heads}) == 1:
                 return heads[0]
         return None
@@ -719,7 +773,7 @@ class LogitsMismatch(Rule):
             return None
         ctx = self.ctx
         if isinstance(expr, cst.Name):
-            val, s = self.values.value(expr, scope)
+            val, s = self._follow(expr, scope)
             return self._tensor_kind(val, s, depth + 1) if val is not None else None
         if not isinstance(expr, cst.Call):
             return None
@@ -730,7 +784,7 @@ class LogitsMismatch(Rule):
         if q in _SOFTMAX_FUNCS:
             return _SOFTMAX_FUNCS[q], _short(expr, 40)
         if q is None and isinstance(func, cst.Name):  # head = layers.Dense(10); head(x)
-            val, s = self.values.value(func, scope)
+            val, s = self._follow(func, scope)
             if isinstance(val, cst.Call) and self._is_layer_ctor(val):
                 return self._layer_kind(val, s, depth + 1)
         return None
@@ -744,7 +798,7 @@ class LogitsMismatch(Rule):
             return None
         ctx = self.ctx
         if isinstance(expr, cst.Name):
-            val, s = self.values.value(expr, scope)
+            val, s = self._follow(expr, scope)
             return self._layer_kind(val, s, depth + 1) if val is not None else None
         if not isinstance(expr, cst.Call) or _has_star(expr):
             return None

@@ -458,3 +458,48 @@ def test_kl405_needs_a_training_tape_and_the_same_kind_of_model():
     # a tape that only computes input gradients (saliency, FGSM) is not a training loop
     saliency = base.format(maker="build").replace("    opt.apply_gradients(zip(grads, a.trainable_variables))\n", "")
     assert codes(saliency, select=("KL405",)) == []
+
+
+def test_kl404_conditional_heads_are_unknown():
+    code = '''import keras
+from keras import layers
+
+model = keras.Sequential()
+model.add(layers.Dense(10))
+if not use_logits:
+    model.add(layers.Softmax())
+model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+inputs = keras.Input((4,))
+outputs = layers.Dense(3)(inputs)
+if probabilities:
+    outputs = layers.Softmax()(outputs)
+m2 = keras.Model(inputs, outputs)
+m2.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+
+
+def build(flag):
+    x_in = keras.Input((4,))
+    if flag:
+        out = layers.Dense(2, activation="softmax")(x_in)
+        return keras.Model(x_in, out)
+    out = layers.Dense(2)(x_in)
+    return keras.Model(x_in, out)
+
+
+m3 = build(True)
+m3.compile(optimizer=opt, loss="categorical_crossentropy")
+
+
+def build_linear():
+    x = keras.Input((4,))
+    x_in = x
+    x = layers.Dense(8, activation="relu")(x)
+    x = layers.Dense(2)(x)
+    return keras.Model(x_in, x)
+
+
+m4 = build_linear()
+m4.compile(optimizer=opt, loss="categorical_crossentropy")
+'''
+    assert codes(code, select=("KL404",)) == [(40, "KL404")]
