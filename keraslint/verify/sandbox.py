@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-MEMORY_LIMIT_MB = int(os.environ.get("KERASLINT_VERIFY_MEMORY_MB", "12000"))
+MEMORY_LIMIT_MB = int(os.environ.get("KERASLINT_VERIFY_MEMORY_MB", "8000"))
 FILE_LIMIT_MB = 256
 TAIL_BYTES = 4000
 

@@ -1,0 +1,6 @@
+"""Isolation: the program allocates without bound."""
+import keras
+
+chunks = []
+while True:
+    chunks.append(bytearray(512 * 2**20))

@@ -1,0 +1,6 @@
+"""Isolation: the program leaves with os._exit before fit."""
+import os
+
+import keras
+
+os._exit(0)

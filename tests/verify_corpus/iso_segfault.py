@@ -1,0 +1,6 @@
+"""Isolation: the program crashes in native code."""
+import ctypes
+
+import keras
+
+ctypes.string_at(0)

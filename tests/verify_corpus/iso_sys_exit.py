@@ -1,0 +1,6 @@
+"""Isolation: the program exits before fit."""
+import sys
+
+import keras
+
+sys.exit(3)
