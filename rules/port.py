@@ -554,6 +554,25 @@ TORCH_PLAIN_MODULES = {  # weights copied as they are: never a kernel target
 }
 
 
+def _key_text(expr: Any) -> Optional[str]:
+    """A state-dict key: a string literal, or an f-string with ``*`` for each placeholder
+    (``f"h.{i}.mlp.c_fc.weight"`` → ``h.*.mlp.c_fc.weight``)."""
+    v = literal_value(expr)
+    if isinstance(v, str):
+        return v
+    if isinstance(expr, cst.FormattedString):
+        out = []
+        for part in expr.parts:
+            out.append(part.value if isinstance(part, cst.FormattedStringText) else "*")
+        return "".join(out)
+    return None
+
+
+# Hugging Face's GPT-2 family uses `transformers.Conv1D`, which stores its weight as
+# (in, out) like a Keras kernel: copied as is, correctly.
+HF_CONV1D_NAMES = {"c_attn", "c_proj", "c_fc", "q_attn"}
+
+
 def _is_weight_name(name: str) -> bool:
     """``weight`` and the RNN weights ``weight_ih_l0`` / ``weight_hh_l0``."""
     return name == "weight" or name.startswith(("weight_ih", "weight_hh"))
@@ -578,7 +597,10 @@ class KernelNotTransposed(Rule):
     `np.transpose`, `einops.rearrange`). `.reshape`/`.view` are not transposes. Biases,
     embeddings and normalization parameters keep their layout and are never flagged; a
     `get_weights()[0]` of a layer whose type is unknown is flagged only when the PyTorch
-    module receiving it is known to be a `Linear`/`Conv`/RNN.
+    module receiving it is known to be a `Linear`/`Conv`/RNN (from `self.fc = nn.Linear(...)`,
+    a variable, or a `nn.Linear` annotation). A custom module's own `self.weight`, and the
+    `c_attn`/`c_proj`/`c_fc` weights of Hugging Face's GPT-2 (its `Conv1D` stores
+    `(in, out)` like Keras), are not flagged.
 
     ## Why is this bad?
     Keras stores a `Dense` kernel as `(in, out)` and PyTorch's `nn.Linear.weight` as
@@ -698,10 +720,9 @@ class KernelNotTransposed(Rule):
                 return
             key_path = key
         elif key_only:
-            v = literal_value(t)
-            if not isinstance(v, str):
+            key_path = _key_text(t)
+            if key_path is None:
                 return
-            key_path = v
         else:
             return
         if key_path is not None and not _is_weight_name(key_path.rsplit(".", 1)[-1]):
@@ -718,8 +739,7 @@ class KernelNotTransposed(Rule):
     def _subscript_key(node: cst.Subscript) -> Optional[str]:
         if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
             return None
-        v = literal_value(node.slice[0].slice.value)
-        return v if isinstance(v, str) else None
+        return _key_text(node.slice[0].slice.value)
 
     # -- sources -------------------------------------------------------------------------
     def _trace(self, expr: Any, depth: int) -> Optional[_Src]:
@@ -860,6 +880,10 @@ class KernelNotTransposed(Rule):
             classes = early if early is not None else self._torch_module_classes(module_expr, key_path)
             if classes & TORCH_PLAIN_MODULES or "<self>" in classes:
                 continue
+            owner = (module_expr.attr.value if isinstance(module_expr, cst.Attribute) else
+                     (key_path or "").split(".")[-2] if key_path and "." in key_path else "")
+            if owner in HF_CONV1D_NAMES and not classes <= TORCH_KERNEL_MODULES:
+                continue  # GPT-2's Conv1D: (in, out), no transpose needed
             known_kernel = bool(classes) and classes <= TORCH_KERNEL_MODULES
             if not known_kernel and not classes <= {"?"}:
                 continue  # a custom module (or a mix): its layout is its own
@@ -1123,10 +1147,12 @@ class RnnBatchFirst(Rule):
             return "." + func.attr.value
         return None
 
-    def _is_time_major(self, expr: Any) -> bool:
+    def _is_time_major(self, expr: Any, depth: int = 0) -> bool:
+        if depth > 8:
+            return False
         if isinstance(expr, cst.Name):
             v = self.ctx.assigned_value(expr.value)
-            return v is not None and v is not expr and self._is_time_major(v)
+            return v is not None and v is not expr and self._is_time_major(v, depth + 1)
         if isinstance(expr, cst.Call):
             f = expr.func
             if isinstance(f, cst.Attribute) and f.attr.value in ("transpose", "permute", "swapaxes", "movedim"):

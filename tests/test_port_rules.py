@@ -426,3 +426,29 @@ def test_kl604_tuple_unpacking_and_rnn():
     fs = check_source(textwrap.dedent(src), path="p.py", select=["KL604"])
     assert [(f.line, f.code) for f in fs] == [(6, "KL604")]
     assert "4·units" in fs[0].message
+
+
+def test_kl604_export_maps_like_keras_hub():
+    """Patterns of keras_hub's Hugging Face exporters, with torch imported: norms and
+    embeddings via ``.weights[0]`` and GPT-2's Conv1D (stored (in, out)) stay silent; a kernel
+    under an f-string key of a known ``nn.Linear`` is flagged."""
+    src = """
+        import keras, torch
+        from torch import nn
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.up_proj = nn.Linear(8, 32)
+
+        def export(backbone, block, i):
+            weights = {}
+            weights[f"layers.{i}.input_layernorm.weight"] = block.pre_attention_norm.weights[0]
+            weights["embed_tokens.weight"] = backbone.token_embedding.weights[0]
+            weights[f"h.{i}.mlp.c_fc.weight"] = block.ffn_dense.kernel
+            weights[f"layers.{i}.mlp.up_proj.weight"] = keras.ops.transpose(block.up_dense.kernel)
+            weights[f"layers.{i}.mlp.up_proj.weight"] = block.up_dense.kernel
+            return weights
+    """
+    fs = check_source(textwrap.dedent(src), path="p.py", select=["KL604"])
+    assert [(f.line, f.code) for f in fs] == [(16, "KL604")], [(f.line, f.message) for f in fs]
