@@ -167,6 +167,8 @@ def _optimizer_spelling(ctx, cls_name: str) -> tuple:
     file's own Keras namespace."""
     top = _module_level_names(ctx.module)
     flavors = {keras_flavor(q) for q in ctx.imports.values()} - {None}
+    if "tf_keras" in flavors:
+        return None, ()  # Keras 2 code: its defaults are not the installed Keras's
     if "keras" in flavors or not flavors and not ctx.uses_tensorflow():
         roots = ("keras",)
     elif "tf.keras" in flavors or ctx.uses_tensorflow():

@@ -503,3 +503,9 @@ m4 = build_linear()
 m4.compile(optimizer=opt, loss="categorical_crossentropy")
 '''
     assert codes(code, select=("KL404",)) == [(40, "KL404")]
+
+
+def test_kl401_no_fix_in_keras2_files():
+    code = "import tensorflow as tf\nimport tf_keras\nm = tf_keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
+    found = check_source(code, select=["KL401"])
+    assert [(f.line, f.fix) for f in found] == [(4, None)]
