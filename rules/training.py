@@ -973,6 +973,10 @@ class FitVsLoopDefaults(Rule):
             if None not in loop_kinds and kind not in loop_kinds:
                 continue
             missing = [k for k in ("batch_size", "shuffle") if get_arg(call, k) is None]
+            if batch is not None and batch[0] is not None:
+                loop_values = {"batch_size": batch[0], "shuffle": batch[1]}
+                # implicit defaults that equal the loop's own batching change nothing
+                missing = [k for k in missing if loop_values[k] != FIT_DEFAULTS[k]]
             if not missing:
                 continue
             fix = None

@@ -509,3 +509,22 @@ def test_kl401_no_fix_in_keras2_files():
     code = "import tensorflow as tf\nimport tf_keras\nm = tf_keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
     found = check_source(code, select=["KL401"])
     assert [(f.line, f.fix) for f in found] == [(4, None)]
+
+
+def test_kl405_silent_when_fit_defaults_equal_the_loop():
+    code = (
+        "import tensorflow as tf\nimport keras\n"
+        "def build():\n    return keras.Sequential()\n"
+        "a = build()\nopt = keras.optimizers.SGD(learning_rate=0.1)\n"
+        "ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(100).batch({bs})\n"
+        "for xb, yb in ds:\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        loss = tf.reduce_mean(a(xb))\n"
+        "    grads = tape.gradient(loss, a.trainable_variables)\n"
+        "    opt.apply_gradients(zip(grads, a.trainable_variables))\n"
+        "b = build()\nb.compile(optimizer=opt2, loss='mse')\nb.fit(x, y)\n"
+    )
+    assert codes(code.format(bs=32), select=("KL405",)) == []
+    found = check_source(code.format(bs=16), select=["KL405"])
+    assert [(f.line, f.fix) for f in found] == [(15, "unsafe")]
+    assert "b.fit(x, y, batch_size=16)\n" in fix_text(code.format(bs=16), unsafe=True)
