@@ -428,8 +428,8 @@ class PythonBranchOnTensor(Rule):
     """
     ## What it does
     Flags Python control flow on a tensor's *value* inside a graph-context function:
-    `if`, `while`, `assert`, a conditional expression (`a if t else b`) and `and`/`or`/
-    `not` whose operand is a tensor. Tests on static things are fine and not flagged:
+    `if`, `while`, `assert`, a conditional expression (`a if t else b`), and `and`, `or`
+    or `not` with a tensor operand. Tests on static things are fine and not flagged:
     `if mask is None`, `if training:`, `if x.shape[-1] == 3`, `if len(x.shape) == 4`,
     `isinstance(...)`.
 
@@ -755,7 +755,10 @@ class VariableInCall(Rule):
     they create a fresh, untracked variable at each call, re-initialized every time (the
     layer reports 0 weights and nothing is trained); under `fit`/`predict` they raise
     `ValueError` (`tf.function only supports singleton tf.Variables created on the first
-    call` / `You are attempting to create a variable while in a stateless scope`).
+    call` / `You are attempting to create a variable while in a stateless scope`). The
+    lazy `if self.v is None: self.v = tf.Variable(...)` pattern runs under `fit`, but
+    Keras does not track the variable: it is not in `layer.weights`, is never trained and
+    is not saved (the same with `keras.Variable` raises the "already built" error).
     Measured with Keras 3.15 / TF 2.21. `keraslint verify` measures it as
     `eager-vs-compiled`: the failure on the compiled side, and the number of trainable
     weights the layer reports.
@@ -803,13 +806,33 @@ class VariableInCall(Rule):
             return
         q = self.ctx.resolve(func)
         hit = _VARIABLE_CTORS.get(q) if q is not None else None
-        if hit is not None:
-            shown, error = hit
-            self.report(
-                node,
-                f"{shown} inside {where}: eagerly every call creates a fresh, untracked variable (never "
-                f"trained); under `fit`/`predict` {error}; create it in `build` with `self.add_weight`",
-            )
+        if hit is None:
+            return
+        shown, error = hit
+        stored = self._stored_on_self(node)
+        if stored and q.startswith("tensorflow."):
+            # The lazy `if self.v is None: self.v = tf.Variable(...)` pattern runs, but
+            # Keras never sees the variable.
+            msg = (f"{shown} stored on `self` inside {where}: Keras 3 does not track a raw tf.Variable created "
+                   f"there, so it is not in `layer.weights`: `fit` never trains it and saving drops it; create "
+                   f"it in `build` with `self.add_weight`")
+        elif stored:
+            msg = (f"{shown} stored on `self` inside {where}: the layer is already built when `call` runs, so "
+                   f"Keras 3 raises ValueError ('You cannot add new elements of state ... to a layer that is "
+                   f"already built'); create it in `build` with `self.add_weight`")
+        else:
+            msg = (f"{shown} inside {where}: eagerly every call creates a fresh, untracked variable (never "
+                   f"trained); under `fit`/`predict` {error}; create it in `build` with `self.add_weight`")
+        self.report(node, msg)
+
+    def _stored_on_self(self, node) -> bool:
+        stack = self.ctx.stack
+        parent = stack[-2] if len(stack) >= 2 else None
+        if isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is node:
+            targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
+            return any(isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self"
+                       for t in targets)
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -834,7 +857,7 @@ class MissingGetConfig(Rule):
     """
     ## What it does
     Flags a custom layer or model without `get_config` whose constructor takes an argument
-    Keras cannot serialize by itself:
+    Keras cannot serialize by itself. That is:
 
     * Keras 3 `Layer` subclasses: an argument that is a layer, model, callable or array:
       one stored on `self` and called as a layer (`self.inner = inner` … `self.inner(x)`),

@@ -346,3 +346,27 @@ def test_kl306_keras3_layer_with_plain_arguments_is_silent():
         "blocks = [Block(4), Block(8, rate=0.5)]\n"
     )
     assert not check_source(text, select=["KL306"])
+
+
+def test_kl305_lazy_variables():
+    class LazyTF(keras.layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.v = None
+
+        def call(self, x):
+            if self.v is None:
+                self.v = tf.Variable(tf.ones((3,)))
+            return x * self.v
+
+    class LazyKeras(LazyTF):
+        def call(self, x):
+            if self.v is None:
+                self.v = keras.Variable(np.ones((3,), "float32"))
+            return x * self.v
+
+    model = keras.Sequential([keras.layers.Dense(3), LazyTF()])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.fit(X4, X4, epochs=1, verbose=0)  # runs...
+    assert len(model.layers[1].weights) == 0  # ...but Keras never sees the variable
+    assert "You cannot add new elements of state" in str(_error_of(lambda: LazyKeras()(X4)))
