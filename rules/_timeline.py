@@ -84,6 +84,9 @@ GENERATOR_NAMES = {
 }
 DETERMINISM_CALLS = {"tensorflow.config.experimental.enable_op_determinism"}
 CLEAR_SESSION = {"keras.backend.clear_session", "keras.utils.clear_session"}
+POLICY_SETTERS = {"keras.mixed_precision.set_global_policy", "keras.mixed_precision.set_dtype_policy",
+                  "keras.config.set_dtype_policy", "keras.dtype_policies.set_dtype_policy",
+                  "keras.mixed_precision.set_policy"}
 RUNNERS = {"absl.app.run", "tensorflow.compat.v1.app.run", "tensorflow.app.run", "fire.Fire"}
 
 # Random functions and the 0-based position of their `seed` parameter (None: they have no
@@ -169,6 +172,8 @@ def short(node: Any, limit: int = 48) -> str:
         text = cst.Module([]).code_for_node(node)
     except Exception:  # noqa: BLE001
         return "expression"
+    if isinstance(node, cst.Call) and ("#" in text or "\n" in text or len(text) > limit):
+        return short(node.func, limit) + "(...)"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -334,6 +339,9 @@ class Timeline:
             return
         if q in ("keras.config.set_floatx", "keras.backend.set_floatx"):
             self._add("floatx", node)
+            return
+        if q in POLICY_SETTERS:
+            self._add("policy", node)
             return
         if q in ("os.environ.setdefault", "os.putenv") and len(node.args) >= 2:
             self._env(literal_value(node.args[0].value), literal_value(node.args[1].value))

@@ -16,7 +16,7 @@ import libcst as cst
 from keraslint.rule import Fix, InsertStatements, Replace, Rule
 from keraslint.semantics import dotted, get_arg, literal_value
 
-from ._timeline import TimelineRule, move_before, short, timeline
+from ._timeline import POLICY_SETTERS, TimelineRule, move_before, short
 
 # ---------------------------------------------------------------------------
 # Library facts (checked by tests/test_defaults_seeds_precision.py)
@@ -30,9 +30,6 @@ MIXED_FACTS = {
     "mixed_float16": ("float16", "largest value 65504, machine epsilon 9.8e-4"),
     "mixed_bfloat16": ("bfloat16", "machine epsilon 7.8e-3, about 3 significant digits"),
 }
-POLICY_SETTERS = {"keras.mixed_precision.set_global_policy", "keras.mixed_precision.set_dtype_policy",
-                  "keras.config.set_dtype_policy", "keras.dtype_policies.set_dtype_policy",
-                  "keras.mixed_precision.set_policy"}
 POLICY_CLASSES = {"keras.mixed_precision.Policy", "keras.mixed_precision.DTypePolicy", "keras.DTypePolicy",
                   "keras.dtype_policies.DTypePolicy", "keras.dtype_policies.FloatDTypePolicy"}
 FLOAT32_NAMES = {"tensorflow.float32", "numpy.float32", "torch.float32", "keras.float32"}
@@ -77,8 +74,8 @@ class GlobalFloatx(Rule):
     Flags every call of `set_floatx(...)` through any alias (`keras.config.set_floatx`,
     `keras.backend.set_floatx`, `tf.keras.backend.set_floatx`, `from keras.config import
     set_floatx`) that switches away from the default. Reading `keras.config.floatx()`,
-    per-layer `dtype=`, `set_floatx("float32")` and putting back a value read with
-    `floatx()` are not flagged.
+    per-layer `dtype=`, `set_floatx("float32")`, and files that save `floatx()` and put it
+    back (`tearDown`, a context manager: the switch is scoped) are not flagged.
 
     ## Why is this bad?
     Keras's default float type is `float32`, like PyTorch's and TensorFlow's. A global
@@ -107,16 +104,43 @@ class GlobalFloatx(Rule):
     fix_applicability = None
     tokens = ("set_floatx",)
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.calls: list = []
+        self.saved_attrs: set = set()  # self.X = floatx()
+        self.restores = False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        v = node.value
+        if isinstance(v, cst.Call) and self.ctx.resolve(v.func) in FLOATX_READS:
+            for t in node.targets:
+                if isinstance(t.target, cst.Attribute):
+                    self.saved_attrs.add(t.target.attr.value)
+
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.resolve(node.func) not in SET_FLOATX:
             return
-        v = _floatx_value(self.ctx, node)
-        if v == DEFAULT_FLOATX or _is_restore(self.ctx, node):
+        if _is_restore(self.ctx, node):
+            self.restores = True
             return
-        what = f"'{v}'" if isinstance(v, str) else "another float type"
-        self.report(node, f"`{short(node)}` switches Keras's global float type from '{DEFAULT_FLOATX}' (the "
-                          f"default, as in PyTorch and TensorFlow) to {what} for every layer and tensor created "
-                          f"afterwards; a reference that does not share the switch computes in float32")
+        self.calls.append(node)
+
+    def finish(self) -> None:
+        for node in self.calls:
+            a = get_arg(node, "value", 0)
+            if a is not None and isinstance(a.value, cst.Attribute) and a.value.attr.value in self.saved_attrs:
+                self.restores = True  # set_floatx(self._floatx) after self._floatx = floatx()
+        if self.restores:
+            return  # the file saves floatx() and puts it back: its switches are scoped, not global
+        for node in self.calls:
+            v = _floatx_value(self.ctx, node)
+            if v == DEFAULT_FLOATX:
+                continue
+            what = f"'{v}'" if isinstance(v, str) else "another float type"
+            self.report(node, f"`{short(node)}` switches Keras's global float type from '{DEFAULT_FLOATX}' (the "
+                              f"default, as in PyTorch and TensorFlow) to {what} for every layer and tensor "
+                              f"created afterwards; a reference that does not share the switch computes in "
+                              f"float32")
 
 
 class FloatxAfterBuild(TimelineRule):
@@ -277,13 +301,13 @@ class Float16Output(TimelineRule):
             last = None
             if a is not None and isinstance(a.value, (cst.List, cst.Tuple)) and a.value.elements:
                 last = self._ctor_now(a.value.elements[-1].value)
-            self.candidates.append([last, self._scope(), self.n])
+            self.candidates.append([last, self._scope(), node])
             self._bind_seq(node, len(self.candidates) - 1)
         elif q == "keras.models.Model":
             a = get_arg(node, "outputs", 1)
             if a is not None:
                 for e in self._outputs(a.value):
-                    self.candidates.append([self._ctor_now(e), self._scope(), self.n])
+                    self.candidates.append([self._ctor_now(e), self._scope(), node])
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "add" and node.args \
                 and isinstance(node.func.value, cst.Name) and node.func.value.value in self.seq_vars:
             self.candidates[self.seq_vars[node.func.value.value]][0] = self._ctor_now(node.args[0].value)
@@ -398,14 +422,25 @@ class Float16Output(TimelineRule):
     def finish(self) -> None:
         if not self.policies or self.other_policy:
             return
-        pname, pnode, pscope, pidx = self.policies[0]
+        pname, pnode, pscope, _ = self.policies[0]
+        # What runs after the policy call: the rest of its scope, with the functions and
+        # classes it calls; a module-level policy also covers every function body.
+        after: set = set()
+        classes_after: set = set()
+        seen_policy = False
+        for st in self.tl.sequence(pscope):
+            if st.node is pnode:
+                seen_policy = True
+            elif seen_policy and st.kind == "build":
+                after.add(id(st.node))
+                classes_after.add(st.event.build.name)
         finals: list = []
-        for layer, scope, idx in self.candidates:
-            if scope == pscope and idx < pidx:
-                continue
-            finals.append(layer)
+        for layer, scope, model in self.candidates:
+            if id(model) in after or (pscope == 0 and scope != 0):
+                finals.append(layer)
         for cls, expr, fn in self.returns:
-            finals.append(self._layer_ctor(expr, cls, fn))
+            if pscope == 0 or cls in classes_after:
+                finals.append(self._layer_ctor(expr, cls, fn))
         compute, facts = MIXED_FACTS[pname]
         seen: set = set()
         for layer in finals:
@@ -432,8 +467,9 @@ class MixedKerasImports(TimelineRule):
     TensorFlow ≥ 2.16 is Keras 3), each statement that brings in a Keras 2 object: an
     import from `tf_keras` or `tensorflow.python.keras`, a `tf.compat.v1.layers` layer,
     and `tf.keras` / `tf.compat.v1.keras` when the file sets `TF_USE_LEGACY_KERAS=1`.
-    Alternatives bound to the same name (`try: import tf_keras as keras / except
-    ImportError: import keras`) are not a mix. `tf.keras` next to `keras` is not flagged:
+    Alternatives bound to the same name (`import tf_keras as keras` in one branch,
+    `import keras` in another) and optional imports (`try: import tf_keras` / `except
+    ImportError:`, as interop tests and compat shims do) are not flagged. `tf.keras` next to `keras` is not flagged:
     in TensorFlow 2.21 both are the same Keras 3.
 
     ## Why is this bad?
@@ -496,7 +532,26 @@ class MixedKerasImports(TimelineRule):
                     return True
         return False
 
+    def _optional(self) -> bool:
+        """Inside ``try:`` whose handlers catch ImportError (or everything): an optional
+        dependency the file handles when absent (interop tests, compat shims)."""
+        stack = self.ctx.stack
+        for i in range(len(stack) - 1, 0, -1):
+            n = stack[i]
+            if isinstance(n, cst.IndentedBlock) and isinstance(stack[i - 1], cst.Try) and stack[i - 1].body is n:
+                for h in stack[i - 1].handlers:
+                    t = h.type
+                    names = [t] if not isinstance(t, cst.Tuple) else [e.value for e in t.elements]
+                    if t is None or any(dotted(x) in ("ImportError", "ModuleNotFoundError", "Exception")
+                                        for x in names):
+                        return True
+            if isinstance(n, (cst.FunctionDef, cst.ClassDef)):
+                break
+        return False
+
     def visit_Import(self, node: cst.Import) -> None:
+        if self._optional():
+            return
         for a in node.names:
             full = dotted(a.name) or ""
             local = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) \
@@ -504,7 +559,7 @@ class MixedKerasImports(TimelineRule):
             self.imports.append((node, full, local))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or isinstance(node.names, cst.ImportStar):
+        if node.relative or isinstance(node.names, cst.ImportStar) or self._optional():
             return
         mod = dotted(node.module) if node.module is not None else ""
         for a in node.names:
@@ -542,8 +597,10 @@ class MixedKerasImports(TimelineRule):
         seen: set = set()
         for node, raw in self.attr_uses:
             why = self._legacy(raw)
-            if why is None or raw in seen:
-                continue
+            head = dotted(node)
+            head_import = self.ctx.imports.get(head.split(".", 1)[0]) if head else None
+            if why is None or raw in seen or (head_import is not None and self._legacy(head_import)):
+                continue  # reached through a legacy import, which is reported itself
             seen.add(raw)
             self.report(node, self._msg(raw, why, k3_show))
 

@@ -187,12 +187,15 @@ class PartialSeeding(_TimelineRule):
             n = f"`{short(s.node.func)}`"
             if n not in names:
                 names.append(n)
-        have = ", ".join(GENERATOR_NAMES[g] for g in (PY, NP, TF, TORCH) if g in covered) or "nothing"
+        have = " and ".join(GENERATOR_NAMES[g] for g in (PY, NP, TF, TORCH) if g in covered) or "nothing"
         parts = []
         for g in missing:
-            desc, _ = tl.uses[g][0]
-            more = len(tl.uses[g]) - 1
-            parts.append(f"{GENERATOR_NAMES[g]} ({desc}" + (f", +{more} more)" if more else ")"))
+            descs: list = []
+            for desc, _ in tl.uses[g]:
+                if desc not in descs:
+                    descs.append(desc)
+            shown = "; ".join(descs[:2]) + (f"; +{len(descs) - 2} more" if len(descs) > 2 else "")
+            parts.append(f"{GENERATOR_NAMES[g]} ({shown})")
         verb = "seeds" if len(names) == 1 else "seed"
         msg = (f"{' and '.join(names)} {verb} only {have}; this script also draws from unseeded "
                f"{' and '.join(parts)}")
