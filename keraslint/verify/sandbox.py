@@ -102,7 +102,7 @@ def run_child(spec: dict, timeout: float, workdir: Optional[str] = None,
                 pass
             now = time.monotonic()
             if now - start > timeout:
-                reason = f"timed out after {timeout:g} s"
+                reason = f"timed out after {timeout:.3g} s"
                 break
             if tick is not None and now >= next_tick:
                 tick(now - start)
