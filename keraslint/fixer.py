@@ -311,6 +311,7 @@ class _Plan:
     after: dict = field(default_factory=dict)
     top: list = field(default_factory=list)  # statements after the leading imports
     imports: list = field(default_factory=list)  # AddImport
+    moved: set = field(default_factory=set)  # ids of removed statements re-inserted elsewhere (a move)
 
     def targets(self) -> list:
         return list(self.replace) + list(self.stmt_replace) + list(self.small_replace)
@@ -366,7 +367,29 @@ def _plan(fix, tree: _Tree, module: cst.Module) -> _Plan:
             raise _Skip(f"unknown edit {type(edit).__name__}")
     for imp in plan.imports:
         _check_import(imp, module)  # raises _Skip on a conflicting binding
+    _detect_moves(plan)
     return plan
+
+
+def _detect_moves(plan: _Plan) -> None:
+    """A fix that removes a statement and inserts the same statement elsewhere moves it:
+    the comment block attached above it moves along (blank lines stay)."""
+    removed = [n for n, news in plan.stmt_replace.values() if not news]
+    if not removed:
+        return
+    bare = [(r, r.with_changes(leading_lines=())) for r in removed]
+    for lst in [*plan.before.values(), *plan.after.values(), plan.top]:
+        for i, st in enumerate(lst):
+            st_bare = st.with_changes(leading_lines=())
+            for r, r_bare in bare:
+                if id(r) in plan.moved or not st_bare.deep_equals(r_bare):
+                    continue
+                lead = tuple(r.leading_lines)
+                attached = tuple(ln for ln in lead[_split_leading(lead):])
+                if attached:
+                    lst[i] = st.with_changes(leading_lines=tuple(st.leading_lines) + attached)
+                plan.moved.add(id(r))
+                break
 
 
 def _statement_of(node: Any, tree: _Tree) -> Any:
@@ -631,6 +654,7 @@ def _apply(module: cst.Module, tree: _Tree, plans: list) -> cst.Module:
         merged.replace.update(p.replace)
         merged.stmt_replace.update(p.stmt_replace)
         merged.small_replace.update(p.small_replace)
+        merged.moved |= p.moved
         for src_map, dst_map in ((p.before, merged.before), (p.after, merged.after)):
             for k, v in src_map.items():
                 have = dst_map.setdefault(k, [])
@@ -768,7 +792,7 @@ class _Applier(cst.CSTTransformer):
             if sr is not None and sr[0] is o:
                 news = sr[1]
                 if not news:
-                    carry.extend(leading)
+                    carry.extend(leading[:_split_leading(leading)] if id(o) in plan.moved else leading)
                 else:
                     first = news[0]
                     if not (first.leading_lines and _same_lines(first.leading_lines, o.leading_lines)):
@@ -799,8 +823,9 @@ class _Applier(cst.CSTTransformer):
         block = list(self.new_imports)
         prev_is_import = (at > 0 and _is_import_stmt(body[at - 1])) or bool(self.new_imports)
         for j, s in enumerate(self.plan.top):
-            if j == 0 and not _is_import_stmt(s) and not s.leading_lines and prev_is_import:
-                s = s.with_changes(leading_lines=[cst.EmptyLine()])
+            if j == 0 and not _is_import_stmt(s) and prev_is_import and not (
+                    s.leading_lines and s.leading_lines[0].comment is None):
+                s = s.with_changes(leading_lines=(cst.EmptyLine(),) + tuple(s.leading_lines))
             block.append(s)
         return block
 

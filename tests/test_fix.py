@@ -693,3 +693,28 @@ def test_notebook_with_broken_cell_and_nbformat3():
     text = json.dumps(nb3, indent=1, sort_keys=True) + "\n"
     r = fix(None, path="nb.ipynb", data=text.encode())
     assert r.new_bytes.decode() == text.replace('"np.sin(1)"', '"keras.ops.sin(1)"')
+
+
+class ToyMove(Rule):
+    """Move `SEED = ...` above the first `build()` statement (remove + insert the same code)."""
+
+    code = "KL989"
+    name = "toy-move"
+    severity = "error"
+    fix_applicability = "unsafe"
+    tokens = None
+
+    def finish(self):
+        body = self.ctx.module.body
+        builds = [s for s in body if "build()" in self.ctx.module.code_for_node(s.with_changes(leading_lines=()))]
+        seeds = [s for s in body if self.ctx.module.code_for_node(s.with_changes(leading_lines=())).startswith("SEED")]
+        if builds and seeds and body.index(seeds[0]) > body.index(builds[0]):
+            s = seeds[0]
+            code = cst.Module([]).code_for_node(s.with_changes(leading_lines=()))
+            self.report(s, "move", fix=Fix.unsafe(Replace(s, None), InsertStatements(code, anchor=builds[0], after=False)))
+
+
+def test_moved_statement_takes_its_comment_along():
+    src = "import keras\n\n# the model\nmodel = build()\n\n# seed it\nSEED = 1  # why\nfit()\n"
+    new = fixed_text(src, rules=[ToyMove], unsafe=True)
+    assert new == "import keras\n\n# seed it\nSEED = 1  # why\n# the model\nmodel = build()\n\nfit()\n"
