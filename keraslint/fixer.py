@@ -204,15 +204,12 @@ def _fix_round(cur: engine.Source, analysis: engine.Analysis, reports: list, com
 
     def attempt(ps: list):
         try:
-            new_module = _apply(module, tree, [p for _, p in ps])
-            new_text = new_module.code
-        except _Skip:
+            new_text = _apply(module, tree, [p for _, p in ps]).code
+            if new_text == analysis.source.text:
+                return None
+            return _materialize(cur, analysis.source.text, new_text, compiled_ok)
+        except Exception:  # noqa: BLE001 - libcst refused the edit, odd notebook JSON...: not written
             return None
-        except Exception:  # noqa: BLE001 - libcst refused the edit (invalid node combination)
-            return None
-        if new_text == analysis.source.text:
-            return None
-        return _materialize(cur, analysis.source.text, new_text, compiled_ok)
 
     new_src = attempt(plans)
     used = plans
@@ -602,9 +599,9 @@ def _is_setup_stmt(s: Any) -> bool:
     if not isinstance(s, cst.SimpleStatementLine):
         return False
     for small in s.body:
-        name = None
         if isinstance(small, cst.Pass):  # also what a notebook's magics become
             continue
+        name = None
         if isinstance(small, cst.Assign) and len(small.targets) == 1:
             t = small.targets[0].target
             if isinstance(t, cst.Subscript):
@@ -614,9 +611,9 @@ def _is_setup_stmt(s: Any) -> bool:
                 continue
         elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
             name = _dotted(small.value.func)
-        if name is None or not (name + ".").startswith(tuple(p if p.endswith(".") else p + "." for p in _SETUP_PREFIXES)):
-            if not (name and name.startswith(tuple(p for p in _SETUP_PREFIXES if p.endswith(".")))):
-                return False
+        if name is None or not any(name == p.rstrip(".") or name.startswith(p.rstrip(".") + ".")
+                                   for p in _SETUP_PREFIXES):
+            return False
     return True
 
 
