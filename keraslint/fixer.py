@@ -87,6 +87,7 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
     rounds = 0
     analysis = engine.analyze(cur, classes, config, gate=gate, severity=severity)
     original_findings = analysis.findings
+    seen = {hash(src.text)}
     while True:
         if analysis.module is None or rounds >= MAX_ROUNDS:
             break
@@ -106,6 +107,11 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
         if result is None:
             break
         new_src, used = result
+        h = hash(new_src.text)
+        if h in seen:
+            dropped.extend((r.rule.code, "the fixes of two rules undo each other") for r in used)
+            break  # two rules undo each other's fixes: stop where we are
+        seen.add(h)
         rounds += 1
         applied += len(used)
         changed = True

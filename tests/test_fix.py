@@ -718,3 +718,23 @@ def test_moved_statement_takes_its_comment_along():
     src = "import keras\n\n# the model\nmodel = build()\n\n# seed it\nSEED = 1  # why\nfit()\n"
     new = fixed_text(src, rules=[ToyMove], unsafe=True)
     assert new == "import keras\n\n# seed it\nSEED = 1  # why\n# the model\nmodel = build()\n\nfit()\n"
+
+
+def test_rules_undoing_each_other_stop():
+    class AtoB(ToySin):
+        code = "KL990"
+
+        def visit_Name(self, node):
+            if node.value == "aaa":
+                self.report(node, "a", fix=Fix.safe(Replace(node, cst.Name("bbb"))))
+
+    class BtoA(ToySin):
+        code = "KL991"
+
+        def visit_Name(self, node):
+            if node.value == "bbb":
+                self.report(node, "b", fix=Fix.safe(Replace(node, cst.Name("aaa"))))
+
+    r = fix("x = aaa\n", rules=[AtoB, BtoA])
+    assert r.rounds < fixer.MAX_ROUNDS
+    assert r.new_bytes in (b"x = bbb\n", None)
