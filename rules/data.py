@@ -92,6 +92,8 @@ KERAS_DATASET_UTILS = {
 }
 _KERAS_UTIL_MODULES = ("keras.utils.", "keras.preprocessing.")
 _TFDS_LOAD = "tensorflow_datasets.load"
+# Sources of scalar indices: a `map` on them builds the real elements (maybe whole batches).
+_INDEX_SOURCES = {"range", "counter", "random"}
 _DATASET_TYPES = {"tensorflow.data.Dataset", "tensorflow.data.DatasetV2"}
 
 
@@ -134,6 +136,14 @@ class ParamRef:
     fn: Any
     name: str
     annotated: bool  # annotated as ``tf.data.Dataset``
+
+
+@dataclass(eq=False)
+class GlobalRef:
+    """A module-level name read inside a function: at call time it may hold any of the
+    values the module binds to it."""
+
+    name: str
 
 
 @dataclass(eq=False)
@@ -180,7 +190,10 @@ class Flat:
     def summary(self) -> tuple:
         """(final batch state, prefetched) after all steps."""
         state, pref = self.state, self.prefetched
+        index_source = isinstance(self.source, Source) and self.source.label in _INDEX_SOURCES
         for s in self.steps:
+            if index_source and state == "U" and s.name in ("map", "flat_map", "interleave"):
+                state = "?"  # `range(steps).map(make_batch)`: the function may build whole batches
             if s.kind == "batch":
                 state = "B"
             elif s.kind == "unbatch":
@@ -230,6 +243,7 @@ class PipelineFlow:
         self.ctx = ctx
         self.envs: dict = {}  # id(FunctionInfo) -> {name: value}
         self.module_env: dict = {}
+        self.module_bindings: dict = {}  # name -> every value the module binds to it
         self.memo: dict = {}  # id(expr) -> value
         self.returns: dict = {}  # id(FunctionInfo) -> [value]
         self.helpers: dict = {}  # key -> [FunctionInfo]
@@ -336,6 +350,8 @@ class PipelineFlow:
         env = self._env()
         if isinstance(target, cst.Name):
             env[target.value] = value
+            if env is self.module_env:
+                self.module_bindings.setdefault(target.value, []).append(value)
             return
         if not isinstance(target, (cst.Tuple, cst.List)):
             return
@@ -357,7 +373,7 @@ class PipelineFlow:
         for el, item in zip(elements, items):
             if isinstance(el, cst.StarredElement):
                 for n in target_names(el):
-                    env[n] = OPAQUE
+                    self._bind(cst.Name(n), OPAQUE)
             else:
                 self._bind(el.value, item)
 
@@ -375,6 +391,8 @@ class PipelineFlow:
                         return Pipe(ParamRef(fi, name, annotated))
                 return OPAQUE
             fi = fi.parent
+        if self.ctx.function is not None:
+            return Pipe(GlobalRef(name))
         return self.module_env.get(name, OPAQUE)
 
     # -- evaluation --------------------------------------------------------------
@@ -523,6 +541,14 @@ class PipelineFlow:
             if bound is not None:
                 return self.flatten(bound[0], bound[1], depth + 1)
             return [Flat(True, "?", None, None)] if o.annotated else [NOT_DS]
+        if isinstance(o, GlobalRef):
+            values = self.module_bindings.get(o.name)
+            if not values:
+                return [NOT_DS]
+            out = []
+            for v in values:
+                out.extend(self.flatten(v, subst, depth + 1))
+            return out if len(out) <= _MAX_ALTS else [NOT_DS]
         if isinstance(o, HelperCall):
             fns = self.helpers.get(o.key)
             if not fns:
@@ -539,13 +565,13 @@ class PipelineFlow:
                             return [NOT_DS]
                         r = r.items[o.index]
                     out.extend(self.flatten(r, inner, depth + 1))
-            return out[:_MAX_ALTS]
+            return out if len(out) <= _MAX_ALTS else [NOT_DS]
         if isinstance(o, Combine):
             if o.kind == "choice":
                 out = []
                 for p in o.parts:
                     out.extend(self.flatten(p, subst, depth + 1))
-                return out[:_MAX_ALTS]
+                return out if len(out) <= _MAX_ALTS else [NOT_DS]
             flats = [f for p in o.parts for f in self.flatten(p, subst, depth + 1)]
             if not flats:
                 return [NOT_DS]

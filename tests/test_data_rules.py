@@ -236,6 +236,35 @@ model.fit(rows_a, validation_data=rows_b)
     assert codes(src) == [("model.fit(rows_a, validation_data=rows_b)", "KL501")] * 2
 
 
+def test_module_level_names_read_in_functions():
+    src = HEAD + """
+ds = tf.data.Dataset.from_tensor_slices([1.0]).prefetch(1)
+
+def train():
+    model.fit(ds)
+
+ds = ds.batch(4)
+train()
+rows = tf.data.Dataset.from_tensor_slices([1.0]).prefetch(1)
+
+def predict():
+    model.predict(rows)
+"""
+    # `ds` may be batched when train() runs; `rows` is only ever unbatched
+    assert codes(src) == [("model.predict(rows)", "KL501")]
+
+
+def test_index_sources_mapped_to_batches():
+    src = HEAD + """
+def make_batch(i):
+    return tf.random.normal((32, 4)), tf.zeros((32, 1))
+
+model.fit(tf.data.Dataset.range(10).map(make_batch).prefetch(1))
+model.predict(tf.data.Dataset.range(10).prefetch(1))
+"""
+    assert codes(src) == [("model.predict(tf.data.Dataset.range(10).prefetch(1))", "KL501")]
+
+
 def test_not_datasets():
     src = HEAD + """
 import pandas as pd
@@ -283,11 +312,11 @@ def test_batch_fix_at_the_use_and_in_parentheses():
     import tensorflow as tf
 
     model = keras.Sequential([keras.layers.Dense(1)])
-    ds = (tf.data.Dataset.range(8)
+    ds = (tf.data.Dataset.from_tensor_slices([1.0, 2.0])
           .map(lambda v: v + 1))
     model.predict(ds)
     """
-    assert "ds = (tf.data.Dataset.range(8)\n      .map(lambda v: v + 1)\n      .batch(32))" in fixed(src)
+    assert "ds = (tf.data.Dataset.from_tensor_slices([1.0, 2.0])\n      .map(lambda v: v + 1)\n      .batch(32))" in fixed(src)
 
 
 def test_move_shuffle_across_statements_keeps_other_names():
