@@ -18,13 +18,13 @@ assignment before a use wins, whatever branch it sits in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import libcst as cst
 
 from keraslint.rule import AddImport, Fix, Replace, Rule
-from keraslint.semantics import NOT_LITERAL, get_arg, literal_value, target_names
+from keraslint.semantics import get_arg, literal_value, target_names
 
 # ---------------------------------------------------------------------------
 # What the analysis knows about tf.data
@@ -219,6 +219,7 @@ class ChainInfo:
     stmt: Any = None
     target: Optional[str] = None
     fn: Any = None
+    block: Any = None  # the body (IndentedBlock / Module) holding the chain's statement
 
 
 @dataclass(eq=False)
@@ -313,6 +314,10 @@ class PipelineFlow:
         if not (isinstance(func, cst.Attribute) and func.attr.value in DATASET_METHODS):
             return
         info = ChainInfo(node, fn=ctx.function)
+        for i in range(len(stack) - 2, 0, -1):
+            if isinstance(stack[i], (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                info.block = stack[i - 1]
+                break
         if len(stack) >= 4 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
             line = stack[-3]
             assign = stack[-2]
@@ -473,7 +478,7 @@ class PipelineFlow:
                 args.append(self.evaluate(a.value))
         return Pipe(HelperCall(key, call, args, kwargs))
 
-    def _source(self, q: str, call: cst.Call) -> Pipe:
+    def _source(self, q: str, call: cst.Call) -> Any:
         short = q.rsplit(".", 1)[-1]
         if q in _TF_SOURCES:
             state, pref, shuf = _TF_SOURCES[q]
@@ -491,9 +496,19 @@ class PipelineFlow:
             split = get_arg(call, "split", 1)
             if split is None or get_arg(call, "batch_size") is not None:
                 return OPAQUE
+            one = Pipe(Source(call, "tfds.load", True, "?", None, None))
+            value: Any = one
             if isinstance(split.value, (cst.List, cst.Tuple)):
+                # one dataset per split: `(train, test), info = tfds.load(..., split=[...])`
+                if any(isinstance(e, cst.StarredElement) for e in split.value.elements):
+                    return OPAQUE
+                value = TupleVal(tuple(one for _ in split.value.elements))
+            info = get_arg(call, "with_info")
+            if info is not None and literal_value(info.value) is True:
+                value = TupleVal((value, OPAQUE))
+            elif info is not None and literal_value(info.value) is not False:
                 return OPAQUE
-            return Pipe(Source(call, "tfds.load", True, "?", None, None))
+            return value
         if q.startswith(_KERAS_UTIL_MODULES) and short in KERAS_DATASET_UTILS:
             pos, _default_bs, default_shuffle = KERAS_DATASET_UTILS[short]
             fmt = get_arg(call, "format")
@@ -766,6 +781,8 @@ def move_step_fix(flow: PipelineFlow, moved: Step, anchor: Step, before: bool, b
     abase, alinks = linearize(ai.root)
     if moved.call not in mlinks or anchor.call not in alinks:
         return None
+    if mi.block is None or mi.block is not ai.block:
+        return None  # moving a step into or out of a branch would change when it runs
     if _contains(mi.root, ai.root) or _contains(ai.root, mi.root):
         return None
     edits = []

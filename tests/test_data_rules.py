@@ -333,6 +333,21 @@ def test_move_shuffle_across_statements_keeps_other_names():
     assert codes(out) == []
 
 
+def test_no_move_into_a_branch():
+    src = """\
+    import tensorflow as tf
+
+    def make(use_cache):
+        ds = tf.data.Dataset.range(8)
+        ds = ds.shuffle(8)
+        if use_cache:
+            ds = ds.cache()
+        return ds
+    """
+    assert codes(src) == [("ds = ds.cache()", "KL504")]
+    assert fixed(src) == textwrap.dedent(src)
+
+
 def test_fixes_are_idempotent_on_fixtures():
     # the fixture tests check fixed.py; here: a second run finds nothing fixable
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
