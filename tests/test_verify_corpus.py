@@ -68,3 +68,23 @@ def test_corpus(script, code, steps, verdict, fixed):
     with open(os.path.join(CORPUS, script)) as f:
         assert len(f.read().splitlines()) < 60
     print(f"{script} {code} {r['verdict']} value={r['value']} value_fixed={r['value_fixed']} {seconds:.1f}s")
+
+
+@pytest.mark.slow
+def test_softmax_with_from_logits_is_harmful_on_the_torch_backend():
+    """The same script that is not-confirmed on TensorFlow (cached logits) is confirmed on torch."""
+    cmd = [sys.executable, "-m", "keraslint.verify", os.path.join(CORPUS, "kl404_tf_cached_logits.py"), "--rule",
+           "KL404", "--steps", "10", "--format", "json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env=dict(os.environ, KERAS_BACKEND="torch"))
+    [r] = json.loads(p.stdout)["results"]
+    assert r["verdict"] == "confirmed", r["detail"]
+    assert "torch backend" in r["detail"]
+    assert r["value_fixed"] <= r["tolerance"]
+
+
+@pytest.mark.slow
+def test_kl601_without_batchnorm_is_not_confirmed():
+    p, report, _ = verify_json("kl401_good.py", "KL601", 2)
+    [r] = report["results"]
+    assert r["verdict"] == "not-confirmed" and "no BatchNormalization" in r["detail"]

@@ -304,21 +304,23 @@ def plot(report: dict, path: str) -> None:
                 ax.plot(range(1, len(ys) + 1), [float("nan") if v is None else v for v in ys], style,
                         label=label, markersize=3)
                 drawn = True
-        if r.get("tolerance") is not None:
+        if r.get("tolerance") is not None and "ylabel" not in s:
             ax.axhline(r["tolerance"], color="grey", linestyle="--", linewidth=1, label=f"tolerance {fmt_num(r['tolerance'])}")
         if not drawn:
             ax.text(0.5, 0.5, f"{r['verdict']}: {r['detail'][:90]}", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8, wrap=True)
         ax.set_title(f"{r['code']} {r['rule']} — {r['verdict']} ({r['experiment']})", fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel(r.get("metric") or "")
+        ax.set_xlabel(s.get("x", "step"))
+        ax.set_ylabel(s.get("ylabel") or r.get("metric") or "", fontsize=8)
         try:
             vals = [v for k in ("as_written", "fixed") for v in (s.get(k) or []) if v]
             if vals and max(vals) / max(min(v for v in vals if v > 0), 1e-300) > 1e3:
                 ax.set_yscale("symlog", linthresh=max(min(v for v in vals if v > 0), 1e-12))
+                ax.set_ylim(bottom=0)
         except ValueError:
             pass
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     if not results:
         axes[0, 0].text(0.5, 0.5, "no results", ha="center")
     fig.tight_layout()
