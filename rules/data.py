@@ -725,12 +725,20 @@ def _rebuild(root: cst.Call, base: Any, payloads: list, dots: list) -> Any:
     return cur.with_changes(lpar=root.lpar, rpar=root.rpar)
 
 
+def _fresh_dot(dot: cst.Dot) -> cst.Dot:
+    """A copy of ``dot``'s layout (a line break and the indentation when the chain is
+    written one step per line) without the comments and blank lines before it."""
+    ws = dot.whitespace_before
+    if isinstance(ws, cst.ParenthesizedWhitespace):
+        return dot.with_changes(whitespace_before=ws.with_changes(first_line=cst.TrailingWhitespace(),
+                                                                  empty_lines=[]))
+    return cst.Dot()
+
+
 def _step_dot(call: Any) -> cst.Dot:
-    """The dot to use for a step appended after ``call``: the same layout as ``call``'s
-    own dot when the chain is written one step per line."""
+    """The dot to use for a step appended after ``call``."""
     if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute):
-        if isinstance(call.func.dot.whitespace_before, cst.ParenthesizedWhitespace):
-            return call.func.dot
+        return _fresh_dot(call.func.dot)
     return cst.Dot()
 
 
@@ -752,7 +760,7 @@ def insert_step_before(call: cst.Call, name: str, arg_code: str) -> cst.Call:
         func=cst.Attribute(value=attr.value, dot=attr.dot, attr=cst.Name(name)),
         args=[cst.Arg(cst.parse_expression(arg_code))],
     )
-    return call.with_changes(func=attr.with_changes(value=new_inner))
+    return call.with_changes(func=attr.with_changes(value=new_inner, dot=_fresh_dot(attr.dot)))
 
 
 def move_step_fix(flow: PipelineFlow, moved: Step, anchor: Step, before: bool, between: tuple,
@@ -799,10 +807,10 @@ def move_step_fix(flow: PipelineFlow, moved: Step, anchor: Step, before: bool, b
     order = list(alinks)
     if before:
         order.insert(i, moved.call)
-        dots.insert(i, dots[i])
+        dots.insert(i + 1, _fresh_dot(dots[i]))
     else:
         order.insert(i + 1, moved.call)
-        dots.insert(i + 1, dots[i])
+        dots.insert(i + 1, _fresh_dot(dots[i]))
     edits.append(Replace(ai.root, _rebuild(ai.root, abase, order, dots)))
     return Fix.unsafe(*edits, description=description)
 
@@ -1053,7 +1061,8 @@ class ShuffleAfterBatch(_PipelineRule):
     four pairs ([0, 1], [2, 3], ...) in a different order, where a PyTorch
     `DataLoader(shuffle=True)` draws new batches each epoch. The gradient noise differs,
     and with sorted data (by class, by length) each batch stays one class.
-    `keraslint verify` compares the batch compositions of two epochs.
+    `keraslint verify` has no experiment for it yet; iterating the dataset twice shows the
+    same batch compositions in both epochs.
 
     ## Example
     ```python
@@ -1104,8 +1113,8 @@ class CacheAfterShuffle(_PipelineRule):
     Measured with TF 2.21: `Dataset.range(8).shuffle(8).cache()` yields `[3, 2, 7, 4, 1, 0,
     6, 5]` in each of three epochs, while `cache().shuffle(8)` yields a new order each
     epoch. A PyTorch `DataLoader(shuffle=True)` reshuffles every epoch, so the two runs see
-    different sample orders from epoch 2 on. `keraslint verify` compares the order of two
-    epochs.
+    different sample orders from epoch 2 on. `keraslint verify` has no experiment for it
+    yet; iterating the dataset twice shows the same order in both epochs.
 
     ## Example
     ```python

@@ -319,6 +319,24 @@ def test_batch_fix_at_the_use_and_in_parentheses():
     assert "ds = (tf.data.Dataset.from_tensor_slices([1.0, 2.0])\n      .map(lambda v: v + 1)\n      .batch(32))" in fixed(src)
 
 
+def test_comments_are_not_duplicated():
+    src = """\
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    ds = (
+        tf.data.Dataset.from_tensor_slices([1.0, 2.0])
+        .map(lambda v: v + 1)  # scale
+        .prefetch(1)
+    )
+    model.predict(ds)
+    """
+    out = fixed(src)
+    assert out.count("# scale") == 1
+    assert ".map(lambda v: v + 1)  # scale\n    .batch(32)\n    .prefetch(1)\n" in out
+
+
 def test_move_shuffle_across_statements_keeps_other_names():
     src = """\
     import tensorflow as tf
