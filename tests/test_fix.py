@@ -738,3 +738,25 @@ def test_rules_undoing_each_other_stop():
     r = fix("x = aaa\n", rules=[AtoB, BtoA])
     assert r.rounds < fixer.MAX_ROUNDS
     assert r.new_bytes in (b"x = bbb\n", None)
+
+
+@pytest.mark.parametrize("style", [
+    dict(indent=None),
+    dict(indent=None, separators=(",", ":")),
+    dict(indent="\t"),
+    dict(indent=1, sort_keys=True),
+    dict(indent=2, ensure_ascii=True),
+    dict(indent=4, ensure_ascii=False),
+], ids=["compact", "minified", "tabs", "sorted", "ascii", "unicode"])
+def test_notebook_json_styles_are_kept(style):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"b": 1, "a": [1, 2]},
+          "cells": [
+              {"cell_type": "code", "id": "x1", "metadata": {}, "execution_count": 3,
+               "outputs": [{"output_type": "stream", "name": "stdout", "text": ["déjà vu\n"]}],
+               "source": ["import numpy as np\n", "import keras\n", "# café\n", "y = np.sin(1)  # é"]},
+              {"cell_type": "code", "id": "x2", "metadata": {}, "execution_count": None, "outputs": [], "source": []},
+          ]}
+    text = json.dumps(nb, **style) + "\n"
+    r = fix(None, path="nb.ipynb", data=text.encode())
+    nb["cells"][0]["source"][3] = "y = keras.ops.sin(1)  # é"
+    assert r.new_bytes.decode() == json.dumps(nb, **style) + "\n"
