@@ -80,20 +80,32 @@ def _walk(top: str, root: str, exclude_spec, problems: list) -> Iterator[str]:
     ignores: list = []  # (dir, spec) from .gitignore files above and inside the walk
     # .gitignore files between the project root and the walked folder apply too.
     abs_top = os.path.abspath(top)
+    abs_root = os.path.abspath(root)
+    # .gitignore files between the repository's top (the nearest folder with .git) and
+    # the walked folder apply; outside a repository, those below the project root.
     d = abs_top
-    chain = []
-    while True:
-        chain.append(d)
-        if os.path.abspath(d) == os.path.abspath(root) or os.path.isdir(os.path.join(d, ".git")):
-            break
+    chain = [d]
+    while not os.path.exists(os.path.join(d, ".git")):
         parent = os.path.dirname(d)
         if parent == d:
+            chain = [c for c in chain if c == abs_root or c.startswith(abs_root + os.sep)]
             break
         d = parent
+        chain.append(d)
     for d in reversed(chain[1:]):
         spec = _read_gitignore(d)
-        if spec is not None:
-            ignores.append((d, spec))
+        if spec is None:
+            continue
+        # A folder the user names explicitly is checked even when an enclosing
+        # .gitignore ignores it (e.g. `keraslint check .venv/lib/.../pkg`): drop the
+        # patterns that ignore the walked folder itself, keep the others (`*.tmp.py`).
+        rel_top = abs_top[len(d) + 1:].replace(os.sep, "/")
+        parts = rel_top.split("/")
+        prefixes = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+        kept = [pat for pat in spec.patterns
+                if not (pat.include and any(pat.match_file(pre) is not None for pre in prefixes))]
+        if kept:
+            ignores.append((d, pathspec.PathSpec(kept)))
 
     def ignored(abs_path: str, is_dir: bool) -> bool:
         for d, spec in ignores:

@@ -278,3 +278,20 @@ def test_check_never_imports_frameworks(args, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("HEAVY=")][-1]
     assert line == "HEAVY=", line
+
+
+def test_explicit_folders_inside_an_ignored_folder_are_checked(tmp_path):
+    """`check A B` where both live under a git-ignored folder (say .venv/): both are
+    checked, whatever their order (the parent's .gitignore must not hide them)."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("venv-like/\n*.tmp.py\n")
+    for name in ("a", "b"):
+        d = tmp_path / "venv-like" / name
+        d.mkdir(parents=True)
+        (d / "m.py").write_text(HAZARD)
+        (d / "skip.tmp.py").write_text(HAZARD)
+    for order in (("a", "b"), ("b", "a")):
+        paths = [str(tmp_path / "venv-like" / n) for n in order]
+        r = run("check", *paths, "--no-cache", "--format", "json", cwd=tmp_path)
+        got = sorted(os.path.relpath(f["path"], tmp_path) for f in json.loads(r.stdout))
+        assert got == ["venv-like/a/m.py", "venv-like/b/m.py"], (order, got)
