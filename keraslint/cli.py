@@ -161,8 +161,12 @@ def _check(args) -> int:
     findings = result.findings
     out = sys.stdout
     if args.diff:
+        # stdout carries one thing: the diff, or the machine-readable report when one
+        # was asked for (then the diff goes to stderr).
+        diff_stream = sys.stderr if args.format != "text" else out
         for d in result.diffs:
-            out.write(d)
+            diff_stream.write(d)
+        diff_stream.flush()
     if args.format == "json":
         out.write(reporters.json_array(findings))
     elif args.format == "sarif":

@@ -295,3 +295,16 @@ def test_explicit_folders_inside_an_ignored_folder_are_checked(tmp_path):
         r = run("check", *paths, "--no-cache", "--format", "json", cwd=tmp_path)
         got = sorted(os.path.relpath(f["path"], tmp_path) for f in json.loads(r.stdout))
         assert got == ["venv-like/a/m.py", "venv-like/b/m.py"], (order, got)
+
+
+def test_diff_with_json_keeps_stdout_one_json_array(tmp_path):
+    (tmp_path / "t.py").write_text(
+        "import keras\nkeras.utils.set_random_seed(0)\nm = keras.Sequential([keras.layers.Dense(1)])\n"
+        "m.compile(optimizer='adam', loss='mse')\n")
+    r = run("check", "t.py", "--diff", "--format", "json", "--no-cache", "--select", "KL401", cwd=tmp_path)
+    assert r.returncode == 1
+    data = json.loads(r.stdout)  # what would remain after the fixes: nothing
+    assert data == []
+    assert "+++ " in r.stderr and "Adam(" in r.stderr
+    t = run("check", "t.py", "--diff", "--no-cache", "--select", "KL401", cwd=tmp_path)
+    assert t.stdout.startswith("--- ") and "Adam(" in t.stdout
