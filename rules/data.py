@@ -110,6 +110,7 @@ class Step:
     kind: str  # "batch" | "unbatch" | "opaque" | "keep"
     call: cst.Call
     fn: Any  # FunctionInfo of the function the call is in (None = module level)
+    autotune: Optional[str] = None  # how `tf.data.AUTOTUNE` is spelled where the call is
 
 
 @dataclass(eq=False)
@@ -251,6 +252,7 @@ class PipelineFlow:
         self.chains: dict = {}  # id(call) -> ChainInfo
         self.pipes: list = []  # every Pipe built by a chain (for KL503/KL504)
         self.fits: list = []
+        self.autotune: dict = {}  # id(source call) -> spelling of tf.data.AUTOTUNE there
         self._seen: set = set()
         self._flat_cache: dict = {}
         self._analysis: Optional[dict] = None
@@ -436,7 +438,9 @@ class PipelineFlow:
             base = self.evaluate(recv)
             if not isinstance(base, Pipe):
                 return OPAQUE
-            return Pipe(base.origin, base.steps + (Step(attr, self._step_kind(attr, expr), expr, self.ctx.function),))
+            step = Step(attr, self._step_kind(attr, expr), expr, self.ctx.function,
+                        self.ctx.spelling("tensorflow.data.AUTOTUNE"))
+            return Pipe(base.origin, base.steps + (step,))
         if isinstance(func, cst.Name):
             return self._helper(("func", func.value), expr)
         return OPAQUE
@@ -480,6 +484,7 @@ class PipelineFlow:
 
     def _source(self, q: str, call: cst.Call) -> Any:
         short = q.rsplit(".", 1)[-1]
+        self.autotune[id(call)] = self.ctx.spelling("tensorflow.data.AUTOTUNE")
         if q in _TF_SOURCES:
             state, pref, shuf = _TF_SOURCES[q]
             if q == "tensorflow.data.Dataset.list_files":
@@ -885,9 +890,9 @@ class _PipelineRule(Rule):
             return []
         return flats
 
-    def _autotune(self) -> tuple:
-        """(spelling of tf.data.AUTOTUNE, edits needed to make it resolvable)."""
-        sp = self.ctx.spelling("tensorflow.data.AUTOTUNE")
+    def _autotune(self, sp: Optional[str]) -> tuple:
+        """(spelling of tf.data.AUTOTUNE, edits needed to make it resolvable), given how
+        the file spells it where the edit goes (function-level imports count)."""
         if sp is not None:
             return sp, ()
         return "tensorflow.data.AUTOTUNE", (AddImport("tensorflow"),)
@@ -1211,6 +1216,7 @@ class MissingPrefetch(_PipelineRule):
         tail = flat.steps[-1].call if flat.steps else getattr(src, "node", None)
         if not isinstance(tail, cst.Call):
             return None
-        spelled, extra = self._autotune()
+        sp = flat.steps[-1].autotune if flat.steps else self.flow.autotune.get(id(tail))
+        spelled, extra = self._autotune(sp)
         return Fix.safe(Replace(tail, append_step(tail, "prefetch", spelled)), *extra,
                         description=f"append `.prefetch({spelled})`")
