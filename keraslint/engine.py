@@ -176,12 +176,32 @@ def _build_dispatch(ctx: Context, rules: Sequence[Rule]) -> tuple[dict, dict]:
     return visit, leave
 
 
+_LEAVES = None
+
+
+def _leaf_types() -> frozenset:
+    """libcst node classes with no child that holds code (Name, SimpleString, Integer...)."""
+    global _LEAVES
+    if _LEAVES is None:
+        import dataclasses
+
+        out = set()
+        for obj in vars(cst).values():
+            if isinstance(obj, type) and issubclass(obj, cst.CSTNode) and dataclasses.is_dataclass(obj):
+                if not _fields(obj):
+                    out.add(obj)
+        _LEAVES = frozenset(out)
+    return _LEAVES
+
+
 def walk(module: cst.Module, ctx: Context, visit: dict, leave: dict) -> None:
     stack = ctx.stack
     CSTNode = cst.CSTNode
     fields = _fields
     vget = visit.get
     lget = leave.get
+    # Leaves nobody handles are not even entered (a third of all nodes are Names).
+    skip = _leaf_types() - set(visit) - set(leave)
 
     def _walk(node: Any) -> None:
         t = type(node)
@@ -192,12 +212,13 @@ def walk(module: cst.Module, ctx: Context, visit: dict, leave: dict) -> None:
                 h(node)
         for name in fields(t):
             v = getattr(node, name)
-            if isinstance(v, CSTNode):
-                _walk(v)
-            elif type(v) is tuple or type(v) is list:
+            tv = type(v)
+            if tv is tuple or tv is list:
                 for c in v:
-                    if isinstance(c, CSTNode):
+                    if type(c) not in skip and isinstance(c, CSTNode):
                         _walk(c)
+            elif tv not in skip and isinstance(v, CSTNode):
+                _walk(v)
         hs = lget(t)
         if hs is not None:
             for h in hs:

@@ -245,6 +245,9 @@ class Context:
         self._graph_names: dict[str, str] = {}  # function name -> reason (marked by a use)
         self._eager_names: set[str] = set()
         self._graph_methods: dict[tuple, str] = {}  # (class, method) -> reason
+        # Every rule asks about the same call at the same moment: resolve it once. (The
+        # answer cannot change while the walker is at that node.)
+        self._qualnames: dict[int, tuple] = {}
         self._lambda_marks: dict[int, str] = {}
         self._lambda_eager: set[int] = set()
         self._prescan(module.body)
@@ -318,6 +321,14 @@ class Context:
     def qualname(self, expr: Any) -> Optional[str]:
         """Fully qualified (not canonicalized) name of a Name/Attribute chain whose head is
         an import, else None. Local variables shadow imports."""
+        hit = self._qualnames.get(id(expr))
+        if hit is not None and hit[0] is expr:
+            return hit[1]
+        q = self._qualname(expr)
+        self._qualnames[id(expr)] = (expr, q)  # holds expr: its id cannot be reused
+        return q
+
+    def _qualname(self, expr: Any) -> Optional[str]:
         d = dotted(expr)
         if d is None:
             return None
