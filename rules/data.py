@@ -209,6 +209,7 @@ class Flat:
 NOT_DS = Flat(False, "?", None, None)
 _MAX_ALTS = 16
 _MAX_DEPTH = 8
+_MAX_WORK = 2000  # flatten() calls per question: unknown beyond that
 
 
 @dataclass
@@ -256,6 +257,7 @@ class PipelineFlow:
         self._seen: set = set()
         self._flat_cache: dict = {}
         self._analysis: Optional[dict] = None
+        self._budget = _MAX_WORK
 
     # -- traversal (idempotent: several rules forward the same node) -------------
     def _once(self, tag: str, node: Any) -> bool:
@@ -546,7 +548,10 @@ class PipelineFlow:
 
     # -- resolution (after the traversal) ----------------------------------------
     def flatten(self, value: Any, subst: Optional[dict] = None, depth: int = 0) -> list:
-        if not isinstance(value, Pipe) or depth > _MAX_DEPTH:
+        if depth == 0:
+            self._budget = _MAX_WORK
+        self._budget -= 1
+        if not isinstance(value, Pipe) or depth > _MAX_DEPTH or self._budget < 0:
             return [NOT_DS]
         bases = self._flatten_origin(value.origin, subst or {}, depth)
         if not value.steps:

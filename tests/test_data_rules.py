@@ -265,6 +265,25 @@ model.predict(tf.data.Dataset.range(10).prefetch(1))
     assert codes(src) == [("model.predict(tf.data.Dataset.range(10).prefetch(1))", "KL501")]
 
 
+def test_recursive_helpers_terminate():
+    src = HEAD + """
+def grow(ds, n):
+    if n:
+        return grow(ds.map(lambda v: v), n - 1)
+    return grow(ds, n)
+
+ds = grow(tf.data.Dataset.range(3), 4)
+
+def again():
+    return ds.batch(2)
+
+ds = again()
+model.fit(ds)
+model.fit(grow(tf.data.Dataset.range(3), 2))
+"""
+    assert codes(src) == []
+
+
 def test_not_datasets():
     src = HEAD + """
 import pandas as pd
