@@ -301,6 +301,15 @@ class PipelineFlow:
         if node.asname is not None and self._once("with", node):
             self._bind(node.asname.name, OPAQUE)
 
+    def visit_comprehension(self, node: Any) -> None:
+        # A comprehension variable shadows any dataset of that name (conservatively
+        # also after the comprehension). Bound before the element is visited.
+        if self._once("comp", node):
+            comp = node.for_in
+            while comp is not None:
+                self._bind(comp.target, OPAQUE)
+                comp = comp.inner_for_in
+
     def visit_Call(self, node: cst.Call) -> None:
         if not self._once("call", node):
             return
@@ -882,6 +891,18 @@ class _PipelineRule(Rule):
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         self.flow.visit_WithItem(node)
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self.flow.visit_comprehension(node)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self.flow.visit_comprehension(node)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self.flow.visit_comprehension(node)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self.flow.visit_comprehension(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         self.flow.visit_Call(node)

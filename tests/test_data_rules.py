@@ -284,6 +284,18 @@ model.fit(grow(tf.data.Dataset.range(3), 2))
     assert codes(src) == []
 
 
+def test_comprehension_variables_shadow():
+    src = HEAD + """
+d = tf.data.Dataset.from_tensor_slices([1.0]).prefetch(1)
+sets = [tf.data.Dataset.from_tensor_slices([1.0]).batch(1)]
+scores = [model.predict(d) for d in sets]
+
+def run():
+    return [model.evaluate(d) for d in sets]
+"""
+    assert codes(src) == []
+
+
 def test_not_datasets():
     src = HEAD + """
 import pandas as pd
