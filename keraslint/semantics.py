@@ -58,6 +58,8 @@ _STATIC_CALLS = {
     "keras.ops.shape", "keras.ops.ndim", "keras.backend.standardize_dtype",
     "keras.backend.int_shape", "keras.ops.dtype", "keras.backend.is_keras_tensor",
     "keras.ops.is_tensor", "keras.backend.is_tensor",
+    # Conversions out of the tensor world: what follows is NumPy/Python, not a tensor.
+    "keras.ops.convert_to_numpy", "tensorflow.get_static_value",
 }
 _TF_FUNCTION = {"tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function"}
 _STATIC_ATTRS = {"shape", "dtype", "ndim", "name", "rank", "device", "__class__"}

@@ -320,10 +320,19 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
 
 
 def _tensor_param(ctx, expr) -> bool:
-    """A tainted parameter (tensor input) used inside a comparison/arithmetic/subscript."""
+    """A parameter that certainly holds a tensor. In a layer's ``call`` that is the input
+    (the first parameter after ``self``): further parameters are as often Python values
+    (``call(self, t, dim)``, ``call(self, inputs, mlen=None)``). In losses, metrics,
+    train steps, ``tf.function``s and mapped functions every tainted parameter counts."""
     fn = ctx.function
-    return (isinstance(expr, cst.Name) and expr.value in fn.tainted
-            and expr.value in {p.name.value for p in fn.params})
+    if not (isinstance(expr, cst.Name) and expr.value in fn.tainted):
+        return False
+    names = [p.name.value for p in fn.params if p.name.value not in ("self", "cls")]
+    if expr.value not in names:
+        return False
+    if fn.cls is not None and fn.cls.kind == "layer" and fn.name == "call":
+        return names[0] == expr.value
+    return True
 
 
 def _eager_backend_branch(ctx) -> bool:
@@ -408,7 +417,7 @@ class TensorToPythonInGraph(Rule):
         if conv is None or len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
             return
         arg = node.args[0].value
-        if self.ctx.is_tainted(arg) and not _eager_backend_branch(self.ctx):
+        if (_tensor_value(self.ctx, arg) or _tensor_param(self.ctx, arg)) and not _eager_backend_branch(self.ctx):
             self.report_in_graph(
                 node,
                 f"`{_short(node)}` converts a tensor to a Python {conv} inside {{where}}: under "
