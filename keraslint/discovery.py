@@ -76,6 +76,17 @@ def _rel(path: str, root: str) -> str:
     return rel.replace(os.sep, "/")
 
 
+def _not_covering(spec: pathspec.PathSpec, rel_top: str) -> Optional[pathspec.PathSpec]:
+    """``spec`` without the ignore patterns that match ``rel_top`` or a folder above it."""
+    if not rel_top:
+        return spec
+    parts = rel_top.replace(os.sep, "/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+    kept = [pat for pat in spec.patterns
+            if not (pat.include and any(pat.match_file(pre) is not None for pre in prefixes))]
+    return pathspec.PathSpec(kept) if kept else None
+
+
 def _walk(top: str, root: str, exclude_spec, problems: list) -> Iterator[str]:
     ignores: list = []  # (dir, spec) from .gitignore files above and inside the walk
     # .gitignore files between the project root and the walked folder apply too.
@@ -99,13 +110,14 @@ def _walk(top: str, root: str, exclude_spec, problems: list) -> Iterator[str]:
         # A folder the user names explicitly is checked even when an enclosing
         # .gitignore ignores it (e.g. `keraslint check .venv/lib/.../pkg`): drop the
         # patterns that ignore the walked folder itself, keep the others (`*.tmp.py`).
-        rel_top = abs_top[len(d) + 1:].replace(os.sep, "/")
-        parts = rel_top.split("/")
-        prefixes = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
-        kept = [pat for pat in spec.patterns
-                if not (pat.include and any(pat.match_file(pre) is not None for pre in prefixes))]
-        if kept:
-            ignores.append((d, pathspec.PathSpec(kept)))
+        kept = _not_covering(spec, abs_top[len(d) + 1:])
+        if kept is not None:
+            ignores.append((d, kept))
+    # Likewise `exclude`: naming an excluded folder on the command line checks it (as ruff
+    # does without --force-exclude); patterns for parts inside it still apply.
+    rel_top = _rel(abs_top, abs_root)
+    if exclude_spec is not None and not rel_top.startswith(".."):
+        exclude_spec = _not_covering(exclude_spec, "" if rel_top == "." else rel_top)
 
     def ignored(abs_path: str, is_dir: bool) -> bool:
         for d, spec in ignores:

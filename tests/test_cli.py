@@ -308,3 +308,15 @@ def test_diff_with_json_keeps_stdout_one_json_array(tmp_path):
     assert "+++ " in r.stderr and "Adam(" in r.stderr
     t = run("check", "t.py", "--diff", "--no-cache", "--select", "KL401", cwd=tmp_path)
     assert t.stdout.startswith("--- ") and "Adam(" in t.stdout
+
+
+def test_explicit_folder_in_exclude_is_checked_but_inner_patterns_apply(proj):
+    sub = proj / "vendor"
+    sub.mkdir()
+    (sub / "m.py").write_text(HAZARD)
+    (sub / "gen_pb2.py").write_text(HAZARD)
+    (proj / "pyproject.toml").write_text('[tool.keraslint]\nexclude = ["vendor/", "*_pb2.py"]\n')
+    r = run("check", "--no-cache", "--format", "json", cwd=proj)
+    assert {f["path"] for f in json.loads(r.stdout)} == {"hazard.py"}
+    r = run("check", "vendor", "--no-cache", "--format", "json", cwd=proj)
+    assert {f["path"] for f in json.loads(r.stdout)} == {os.path.join("vendor", "m.py")}
