@@ -376,7 +376,13 @@ class Timeline:
             self._add("train", node)
             return
         # -- local calls (inlined in execution order) and unknown seeding helpers
-        if isinstance(func, cst.Name) and q is None:
+        owner = self._self_class() if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) \
+            and func.value.value == "self" else None
+        if owner is not None:
+            # self.create_model() inside a method: that method of this file's class runs here
+            # (resolved when the order is computed: it may be defined further down)
+            self._add("call", node, target=f"self:{owner}.{func.attr.value}")
+        elif isinstance(func, cst.Name) and q is None:
             self._add("call", node, target=func.value)
             if _seedish(func.value):
                 self.maybe_opaque.append(node)  # a seed helper, unless defined in this file
@@ -420,9 +426,38 @@ class Timeline:
             if not _has_seed_arg(node, 1):
                 self._use(TF, "`Dataset.shuffle` without `seed=`", node)
 
+    def _self_class(self) -> Optional[str]:
+        """Name of the class whose method is being visited, if any."""
+        fn = self.ctx.function
+        while fn is not None and fn.cls is None:
+            fn = fn.parent
+        return fn.cls.name if fn is not None else None
+
+    def _method_key(self, cls_name: str, attr: str) -> list:
+        """id(FunctionInfo) of method ``attr`` of class ``cls_name``, looked up in the class,
+        then in its base classes of this file."""
+        ctx = self.ctx
+        cls = ctx.classes.get(cls_name)
+        seen: set = set()
+        while cls is not None and cls.name not in seen:
+            seen.add(cls.name)
+            for fi in ctx.all_functions:
+                if fi.cls is cls and fi.name == attr:
+                    return [id(fi)]
+            nxt = None
+            for b in cls.bases:
+                if b.startswith("local:") and b[6:] in ctx.classes:
+                    nxt = ctx.classes[b[6:]]
+                    break
+            cls = nxt
+        return []
+
     # -------------------------------------------------------------- ordering
     def _callee_keys(self, name: str) -> list:
         ctx = self.ctx
+        if name.startswith("self:"):
+            cls_name, _, attr = name[5:].partition(".")
+            return self._method_key(cls_name, attr)
         info = ctx.classes.get(name)
         if info is not None:
             for fi in ctx.all_functions:
