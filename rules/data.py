@@ -679,7 +679,8 @@ class PipelineFlow:
     def _cache_after_shuffle(self) -> list:
         """[(cache step, shuffle step, flat)] where a cache stores a reshuffling shuffle's
         output, with no take/skip/shard in between (freezing a random subset is the point
-        of `shuffle().take(n).cache()`) and no shuffle after the cache."""
+        of `shuffle().take(n).cache()`), no shuffle after the cache, and no take/skip/shard
+        after it (`shuffle().cache()` then `take(n)`/`skip(n)` freezes a random split)."""
         found: dict = {}
         suppressed: set = set()
         for flat in self._all_flats():
@@ -687,7 +688,10 @@ class PipelineFlow:
             for i, s in enumerate(steps):
                 if s.name != "cache":
                     continue
-                if any(t.name == "shuffle" for t in steps[i + 1:]):
+                if any(t.name in ("shuffle", "take", "skip", "shard") for t in steps[i + 1:]):
+                    # reshuffled later, or the cache freezes a random split:
+                    # `shuffle().cache()` then `take(n)`/`skip(n)` keeps train and
+                    # validation disjoint; reshuffling each epoch would mix them
                     suppressed.add(id(s))
                     continue
                 for j in range(i - 1, -1, -1):
@@ -1135,8 +1139,10 @@ class CacheAfterShuffle(_PipelineRule):
     Flags `.cache()` placed after `.shuffle(...)` in a pipeline
     (`.shuffle(1000).cache()`), also across statements and helpers. Not flagged:
     `cache().shuffle()`, a shuffle with `reshuffle_each_iteration=False` (a fixed order is
-    then intended), `shuffle().take(n).cache()` (freezing a random subset), or a pipeline
-    that shuffles again after the cache.
+    then intended), `shuffle().take(n).cache()` (freezing a random subset),
+    `shuffle().cache()` followed by `take`/`skip`/`shard` (the cache freezes a random
+    train/validation split, which must not be reshuffled), or a pipeline that shuffles
+    again after the cache.
 
     ## Why is this bad?
     `cache()` stores the elements of the first iteration and replays them afterwards, in
