@@ -268,6 +268,31 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
     return RunResult(findings, diffs, errors, applied, len(files), hits)
 
 
+HUGE_BYTES = 256 * 1024  # one libcst tree of such a file takes ~200 MB or more
+
+
+def plan_chunks(sizes: list, jobs: int) -> list:
+    """Chunks of task indices for a pool of ``jobs`` processes. Largest first (so no
+    worker is left alone with a big file at the end); the huge files form one chunk of
+    their own, so two of their trees never sit in memory at once; the rest is cut into
+    about 12 chunks per process by bytes, to balance and to amortize pickling."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    huge = [i for i in order if sizes[i] >= HUGE_BYTES]
+    rest = [i for i in order if sizes[i] < HUGE_BYTES]
+    chunks = [huge] if huge else []
+    target = max(1, sum(sizes[i] for i in rest) // max(1, jobs * 12))
+    cur, acc = [], 0
+    for i in rest:
+        cur.append(i)
+        acc += sizes[i]
+        if acc >= target:
+            chunks.append(cur)
+            cur, acc = [], 0
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
 def _execute(tasks: list, config, options: Options):
     if not tasks:
         return
@@ -291,8 +316,7 @@ def _execute(tasks: list, config, options: Options):
         ctx = mp.get_context("spawn")
     jobs = min(jobs, len(tasks))
     # Chunks: small enough to balance, large enough to amortize pickling.
-    size = max(1, min(32, len(tasks) // (jobs * 8) or 1))
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    chunks = [[tasks[i] for i in c] for c in plan_chunks([len(t.data or b"") for t in tasks], jobs)]
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                 initargs=(config, options)) as pool:
         futures = [pool.submit(_work_chunk, c) for c in chunks]

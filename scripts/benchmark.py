@@ -76,8 +76,9 @@ def parse_baseline(files: list, jobs: int) -> float:
 
     import libcst  # noqa: F401 - imported before forking, like keraslint does
 
-    size = max(1, min(32, len(files) // (jobs * 8) or 1))
-    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    from keraslint.runner import plan_chunks  # the same scheduling keraslint gets
+
+    chunks = [[files[i] for i in c] for c in plan_chunks([os.path.getsize(f) for f in files], jobs)]
     t = time.perf_counter()
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
         sum(pool.map(_parse_chunk, chunks))
