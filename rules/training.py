@@ -844,6 +844,14 @@ class LogitsMismatch(Rule):
 # ---------------------------------------------------------------------------
 
 
+# Calls that return arrays with their rows in random order (train_test_split shuffles by
+# default), and array methods that keep the row order.
+_SHUFFLING_SPLITS = {"sklearn.model_selection.train_test_split", "sklearn.utils.shuffle",
+                     "sklearn.cross_validation.train_test_split"}
+_PERMUTATIONS = {"numpy.random.permutation", "numpy.random.shuffle"}
+_ROWWISE_METHODS = {"reshape", "astype", "copy", "to_numpy", "values"}
+
+
 def _fit_xy(node: cst.Call) -> tuple:
     return get_arg(node, "x", 0), get_arg(node, "y", 1)
 
@@ -1080,6 +1088,81 @@ class ValidationSplitOrder(Rule):
     fix_applicability = None
     tokens = ("validation_split",)
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        # (scope, name) -> is the array last bound to it already in random row order?
+        self.shuffled: dict = {}
+
+    def _key(self, name: str) -> tuple:
+        fn = self.ctx.function
+        while fn is not None and name not in fn.locals:
+            fn = fn.parent
+        return (id(fn) if fn is not None else 0, name)
+
+    def _is_shuffled(self, expr: Any, depth: int = 0) -> bool:
+        """Is ``expr`` an array whose rows were put in random order (sklearn
+        `train_test_split` / `shuffle`, indexing by a permutation), or one derived row by
+        row from such an array (`reshape`, `astype`, arithmetic, a scaler's `transform`)?"""
+        if depth > 8 or expr is None:
+            return False
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            return self.shuffled.get(self._key(expr.value), False)
+        if isinstance(expr, cst.Call):
+            q = ctx.resolve(expr.func)
+            if q in _SHUFFLING_SPLITS:
+                sh = get_arg(expr, "shuffle")
+                return sh is None or literal_value(sh.value) is not False
+            if q in _PERMUTATIONS:
+                return True
+            f = expr.func
+            if isinstance(f, cst.Attribute):
+                if f.attr.value == "permutation" and q is None:
+                    return True  # rng.permutation(n)
+                if f.attr.value == "sample" and literal_value(getattr(get_arg(expr, "frac"), "value", None)) == 1:
+                    return True  # df.sample(frac=1)
+                if f.attr.value in _ROWWISE_METHODS and self._is_shuffled(f.value, depth + 1):
+                    return True  # x.reshape(...), x.astype(...)
+                if f.attr.value in ("transform", "fit_transform") and expr.args:
+                    return self._is_shuffled(expr.args[0].value, depth + 1)  # scaler.transform(x)
+            return False
+        if isinstance(expr, cst.BinaryOperation):
+            return self._is_shuffled(expr.left, depth + 1)
+        if isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "iloc", "loc"):
+            return self._is_shuffled(expr.value, depth + 1)  # df.values, df.iloc[...]
+        if isinstance(expr, cst.Subscript):
+            if self._is_shuffled(expr.value, depth + 1):
+                return True  # x[:, 1:] keeps the row order
+            if len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+                return self._is_shuffled(expr.slice[0].slice.value, depth + 1)  # x[perm]
+        return False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value
+        shuffled = self._is_shuffled(value)
+        for t in node.targets:
+            tgt = t.target
+            if isinstance(tgt, cst.Name):
+                self.shuffled[self._key(tgt.value)] = shuffled
+            elif isinstance(tgt, (cst.Tuple, cst.List)):
+                pairs = isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(tgt.elements)
+                for i, el in enumerate(tgt.elements):
+                    if isinstance(el.value, cst.Name):
+                        sh = self._is_shuffled(value.elements[i].value) if pairs else shuffled  # type: ignore[union-attr]
+                        self.shuffled[self._key(el.value.value)] = sh
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        # np.random.shuffle(x) / rng.shuffle(x) / random.shuffle(x): x is shuffled in place
+        call = node.value
+        if isinstance(call, cst.Call) and isinstance(call.func, (cst.Attribute, cst.Name)) and len(call.args) == 1 \
+                and isinstance(call.args[0].value, cst.Name):
+            q = self.ctx.resolve(call.func)
+            last = call.func.attr.value if isinstance(call.func, cst.Attribute) else call.func.value
+            if q in ("numpy.random.shuffle", "random.shuffle") or (
+                    q is None and last == "shuffle" and isinstance(call.func, cst.Attribute)
+                    and not self.ctx.is_dataset(call.func.value)):
+                self.shuffled[self._key(call.args[0].value.value)] = True
+
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
         if not _is_model_method(ctx, node, "fit") or not _keras_file(ctx):
@@ -1093,6 +1176,8 @@ class ValidationSplitOrder(Rule):
         x, y = _fit_xy(node)
         if x is None or y is None or ctx.is_dataset(x.value):
             return
+        if self._is_shuffled(x.value):
+            return  # rows already in random order: the last rows are a random sample
         self.report(
             a,
             f"`validation_split={_short(a.value, 20)}` takes the last rows of the arrays, before shuffling: "
