@@ -63,6 +63,7 @@ _STATIC_CALLS = {
 }
 _TF_FUNCTION = {"tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function"}
 _STATIC_ATTRS = {"shape", "dtype", "ndim", "name", "rank", "device", "__class__"}
+_TO_PYTHON_METHODS = {"numpy", "item", "tolist"}
 
 # Dataset sources (canonical names).
 DATASET_SOURCES = {
@@ -422,8 +423,9 @@ class Context:
             if q in _STATIC_CALLS:
                 return False
             if t is cst.Call and isinstance(expr.func, cst.Attribute) and self._tainted(expr.func.value, names):
-                # x.reshape(...), x.numpy(): methods of a tensor
-                return expr.func.attr.value not in _STATIC_ATTRS
+                # x.reshape(...), x.sum(): methods of a tensor; x.numpy() / x.item() /
+                # x.tolist() leave the tensor world (NumPy/Python values follow)
+                return expr.func.attr.value not in _STATIC_ATTRS and expr.func.attr.value not in _TO_PYTHON_METHODS
             return any(self._tainted(a.value, names) for a in expr.args)
         if t is cst.BinaryOperation:
             return self._tainted(expr.left, names) or self._tainted(expr.right, names)

@@ -226,14 +226,22 @@ def _origin(fi):
     return p
 
 
-def _autograph(fi) -> bool:
+def _autograph(fi, ctx=None) -> bool:
     """Is this graph function converted by AutoGraph? ``tf.function`` and ``Dataset.map``/
     ``filter`` convert Python control flow on tensors into ``tf.cond``/``tf.while_loop``.
     Keras 3 does not: its TF trainer wraps the step in
     ``tf.autograph.experimental.do_not_convert``, and Keras code (``Layer.__call__``) is
     never converted, so a layer's ``call``, a ``train_step``, a ``compile`` loss or a
-    ``layers.Lambda`` function run as plain Python on symbolic tensors."""
+    ``layers.Lambda`` function run as plain Python on symbolic tensors. A method that is
+    itself decorated with ``@tf.function`` is converted when its own trace runs, even
+    under ``fit``/``predict`` (measured: an ``if`` on a tensor in such a ``call`` works)."""
     o = _origin(fi)
+    if ctx is not None and isinstance(o.node, cst.FunctionDef):
+        for dec in o.node.decorators:
+            d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+            if ctx.resolve(d) in ("tensorflow.function", "tensorflow.compat.v1.function",
+                                  "tensorflow.compat.v2.function"):
+                return True
     if o.cls is not None and o.cls.kind is not None:
         return False
     reason = fi.graph or ""
@@ -546,7 +554,7 @@ class PythonBranchOnTensor(Rule):
         for fn, leaf, what, is_assert in self._pending:
             if not fn.is_graph or id(leaf) in seen:
                 continue
-            if _autograph(fn):
+            if _autograph(fn, self.ctx):
                 if not is_assert:
                     continue
                 msg = (f"`assert` on the value of tensor `{_short(leaf)}` inside {{where}}: AutoGraph does not "
