@@ -3,8 +3,11 @@
 "Before" in "no seed before the model is built" means *execution order*, not line order:
 module-level statements (including an ``if __name__ == "__main__":`` block) in order, with
 the body of every function of this file that they call spliced in at the call (``main()``,
-``set_seeds()``, ``build_model()``, ``app.run(main)``), and a local Keras class's
-``__init__`` spliced in where the class is instantiated. A file whose execution order builds
+``set_seeds()``, ``build_model()``, ``app.run(main)``), a local class's ``__init__``
+spliced in where the class is instantiated, ``self.method()`` calls spliced in inside the
+methods of this file's classes, and the model-building function given to a scikit-learn
+wrapper (``KerasClassifier(build_fn=...)``, ``keras.wrappers.SKLearnRegressor(model=...)``)
+spliced in where the wrapper is created. A file whose execution order builds
 or trains nothing (a library module that only defines layers and model factories) is not a
 script.
 
@@ -87,6 +90,9 @@ CLEAR_SESSION = {"keras.backend.clear_session", "keras.utils.clear_session"}
 POLICY_SETTERS = {"keras.mixed_precision.set_global_policy", "keras.mixed_precision.set_dtype_policy",
                   "keras.config.set_dtype_policy", "keras.dtype_policies.set_dtype_policy",
                   "keras.mixed_precision.set_policy"}
+# scikit-learn wrappers (keras.wrappers.scikit_learn, scikeras) that call the model-building
+# function given to them when they are fitted.
+SKLEARN_WRAPPERS = {"KerasClassifier", "KerasRegressor", "SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer"}
 RUNNERS = {"absl.app.run", "tensorflow.compat.v1.app.run", "tensorflow.app.run", "fire.Fire"}
 
 # Random functions and the 0-based position of their `seed` parameter (None: they have no
@@ -350,6 +356,12 @@ class Timeline:
             for a in node.args:
                 if isinstance(a.value, cst.Name) and (a.keyword is None or a.keyword.value == "main"):
                     self._add("call", node, target=a.value.value)
+            return
+        if q is not None and q.rsplit(".", 1)[-1] in SKLEARN_WRAPPERS and q.startswith(("keras.", "scikeras.")):
+            # KerasClassifier(build_fn=make_model): the wrapper builds the model with it
+            a = get_arg(node, "build_fn", 0) or get_arg(node, "model")
+            if a is not None and isinstance(a.value, cst.Name):
+                self._add("call", node, target=a.value.value)
             return
         # -- builds
         b = self.classify_build(node)
