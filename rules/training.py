@@ -487,24 +487,53 @@ class SharedOptimizer(Rule):
         self.values = _Values(ctx)
         self.uses: dict = {}  # id(optimizer value) -> [(receiver key, stack)]
         self.assign_loops: dict = {}  # id(value) -> ids of enclosing For nodes
+        self.compiled_names: set = set()  # names that received .compile(...) / .fit(...)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         loops = frozenset(id(n) for n in self.ctx.stack if isinstance(n, cst.For))
         self.assign_loops[id(node.value)] = loops
 
+    def _is_model_name(self, name: str, receiver: Any) -> bool:
+        """Is ``name`` (whose ``.optimizer`` is compiled into ``receiver``) known to be a
+        Keras model, and not an argparse namespace or a config object
+        (``optimizer=args.optimizer``)? Known: assigned a model, compiled or fitted
+        before, or the model the receiver was cloned from (``clone_model(base)``)."""
+        ctx = self.ctx
+        if name in self.compiled_names:
+            return True
+        v = ctx.assigned_value(name)
+        if isinstance(v, cst.Call):
+            q = ctx.resolve(v.func)
+            if q is not None and (q.startswith(("keras.models.", "keras.applications.")) or q in (
+                    "keras.saving.load_model", "keras.Sequential", "keras.Model")):
+                return True
+            if isinstance(v.func, cst.Name) and v.func.value in ctx.classes \
+                    and ctx.class_kind(ctx.classes[v.func.value]) is not None:
+                return True
+        if isinstance(receiver, cst.Name):
+            rv = ctx.assigned_value(receiver.value)
+            if isinstance(rv, cst.Call) and any(isinstance(a.value, cst.Name) and a.value.value == name
+                                                for a in rv.args):
+                return True
+        return False
+
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
+        if _is_model_method(ctx, node, "fit") and isinstance(node.func.value, cst.Name):  # type: ignore[union-attr]
+            self.compiled_names.add(node.func.value.value)  # type: ignore[union-attr]
         if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
             return
         arg = get_arg(node, "optimizer", 0)
         if arg is None:
             return
         receiver = node.func.value  # type: ignore[union-attr]
+        if isinstance(receiver, cst.Name):
+            self.compiled_names.add(receiver.value)
         rtext = _code(receiver)
         opt = arg.value
         if isinstance(opt, cst.Attribute) and opt.attr.value == "optimizer":
             owner = _code(opt.value)
-            if owner != rtext and isinstance(opt.value, cst.Name):
+            if owner != rtext and isinstance(opt.value, cst.Name) and self._is_model_name(opt.value.value, receiver):
                 self.report(arg.value, f"`{_code(opt)}` is the optimizer of `{owner}`, compiled again into "
                                        f"`{rtext}`: both models share one optimizer; Keras 3 raises `Unknown "
                                        f"variable` at the second model's first step (build one optimizer per model)")
