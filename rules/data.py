@@ -1063,6 +1063,8 @@ class BatchSizeWithDataset(_PipelineRule):
                 continue
             flats = self._known(site.x_val)
             if not flats:
+                flats = self._batched_param(site.x_val)
+            if not flats:
                 continue
             own = ""
             if len(flats) == 1 and flats[0].summary()[0] == "B":
@@ -1078,6 +1080,30 @@ class BatchSizeWithDataset(_PipelineRule):
                 f"argument",
                 fix=Fix.safe(Replace(arg, None), description="drop `batch_size=`"),
             )
+
+
+    # Keywords only `tf.data` steps take (NumPy arrays, lists and generators have no
+    # `.batch`; other dataset libraries do not spell these).
+    _TFDATA_KWARGS = {"num_parallel_calls", "drop_remainder", "deterministic", "padded_shapes", "padding_values"}
+
+    def _batched_param(self, value: Any) -> list:
+        """A parameter of the enclosing function turned, in this function, into a batched
+        pipeline with a step that only `tf.data` has (`prefetch`, `padded_batch`,
+        `num_parallel_calls=`, `drop_remainder=`): `def train(model, ds, bs):
+        ds = ds.shuffle(n).batch(bs, drop_remainder=True); model.fit(ds, batch_size=bs)`."""
+        if not (isinstance(value, Pipe) and isinstance(value.origin, ParamRef) and value.steps):
+            return []
+        steps = value.steps
+        if not any(s.kind == "batch" for s in steps) or any(s.kind in ("unbatch", "opaque") for s in steps):
+            return []
+        tfdata = any(
+            s.name in ("prefetch", "padded_batch")
+            or any(a.keyword is not None and a.keyword.value in self._TFDATA_KWARGS for a in s.call.args)
+            for s in steps
+        )
+        if not tfdata:
+            return []
+        return [Flat(True, "?", None, None, None, steps)]
 
 
 class ShuffleAfterBatch(_PipelineRule):
