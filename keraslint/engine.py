@@ -281,6 +281,8 @@ def select_rules(text: str, rule_classes: Sequence[type], gate: bool = True) -> 
 def _libcst_error(e: Exception, text: str = "") -> tuple[int, int, str]:
     """Position and message of a parse failure. CPython's own parser, asked again, gives
     the better position and message; libcst's is the fallback (syntax only it rejects)."""
+    if isinstance(e, TooDeepError):
+        return e.line, e.column, e.message
     try:
         compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as se:
@@ -297,7 +299,52 @@ def _libcst_error(e: Exception, text: str = "") -> tuple[int, int, str]:
     return 1, 1, f"syntax error: {type(e).__name__}: {e}"
 
 
+class TooDeepError(Exception):
+    """CPython's parser gave up on the nesting (brackets deeper than 200, chains of
+    thousands of attributes, calls, operators or elifs). libcst must not be asked: its
+    native parser overflows the C stack on such input (the whole process dies with
+    SIGSEGV: `[` * 1500, 10,000 chained calls or elifs) or takes minutes."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+_TOO_DEEP_MESSAGES = ("too many nested", "too complex", "too deeply")
+
+
+class _recursion_limit:
+    """Set the recursion limit for a block (left alone if the stack is already deeper)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.old = limit, None
+
+    def __enter__(self) -> None:
+        old = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(self.limit)
+            self.old = old
+        except RecursionError:
+            pass
+
+    def __exit__(self, *exc) -> None:
+        if self.old is not None:
+            sys.setrecursionlimit(self.old)
+
+
 def parse(text: str) -> cst.Module:
+    # CPython's nesting limits scale with the recursion limit (the runner raises it to
+    # 20000 for the walk): judge at the default, which libcst's parser survives.
+    try:
+        with _recursion_limit(1000):
+            compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (RecursionError, MemoryError, OverflowError):
+        raise TooDeepError(1, 1, "syntax error: the file is nested too deeply to parse") from None
+    except SyntaxError as e:
+        if any(s in (e.msg or "") for s in _TOO_DEEP_MESSAGES):
+            raise TooDeepError(e.lineno or 1, max(e.offset or 1, 1), f"syntax error: {e.msg}") from None
+    except ValueError:  # null bytes: libcst gives the position
+        pass
     return cst.parse_module(text)
 
 
@@ -312,6 +359,18 @@ def _quick_syntax_ok(text: str) -> bool:
 def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
             severity: Optional[dict] = None) -> Analysis:
     """Check one decoded source with the given (already selected) rule classes."""
+    # The same recursion limit as the runner's workers, so that the API and the CLI agree;
+    # a file nested too deeply for the walk, a rule or positions is a KL000, not a crash.
+    with _recursion_limit(max(sys.getrecursionlimit(), 20000)):
+        try:
+            return _analyze(source, rule_classes, config, gate, severity)
+        except RecursionError:
+            return Analysis(source, None, None, [],
+                            [syntax_finding(source.path, 1, 1, "the file is nested too deeply to analyze")])
+
+
+def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
+             severity: Optional[dict] = None) -> Analysis:
     text = source.text
     nb = source.notebook
     if nb is not None and nb.skip:

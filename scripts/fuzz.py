@@ -202,6 +202,8 @@ def mutations(data: bytes, rng: random.Random) -> tuple:
         return kind, b"# -*- coding: no-such-codec -*-\n" + data
     if kind == "utf16":
         return kind, data.decode("utf-8", "replace").encode("utf-16")
+    if kind == "no-final-newline":
+        return kind, data.rstrip(b"\r\n")
     if kind == "nul":
         pos = rng.randrange(len(data) + 1)
         return kind, data[:pos] + b"\0" + data[pos:]
