@@ -32,6 +32,12 @@ def both_frameworks(ctx) -> bool:
     return ctx.uses_torch() and (ctx.uses_keras() or ctx.uses_tensorflow())
 
 
+def _keras_family(q: str) -> bool:
+    """Keras, tf.keras, tf_keras, TensorFlow or the Keras model libraries (keras_hub, ...)."""
+    return q.split(".", 1)[0] in ("keras", "tensorflow", "tf_keras", "keras_hub", "keras_nlp", "keras_cv",
+                                  "keras_core", "tfa", "tensorflow_addons", "tensorflow_hub")
+
+
 def torch_name(q: Optional[str]) -> Optional[str]:
     """``torch.nn.modules.batchnorm.BatchNorm2d`` → ``torch.nn.BatchNorm2d``,
     ``torch.optim.adam.Adam`` → ``torch.optim.Adam``; other names unchanged."""
@@ -445,7 +451,8 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
     optimizer of the same algorithm (Adam, AdamW, RMSprop, SGD, Adamax, Nadam, Adagrad,
     Adadelta) where one side relies on a default hyperparameter that the other side sets,
     or defaults, differently. `compile(optimizer="adam")` counts as a Keras Adam with all
-    defaults. Only the side relying on the default is reported.
+    defaults (unless the receiver is visibly a PyTorch training wrapper with a Keras-like
+    `compile`). Only the side relying on the default is reported.
 
     ## Why is this bad?
     The defaults are not the same algorithm settings: Adam/AdamW ε is 1e-7 in Keras and
@@ -492,6 +499,8 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
             g = TORCH_OPTIMIZERS[tq]
             return g, Side(node, "torch", f"`{tq.replace('torch.', '', 1)}`", self.read(node, OPTIMIZER_PARAMS[g], "torch"))
         if q is None and isinstance(node.func, cst.Attribute) and node.func.attr.value == "compile":
+            if self._not_keras(node.func.value):
+                return None  # a PyTorch wrapper with a Keras-like `compile` (torchkeras, ...)
             opt = get_arg(node, "optimizer", 0)
             if opt is None:
                 if _has_star(node) or get_arg(node, "loss", 1) is None:
@@ -507,6 +516,33 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
             values = {p.label: ABSENT for p in OPTIMIZER_PARAMS[g]}
             return g, Side(where, "keras", label, values)
         return None
+
+    def _not_keras(self, expr: Any, depth: int = 0) -> bool:
+        """Is the receiver of ``.compile`` visibly something other than a Keras model: made
+        by a call to a non-Keras import (``Model(net)`` from a PyTorch training wrapper) or
+        an instance of a local ``nn.Module`` / non-Keras class? Unknown receivers are Keras."""
+        if depth > 8 or expr is None:
+            return False
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return v is not None and v is not expr and self._not_keras(v, depth + 1)
+        if not isinstance(expr, cst.Call):
+            return False
+        func = expr.func
+        q = self.ctx.resolve(func)
+        if q is not None:
+            return not _keras_family(q)
+        if isinstance(func, cst.Name):
+            info = self.ctx.classes.get(func.value)
+            if info is not None:
+                # a local class that is no Keras layer/model and derives from nothing Keras
+                return self.ctx.class_kind(info) is None and not any(
+                    _keras_family(b) for b in info.bases if not b.startswith("local:"))
+            kinds = {self._not_keras(r, depth + 1) for r in self.ctx.returns_of(func.value)}
+            return kinds == {True}
+        if isinstance(func, cst.Attribute):
+            return self._not_keras(func.value, depth + 1) if func.attr.value in ("to", "cuda", "cpu") else False
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -566,6 +602,10 @@ def _key_text(expr: Any) -> Optional[str]:
         for part in expr.parts:
             out.append(part.value if isinstance(part, cst.FormattedStringText) else "*")
         return "".join(out)
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+        # layer.name + ".weight"
+        right = _key_text(expr.right)
+        return None if right is None else (_key_text(expr.left) or "*") + right
     return None
 
 
@@ -595,7 +635,9 @@ class KernelNotTransposed(Rule):
     `w, b = layer.get_weights()`) written into a PyTorch weight (`m.weight.data = …`,
     `m.weight.copy_(…)`, `m.weight = nn.Parameter(…)`, `load_state_dict({"fc.weight": …})`,
     `state["fc.weight"] = …`) with no transpose on the way (`.T`, `.transpose`, `.permute`,
-    `np.transpose`, `einops.rearrange`). `.reshape`/`.view` are not transposes. Biases,
+    `np.transpose`, `einops.rearrange`). `.reshape`/`.view` are not transposes. The layer
+    and module types are also read from an enclosing `if isinstance(layer, Dense):`,
+    `if type(layer) is Conv2D:` or `if isinstance(module, nn.Linear):`. Biases,
     embeddings and normalization parameters keep their layout and are never flagged; a
     `get_weights()[0]` of a layer whose type is unknown is flagged only when the PyTorch
     module receiving it is known to be a `Linear`/`Conv`/RNN (from `self.fc = nn.Linear(...)`,
@@ -838,12 +880,66 @@ class KernelNotTransposed(Rule):
             v = self._lookup(layer.value)
             if v is not None and v[0] == "expr":
                 return self._layer_class(v[1], depth + 1)
-            return ""
+            return self._narrowed(layer.value, "keras.layers.") or ""
         if isinstance(layer, cst.Call):
             q = self.ctx.resolve(layer.func)
             if q and q.startswith("keras.layers."):
                 return q.rsplit(".", 1)[1]
         return ""
+
+    def _narrowed(self, name: str, prefix: str) -> Optional[str]:
+        """Class of ``name`` from an enclosing ``if isinstance(name, X):`` /
+        ``if type(name) is X:`` / ``if type(name).__name__ == "X":`` whose body holds the
+        current statement (X a ``keras.layers.`` or ``torch.nn.`` class, per ``prefix``)."""
+        st = self.ctx.stack
+        for i in range(len(st) - 2, -1, -1):
+            n = st[i]
+            if isinstance(n, cst.If) and st[i + 1] is n.body:
+                c = self._class_test(n.test, name, prefix)
+                if c:
+                    return c
+        return None
+
+    def _class_test(self, test: Any, name: str, prefix: str) -> Optional[str]:
+        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+            return self._class_test(test.left, name, prefix) or self._class_test(test.right, name, prefix)
+        cls_expr = None
+        if isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance" \
+                and len(test.args) == 2 and isinstance(test.args[0].value, cst.Name) \
+                and test.args[0].value.value == name:
+            cls_expr = test.args[1].value
+            if isinstance(cls_expr, cst.Tuple) and len(cls_expr.elements) == 1:
+                cls_expr = cls_expr.elements[0].value
+        elif isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+                and isinstance(test.comparisons[0].operator, (cst.Is, cst.Equal)):
+            left, right = test.left, test.comparisons[0].comparator
+            if isinstance(left, cst.Attribute) and left.attr.value == "__name__":
+                # type(layer).__name__ == "Dense" / layer.__class__.__name__ == "Dense"
+                inner = left.value
+                if self._is_type_of(inner, name) and isinstance(literal_value(right), str):
+                    c = literal_value(right)
+                    known = (KERAS_DENSE_CONV | KERAS_RNN) if prefix == "keras.layers." else \
+                        (TORCH_KERNEL_MODULES | TORCH_PLAIN_MODULES)
+                    return c if c in known else None
+                return None
+            if self._is_type_of(left, name):
+                cls_expr = right
+        if cls_expr is None:
+            return None
+        q = self.ctx.resolve(cls_expr)
+        q = torch_name(q) if q else q
+        if q and q.startswith(prefix) and q.count(".") == prefix.count("."):
+            return q.rsplit(".", 1)[1]
+        return None
+
+    @staticmethod
+    def _is_type_of(expr: Any, name: str) -> bool:
+        """``type(name)`` or ``name.__class__``."""
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "type" \
+                and len(expr.args) == 1 and isinstance(expr.args[0].value, cst.Name):
+            return expr.args[0].value.value == name
+        return (isinstance(expr, cst.Attribute) and expr.attr.value == "__class__"
+                and isinstance(expr.value, cst.Name) and expr.value.value == name)
 
     # -- target modules --------------------------------------------------------------
     def _torch_module_classes(self, module_expr: Any, key_path: Optional[str]) -> set:
@@ -858,6 +954,9 @@ class KernelNotTransposed(Rule):
                     q = torch_name(self.ctx.resolve(v[1].func))
                     if q and q.startswith("torch.nn."):
                         return {q.rsplit(".", 1)[1]}
+                narrowed = self._narrowed(m.value, "torch.nn.") if v is None else None
+                if narrowed:
+                    return {narrowed}  # inside ``if isinstance(module, nn.Linear):``
                 if v is None:
                     # a parameter annotated with its class: ``def port(linear: nn.Linear)``
                     fn = self.ctx.function
@@ -953,6 +1052,8 @@ TORCH_CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.n
                "torch.nn.functional.conv3d"}
 TORCH_POOLS = {f"torch.nn.{k}Pool{d}d" for k in ("Max", "Avg") for d in (1, 2, 3)} | {
     f"torch.nn.functional.{k}_pool{d}d" for k in ("max", "avg") for d in (1, 2, 3)}
+TORCH_EXPLICIT_PADS = {"torch.nn.functional.pad"} | {
+    f"torch.nn.{k}Pad{d}d" for k in ("Zero", "Constant") for d in (1, 2, 3)}
 
 
 def _ints(v: Any) -> Optional[tuple]:
@@ -969,9 +1070,12 @@ class SamePaddingStride(Rule):
     """
     ## What it does
     In a file that uses both Keras and PyTorch, flags a Keras convolution (or pooling)
-    with `padding="same"`, a stride above 1 and a kernel larger than 1, when the file also
-    has a PyTorch convolution (or pooling). Kernel size 1 (no padding is ever needed) and
-    an explicit `ZeroPadding2D` followed by `padding="valid"` are not flagged.
+    with `padding="same"` and a stride above 1 whose padding is asymmetric (kernel minus
+    stride odd and positive: 3x3/2, 7x7/2, pool 3/2), when the file also has a PyTorch
+    convolution (or pooling). A kernel no larger than the stride (1x1/2, 2x2/2 pools: no
+    padding on sizes divisible by the stride), an even difference (4x4/2: one row each side,
+    exactly PyTorch's `padding=1`), an explicit `ZeroPadding2D` followed by `padding="valid"`,
+    and a file whose PyTorch side pads by hand (`F.pad`, `nn.ZeroPad2d`) are not flagged.
 
     ## Why is this bad?
     With a stride, TensorFlow's `"same"` pads `max((⌈n/s⌉ - 1)·s + k - n, 0)` in total and
@@ -1005,6 +1109,7 @@ class SamePaddingStride(Rule):
         super().__init__(ctx)
         self.candidates: list = []  # (node, kind, msg)
         self.torch_kinds: set = set()
+        self.torch_pads = False
 
     def visit_Call(self, node: cst.Call) -> None:
         q = self.ctx.resolve(node.func)
@@ -1016,6 +1121,9 @@ class SamePaddingStride(Rule):
             return
         if tq in TORCH_POOLS:
             self.torch_kinds.add("pool")
+            return
+        if tq in TORCH_EXPLICIT_PADS:
+            self.torch_pads = True  # the port reproduces TensorFlow's padding by hand
             return
         if not q.startswith("keras.layers."):
             return
@@ -1042,13 +1150,21 @@ class SamePaddingStride(Rule):
             return
         if max(strides) <= 1 or max(kernel) <= 1:
             return
+        # On sizes divisible by the stride "same" pads k - s in total, k//2-ish before and the
+        # rest after: asymmetric only when k - s is odd (3x3/2, 7x7/2, 3/2 pooling). k <= s
+        # pads nothing, and an even k - s (4x4/2) pads symmetrically like PyTorch's padding=.
+        n = max(len(kernel), len(strides))
+        ks = kernel * n if len(kernel) == 1 else kernel
+        ss = strides * n if len(strides) == 1 else strides
+        if len(ks) != len(ss) or not any(k > s and (k - s) % 2 == 1 for k, s in zip(ks, ss)):
+            return
         k_txt = fmt(kernel[0] if len(kernel) == 1 else kernel)
         s_txt = fmt(strides[0] if len(strides) == 1 else strides)
         self.candidates.append((node, kind, f"`{cls}` with `padding=\"same\"`, stride {s_txt} and "
                                             f"{'kernel' if kind == 'conv' else 'pool size'} {k_txt}"))
 
     def finish(self) -> None:
-        if not both_frameworks(self.ctx):
+        if not both_frameworks(self.ctx) or self.torch_pads:
             return
         for node, kind, what in self.candidates:
             if kind not in self.torch_kinds:
@@ -1077,7 +1193,8 @@ class RnnBatchFirst(Rule):
     `GRU`, `SimpleRNN`, `RNN`, `Bidirectional`), flags `nn.LSTM`, `nn.GRU` and `nn.RNN`
     created without `batch_first=True`. A file with only PyTorch RNNs is never flagged, nor
     a module whose input is visibly made time-major (`rnn(x.transpose(0, 1))`,
-    `x.permute(1, 0, 2)`), nor Keras layers with `time_major=True`.
+    `x.permute(1, 0, 2)`), nor one written with the keyword `batch_first=False` (a choice),
+    nor Keras layers with `time_major=True`.
 
     ## Why is this bad?
     Keras RNNs read `(batch, time, features)`. PyTorch RNNs default to `batch_first=False`
@@ -1123,7 +1240,8 @@ class RnnBatchFirst(Rule):
             tq = torch_name(q)
             if tq in TORCH_RNNS:
                 bf = arg_value(node, "batch_first", TORCH_RNN_BATCH_FIRST_POS[TORCH_RNNS[tq]])
-                if bf is ABSENT or bf is False:
+                kw_false = bf is False and get_arg(node, "batch_first") is not None
+                if bf is ABSENT or (bf is False and not kw_false):  # `batch_first=False`: chosen
                     self.torch_rnns.append((node, TORCH_RNNS[tq], self._bound_name()))
                 return
         # rnn(x.transpose(0, 1)): the author feeds it time-major on purpose
@@ -1194,14 +1312,24 @@ COMPARE_METHODS = {"assertAllClose", "assertAllEqual", "assertAlmostEqual", "ass
 KERAS_MODEL_FACTORIES = ("keras.models.", "keras.layers.", "keras.applications.", "keras.saving.load_model")
 
 
+def _zero_dropout(name: str, call: cst.Call) -> bool:
+    """``nn.Dropout(0.0)`` / ``nn.Dropout(p=0)``: the identity in both modes."""
+    if "Dropout" not in name:
+        return False
+    p = arg_value(call, "p", 0)
+    return isinstance(p, (int, float)) and not isinstance(p, bool) and p == 0
+
+
 class ReferenceInTrainMode(Rule):
     """
     ## What it does
     In a file that uses both Keras and PyTorch, flags the forward call of a PyTorch module
     whose output is compared with a Keras model's output (`np.testing.assert_allclose`,
     `np.allclose`, `torch.testing.assert_close`, `assertAllClose`, or a subtraction) when the
-    module contains dropout or batch normalization and is never switched to inference with
-    `.eval()` (or `.train(False)`) in the file.
+    module contains dropout (with a rate other than a literal 0) or batch normalization and
+    is never switched to inference with `.eval()` (or `.train(False)`) in the file. A
+    comparison with a Keras output computed with `training=True` (train against train, on
+    purpose) is not flagged.
 
     ## Why is this bad?
     PyTorch modules are created in training mode. Until `.eval()` is called, `nn.Dropout`
@@ -1266,7 +1394,8 @@ class ReferenceInTrainMode(Rule):
         cls = self._enclosing_torch_class()
         if cls is not None:
             if tq and tq.startswith("torch.nn.") and tq.rsplit(".", 1)[1] in TORCH_TRAIN_MODE_MODULES:
-                self.class_uses[cls].add("train-mode")
+                if not _zero_dropout(tq.rsplit(".", 1)[1], node):
+                    self.class_uses[cls].add("train-mode")
             elif tq in ("torch.nn.functional.dropout", "torch.nn.functional.batch_norm"):
                 self.class_uses[cls].add("train-mode")
             elif isinstance(func, cst.Name) and func.value in self.torch_module_classes:
@@ -1293,6 +1422,8 @@ class ReferenceInTrainMode(Rule):
         sides = [self._origin(e, 0) for e in exprs]
         torch_side = next((s for s in sides if s is not None and s[0] == "torch"), None)
         keras_side = any(s is not None and s[0] == "keras" for s in sides)
+        if any(s is not None and s[0] == "keras-training" for s in sides):
+            return  # the Keras side runs in training mode too: train against train, on purpose
         if torch_side is not None and keras_side:
             self.compared.append(torch_side[1:])
 
@@ -1325,6 +1456,9 @@ class ReferenceInTrainMode(Rule):
             if q is None or isinstance(func, cst.Name):
                 kind = self._model_kind(func)
                 if kind == "keras":
+                    training = get_arg(expr, "training")
+                    if training is not None and literal_value(training.value) is True:
+                        return ("keras-training",)
                     return ("keras",)
                 if kind == "torch":
                     return ("torch", expr, dotted(func), self._ctor_of(func))
@@ -1380,7 +1514,7 @@ class ReferenceInTrainMode(Rule):
             if tq.startswith("torch.nn."):
                 name = tq.rsplit(".", 1)[1]
                 if name in TORCH_TRAIN_MODE_MODULES:
-                    return True
+                    return not _zero_dropout(name, ctor)
                 if name in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
                     p = arg_value(ctor, "dropout", None)
                     return isinstance(p, (int, float)) and p > 0
