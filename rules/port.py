@@ -1249,6 +1249,56 @@ class RnnBatchFirst(Rule):
             name = self._callee_name(node.func)
             if name:
                 self.time_major_calls.add(name)
+            # keras_model.predict(x.transpose(1, 0, 2)): the data is time-major and the author
+            # swaps it for Keras, so the PyTorch RNNs read it as they should
+            if self._is_keras_model_call(node.func) and self._swaps_batch_time(node.args[0].value):
+                self.keras_time_major = True
+
+    def _is_keras_model_call(self, func: Any) -> bool:
+        recv = func.value if isinstance(func, cst.Attribute) and func.attr.value in (
+            "predict", "predict_on_batch", "__call__", "call") else func
+        for _ in range(8):
+            if not isinstance(recv, cst.Name):
+                break
+            v = self.ctx.assigned_value(recv.value)
+            if v is None or v is recv:
+                return False
+            recv = v
+        if isinstance(recv, cst.Call):
+            q = self.ctx.resolve(recv.func)
+            return bool(q) and q.split(".", 1)[0] in ("keras", "tensorflow", "tf_keras")
+        return False
+
+    def _swaps_batch_time(self, expr: Any, depth: int = 0) -> bool:
+        """``x.transpose(1, 0, 2)``, ``x.permute(1, 0, 2)``, ``np.swapaxes(x, 0, 1)``,
+        ``np.transpose(x, (1, 0, 2))``: exactly the first two axes exchanged."""
+        if depth > 8:
+            return False
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return v is not None and v is not expr and self._swaps_batch_time(v, depth + 1)
+        if not isinstance(expr, cst.Call):
+            return False
+        q = self.ctx.resolve(expr.func)
+        if q is None and isinstance(expr.func, cst.Attribute):
+            m, args = expr.func.attr.value, expr.args
+            if m in PRESERVE_METHODS:
+                return self._swaps_batch_time(expr.func.value, depth + 1)
+        elif q in ("numpy.transpose", "numpy.swapaxes", "tensorflow.transpose", "torch.transpose",
+                   "torch.swapaxes", "torch.permute", "keras.ops.transpose", "keras.ops.swapaxes"):
+            m, args = q.rsplit(".", 1)[1], expr.args[1:]
+        else:
+            return False
+        vals = [_literal(a.value) for a in args]
+        if len(vals) == 1 and isinstance(vals[0], tuple):
+            vals = list(vals[0])  # x.transpose((1, 0, 2)), np.transpose(x, (1, 0, 2)), perm=[1, 0, 2]
+        if not vals or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            return False
+        if m in ("transpose", "permute") and len(vals) >= 3:
+            return vals == [1, 0] + list(range(2, len(vals)))
+        if m in ("swapaxes", "swapdims", "transpose") and len(vals) == 2:
+            return sorted(vals) == [0, 1]
+        return False
 
     def _bound_name(self) -> Optional[str]:
         st = self.ctx.stack

@@ -540,3 +540,20 @@ def test_kl607_identity_dropout_and_training_keras():
         np.testing.assert_allclose(bn(torch.from_numpy(x)).detach().numpy(), k(x).numpy())
     """
     assert _codes(src) == [(10, "KL607")]
+
+
+def test_kl606_time_major_data_swapped_for_keras():
+    """The data is time-major and the author swaps its first two axes for Keras."""
+    src = """
+        import keras, numpy as np, torch
+        inp = keras.Input((100, 16))
+        k = keras.Model(inp, keras.layers.LSTM(8, return_sequences=True)(inp))
+        t = torch.nn.LSTM(16, 8)
+        x = torch.rand((100, 2, 16))
+        y, _ = t(x)
+        keras_y = k.predict(x.numpy().transpose(1, 0, 2))
+    """
+    assert _codes(src) == []
+    assert _codes(src.replace("transpose(1, 0, 2)", "transpose(0, 2, 1)")) == [(5, "KL606")]
+    assert _codes(src.replace("x.numpy().transpose(1, 0, 2)", "np.swapaxes(x.numpy(), 0, 1)")) == []
+    assert _codes(src.replace("x.numpy().transpose(1, 0, 2)", "x.numpy()")) == [(5, "KL606")]
