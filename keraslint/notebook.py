@@ -93,7 +93,9 @@ def _neutralize(cell: Cell) -> str:
             continue
         if whole_cell_foreign:
             cell.magic_lines[i] = ln
-            out.append("#")
+            # Not for the empty piece after the cell's last newline: "#" there would add a
+            # line to the module and shift every later cell by one.
+            out.append("#" if ln or i < len(lines) - 1 else "")
             continue
         m = _ASSIGN_MAGIC.match(ln)
         if m:

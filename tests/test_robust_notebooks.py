@@ -1,0 +1,252 @@
+"""Hostile notebooks: broken JSON, odd shapes, nbformat 3, other kernels, IPython syntax.
+Each gives findings at the right cell and line, or one KL000, or nothing; never a crash."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keraslint.api import check_source
+
+HAZARD_CELL = ["class L(keras.layers.Layer):\n", "    def call(self, x):\n", "        return np.exp(x)\n"]
+IMPORTS = ["import numpy as np\n", "import keras\n"]
+
+
+def nb(cells, lang="python", nbformat=4, **meta):
+    metadata = {"kernelspec": {"language": lang, "name": lang}} if lang else {}
+    metadata.update(meta)
+    return {"cells": cells, "metadata": metadata, "nbformat": nbformat, "nbformat_minor": 5}
+
+
+def code(source, **extra):
+    return {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None, **extra}
+
+
+def md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def check(obj_or_text, path="n.ipynb"):
+    text = obj_or_text if isinstance(obj_or_text, str) else json.dumps(obj_or_text)
+    return check_source(text, path)
+
+
+def locs(findings):
+    return [(f.code, f.cell, f.line, f.column) for f in findings]
+
+
+def only_kl000(findings, *words):
+    assert [f.code for f in findings] == ["KL000"], locs(findings)
+    for w in words:
+        assert w in findings[0].message, findings[0].message
+    return findings[0]
+
+
+# -- broken files -------------------------------------------------------------------------
+
+GOOD = json.dumps(nb([code(IMPORTS), code(HAZARD_CELL)]), indent=1)
+
+
+@pytest.mark.parametrize("text,words", [
+    ('{"cells": [], "metadata": {},}', ("invalid notebook JSON",)),
+    ('{"cells": [1, 2,], "metadata": {}}', ("invalid notebook JSON",)),
+    (GOOD[: len(GOOD) // 2], ("invalid notebook JSON",)),
+    (GOOD[:1], ("invalid notebook JSON",)),
+    ("", ("invalid notebook JSON",)),
+    ("[]", ("top level",)),
+    ('"cells"', ("top level",)),
+    ("null", ("top level",)),
+    ('{"metadata": {}}', ("cells",)),
+    ('{"cells": {"a": 1}}', ("not a list",)),
+    ('{"cells": "import keras"}', ("not a list",)),
+    ('{"cells": null}', ("not a list",)),
+])
+def test_invalid_notebooks_are_one_kl000(text, words):
+    only_kl000(check(text), *words)
+
+
+def test_truncated_at_every_100_bytes():
+    for cut in range(0, len(GOOD), 100):
+        f = check(GOOD[:cut])
+        assert [x.code for x in f] == ["KL000"], cut
+
+
+def test_not_utf8_notebook_is_kl000():
+    from keraslint import engine
+
+    f = engine.read_source("n.ipynb", data=b'{"cells": [], "x": "\xff"}')
+    assert f.code == "KL000" and "UTF-8" in f.message
+
+
+def test_bom_notebook_is_read():
+    from keraslint import engine
+    from keraslint.api import _classes
+
+    src = engine.read_source("n.ipynb", data=b"\xef\xbb\xbf" + GOOD.encode())
+    assert locs(engine.analyze(src, _classes()).findings) == [("KL301", 2, 3, 16)]
+
+
+# -- odd shapes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cells", [
+    [],
+    [md("# only markdown")],
+    [code([])],
+    [code("")],
+    [{"cell_type": "code"}],  # no source at all
+    [{"cell_type": "code", "source": None}],
+    [{"cell_type": "code", "source": 42}],
+    [{"cell_type": "code", "source": [1, None, {"a": 1}]}],
+    [{"cell_type": "raw", "source": "import numpy as np\nnp.exp(x)\n"}],
+    [None, 1, "code", [], {"cell_type": None}],
+    [{"source": "import keras\n"}],  # no cell_type
+])
+def test_empty_and_odd_cells_are_silent(cells):
+    assert check(nb(cells)) == []
+
+
+def test_source_as_string_or_list_gives_same_positions():
+    as_list = nb([code(IMPORTS), md("text"), code(HAZARD_CELL)])
+    as_str = nb([code("".join(IMPORTS)), md("text"), code("".join(HAZARD_CELL))])
+    mixed = nb([code("".join(IMPORTS)), md(["te", "xt"]), code(HAZARD_CELL)])
+    want = [("KL301", 3, 3, 16)]
+    assert locs(check(as_list)) == locs(check(as_str)) == locs(check(mixed)) == want
+
+
+def test_cell_without_trailing_newline_and_crlf_sources():
+    cells = [code(["import numpy as np\r\n", "import keras"]), code(["class L(keras.layers.Layer):\r\n",
+                                                                       "    def call(self, x):\r\n",
+                                                                       "        return np.exp(x)"])]
+    assert locs(check(nb(cells))) == [("KL301", 2, 3, 16)]
+
+
+def test_empty_notebook_object():
+    assert check("{}") and check("{}")[0].code == "KL000"
+    assert check(nb([])) == []
+
+
+# -- nbformat 3 ---------------------------------------------------------------------------
+
+def test_nbformat3_worksheets_input():
+    v3 = {
+        "metadata": {"name": "old"},
+        "nbformat": 3, "nbformat_minor": 0,
+        "worksheets": [{"cells": [
+            {"cell_type": "markdown", "source": "# title"},
+            {"cell_type": "code", "language": "python", "input": IMPORTS, "outputs": []},
+            {"cell_type": "code", "language": "python", "input": "".join(HAZARD_CELL), "outputs": []},
+        ]}],
+    }
+    assert locs(check(v3)) == [("KL301", 3, 3, 16)]
+
+
+@pytest.mark.parametrize("worksheets", [[], [{}], [None], [{"cells": None}], "x"])
+def test_nbformat3_odd_worksheets(worksheets):
+    f = check({"nbformat": 3, "metadata": {}, "worksheets": worksheets})
+    assert f == [] or [x.code for x in f] == ["KL000"]
+
+
+# -- other kernels ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("meta", [
+    {"kernelspec": {"language": "R", "name": "ir"}},
+    {"kernelspec": {"language": "julia", "name": "julia-1.9"}},
+    {"language_info": {"name": "scala"}},
+])
+def test_non_python_kernels_are_skipped(meta):
+    cells = [code(["library(keras)\n", "x <- np$exp(1)\n", "if (x) { print('{') }\n"])]  # not Python at all
+    obj = {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
+    assert check(obj) == []
+
+
+def test_odd_kernel_metadata_is_treated_as_python():
+    for meta in ({"kernelspec": None}, {"kernelspec": {"language": 3}}, {"language_info": []}, []):
+        obj = {"cells": [code(IMPORTS), code(HAZARD_CELL)], "metadata": meta, "nbformat": 4}
+        assert locs(check(obj)) == [("KL301", 2, 3, 16)], meta
+
+
+# -- IPython syntax keeps positions ----------------------------------------------------------
+
+MAGICS = [
+    "%matplotlib inline\n",
+    "!pip install keras\n",
+    "files = !ls\n",
+    "np?\n",
+    "np.exp??\n",
+    "%time x = 1\n",
+    "%load_ext autoreload\n",
+]
+
+
+def test_hazard_in_cell_3_after_magics():
+    cells = [
+        code(["%matplotlib inline\n", "!pip install -q keras\n"] + IMPORTS + ["x = !ls\n", "np?\n"]),
+        code(["%%bash\n", "echo 'not python ((('\n", "for i in 1 2; do echo $i; done\n"]),
+        code(MAGICS + HAZARD_CELL + ["%time y = 1\n"]),
+    ]
+    got = locs(check(nb(cells)))
+    assert got == [("KL301", 3, len(MAGICS) + 3, 16)], got
+
+
+def test_line_magic_inside_function_body_and_cell_magic_python():
+    cells = [
+        code(IMPORTS),
+        code(["%%time\n", "class L(keras.layers.Layer):\n", "    def call(self, x):\n", "        %time pass\n",
+              "        return np.exp(x)\n"]),
+    ]
+    assert locs(check(nb(cells))) == [("KL301", 2, 5, 16)]
+
+
+def test_broken_cell_is_kl000_and_other_cells_still_checked():
+    cells = [code(IMPORTS), code(["def broken(:\n"]), code(HAZARD_CELL), code(["x = (\n"])]
+    got = sorted(locs(check(nb(cells))), key=lambda t: t[1])
+    assert [(c, cell) for c, cell, _, _ in got] == [("KL000", 2), ("KL301", 3), ("KL000", 4)], got
+
+
+def test_every_cell_broken():
+    cells = [code(["def (:\n"]) for _ in range(5)]
+    got = check(nb(cells))
+    assert got and {f.code for f in got} == {"KL000"}
+
+
+def test_marker_text_inside_a_cell_does_not_confuse_positions():
+    cells = [code(IMPORTS + ["# %% keraslint-cell 7\n"]), code(["s = '''\n", "# %% keraslint-cell 1\n", "'''\n"]),
+             code(HAZARD_CELL)]
+    assert locs(check(nb(cells))) == [("KL301", 3, 3, 16)]
+
+
+def test_cli_on_a_folder_of_broken_notebooks(tmp_path):
+    (tmp_path / "a.ipynb").write_text('{"cells": [],}')
+    (tmp_path / "b.ipynb").write_text(GOOD)
+    (tmp_path / "c.ipynb").write_text(json.dumps(nb([code(["library(x)\n"])], lang="R")))
+    (tmp_path / "d.ipynb").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "e.ipynb").write_text("")
+    env = dict(os.environ)
+    env.pop("KERASLINT_CACHE_DIR", None)
+    r = subprocess.run([sys.executable, "-m", "keraslint", "check", "--no-cache", "--format", "json", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    got = sorted((os.path.basename(f["path"]), f["code"], f.get("cell")) for f in json.loads(r.stdout))
+    assert got == [("a.ipynb", "KL000", None), ("b.ipynb", "KL301", 2), ("d.ipynb", "KL000", None),
+                   ("e.ipynb", "KL000", None)]
+
+
+def test_bash_cell_then_fix_keeps_cells():
+    """A `%%bash` cell used to add one line to the combined module (the empty piece after
+    its last newline became `#`), so every later cell's findings were one line off."""
+    fixer = pytest.importorskip("keraslint.fixer", reason="keraslint/fixer.py does not exist yet")
+    from keraslint import engine
+    from keraslint.api import _classes
+
+    bash = ["%%bash\n", "echo 'not python ((('\n"]
+    hazard = [ln.replace("np.exp", "np.abs") for ln in HAZARD_CELL]
+    obj = nb([code(IMPORTS), code(bash), code(hazard)])
+    assert locs(check(obj)) == [("KL301", 3, 3, 16)]
+    text = json.dumps(obj, indent=1)
+    res = fixer.fix_source(engine.read_source("n.ipynb", data=text.encode()), _classes())
+    assert res.new_bytes is not None
+    new = json.loads(res.new_bytes)
+    assert new["cells"][1]["source"] == bash
+    assert "".join(new["cells"][2]["source"]) == "".join(hazard).replace("np.abs", "keras.ops.abs")
