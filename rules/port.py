@@ -1454,9 +1454,9 @@ class ReferenceInTrainMode(Rule):
             m = func.attr.value
             recv = dotted(func.value)
             if m == "eval" and not node.args and recv:
-                self.eval_names.add(recv)
+                self._mark_eval(recv)
             elif m == "train" and recv and node.args and literal_value(node.args[0].value) is False:
-                self.eval_names.add(recv)
+                self._mark_eval(recv)
         if q in COMPARE_FUNCS or (isinstance(func, cst.Attribute) and func.attr.value in COMPARE_METHODS):
             args = [a.value for a in node.args[:2]]
             self._compare(args)
@@ -1608,8 +1608,33 @@ class ReferenceInTrainMode(Rule):
         d = dotted(func)
         return self.ctors.get(d) if d else None
 
+    def _mark_eval(self, name: str) -> None:
+        """``name`` is switched to inference (and the module it iterates over, see below)."""
+        self.eval_names.add(name)
+        owner = self._loop_owner(name)
+        if owner:
+            self.eval_names.add(owner)
+
+    def _loop_owner(self, name: str) -> Optional[str]:
+        """``net`` when ``name`` is the loop variable of an enclosing
+        ``for m in net.modules()`` (``children``, ``named_modules``, ``named_children``)."""
+        for n in reversed(self.ctx.stack):
+            if not isinstance(n, cst.For):
+                continue
+            it = n.iter
+            if isinstance(it, cst.Call) and isinstance(it.func, cst.Attribute) and it.func.attr.value in (
+                    "modules", "children", "named_modules", "named_children") and name in target_names(n.target):
+                return dotted(it.func.value)
+        return None
+
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
+            # for m in net.modules(): m.training = False (on one module it changes only that one)
+            if isinstance(t.target, cst.Attribute) and t.target.attr.value == "training" \
+                    and literal_value(node.value) is False and dotted(t.target.value):
+                owner = self._loop_owner(dotted(t.target.value))
+                if owner:
+                    self.eval_names.add(owner)
             d = dotted(t.target)
             if d and isinstance(node.value, cst.Call):
                 self.ctors.setdefault(d, node.value)
