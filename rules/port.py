@@ -442,6 +442,9 @@ KERAS_OPTIMIZERS = {f"keras.optimizers.{k}": k for k in OPTIMIZER_PARAMS}
 TORCH_OPTIMIZERS = {f"torch.optim.{'NAdam' if k == 'Nadam' else k}": k for k in OPTIMIZER_PARAMS}
 KERAS_OPTIMIZER_STRINGS = {k.lower(): k for k in OPTIMIZER_PARAMS}
 KERAS_COMPILE_DEFAULT_OPTIMIZER = "rmsprop"
+# PyTorch training wrappers with a Keras-like ``compile(optimizer="adam")``
+TORCH_TRAINERS = {"torchkeras", "poutyne", "torchbearer", "pytorch_lightning", "lightning", "skorch",
+                  "keras4torch", "ignite"}
 
 
 class OptimizerDefaultsDiffer(_PairedDefaults):
@@ -517,6 +520,40 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
             return g, Side(where, "keras", label, values)
         return None
 
+    def _torch_module(self, expr: Any, depth: int = 0) -> bool:
+        """A PyTorch module: ``nn.X(...)``, an instance of a local ``nn.Module`` subclass, or
+        a variable holding one."""
+        if depth > 8 or expr is None:
+            return False
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return v is not None and v is not expr and self._torch_module(v, depth + 1)
+        if not isinstance(expr, cst.Call):
+            return False
+        q = torch_name(self.ctx.resolve(expr.func))
+        if q is not None:
+            return q.startswith("torch.nn.") and q.rsplit(".", 1)[1][:1].isupper() or q.startswith(
+                ("torchvision.models.", "timm.create_model"))
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "float"):
+            return self._torch_module(expr.func.value, depth + 1)
+        if isinstance(expr.func, cst.Name):
+            info = self.ctx.classes.get(expr.func.value)
+            return info is not None and self._torch_class(info, set())
+        return False
+
+    def _torch_class(self, info: Any, seen: set) -> bool:
+        if info.name in seen:
+            return False
+        seen.add(info.name)
+        for b in info.bases:
+            if b.startswith("local:"):
+                other = self.ctx.classes.get(b[6:])
+                if other is not None and self._torch_class(other, seen):
+                    return True
+            elif torch_name(b) in ("torch.nn.Module", "torch.nn.Sequential") or b.startswith("pytorch_lightning."):
+                return True
+        return False
+
     def _not_keras(self, expr: Any, depth: int = 0) -> bool:
         """Is the receiver of ``.compile`` visibly something other than a Keras model: made
         by a call to a non-Keras import (``Model(net)`` from a PyTorch training wrapper) or
@@ -531,7 +568,11 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
         func = expr.func
         q = self.ctx.resolve(func)
         if q is not None:
-            return not _keras_family(q)
+            # an imported factory is a Keras model unless it is a known PyTorch trainer, or
+            # it wraps a PyTorch module: ``Model(net)``, ``Trainer(model=TorchNet())``
+            if _keras_family(q):
+                return False
+            return q.split(".", 1)[0] in TORCH_TRAINERS or any(self._torch_module(a.value) for a in expr.args)
         if isinstance(func, cst.Name):
             info = self.ctx.classes.get(func.value)
             if info is not None:

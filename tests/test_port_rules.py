@@ -557,3 +557,21 @@ def test_kl606_time_major_data_swapped_for_keras():
     assert _codes(src.replace("transpose(1, 0, 2)", "transpose(0, 2, 1)")) == [(5, "KL606")]
     assert _codes(src.replace("x.numpy().transpose(1, 0, 2)", "np.swapaxes(x.numpy(), 0, 1)")) == []
     assert _codes(src.replace("x.numpy().transpose(1, 0, 2)", "x.numpy()")) == [(5, "KL606")]
+
+
+def test_kl603_imported_factory_stays_keras():
+    """An imported model factory is still a Keras model; only a wrapper of a PyTorch module is not."""
+    src = """
+        import keras, torch
+        from models import build_model, Model
+        from torchkeras import KerasModel
+
+        model = build_model()
+        model.compile(loss="mse", optimizer="adam")
+        wrapped = Model(torch.nn.Linear(4, 2))
+        wrapped.compile(loss="mse", optimizer="adam")
+        km = KerasModel(build_model())
+        km.compile(loss="mse", optimizer="adam")
+        opt = torch.optim.Adam([torch.zeros(1)], lr=1e-3)
+    """
+    assert _codes(src) == [(7, "KL603"), (12, "KL603")]
