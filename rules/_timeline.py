@@ -631,7 +631,7 @@ def move_before(mover: Step, anchor: Step) -> Optional[tuple]:
             or not isinstance(m_stmt.body[0], cst.Expr) or m_stmt.body[0].value is not mover.node:
         # only a statement that is exactly the call
         return _move_call_site(mover, anchor)
-    return _anchor_in(m_stmt, m_body, anchor)
+    return _anchor_in(m_stmt, m_body, anchor) or _move_call_site(mover, anchor)
 
 
 def _move_call_site(mover: Step, anchor: Step) -> Optional[tuple]:

@@ -49,6 +49,24 @@ def _seed_arg(call: cst.Call):
     return a.value if a is not None else None
 
 
+def _call_site(late, early):
+    """Where to report ``late`` (a step that runs after ``early``): the statement, at the
+    level where their call paths part, that leads to it: ``seed_everything()`` rather than
+    the ``random.seed(seed)`` inside that helper, which is fine in itself."""
+    a, b = late.path, early.path
+    k = 0
+    while k < len(a) - 1 and k < len(b) - 1 and len(a[k]) == len(b[k]) \
+            and all(x[0] is y[0] for x, y in zip(a[k], b[k])):
+        k += 1
+    if k < len(a) - 1 and a[k]:
+        stmt = a[k][0][0]
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 \
+                and isinstance(stmt.body[0], (cst.Expr, cst.Assign)) and isinstance(stmt.body[0].value, cst.Call):
+            return stmt.body[0].value  # the call itself, not its comments
+        return stmt
+    return late.node
+
+
 class UnseededTraining(_TimelineRule):
     """
     ## What it does
@@ -295,7 +313,10 @@ class SeedAfterBuild(_TimelineRule):
         gen = d.event.build.draws
         for s in seq[draw + 1:]:
             if s.kind == "opaque-seed" or (s.kind == "seed" and gen in s.event.covers):
-                msg = (f"`{short(s.node)}` runs after `{short(d.node)}` was constructed: Keras 3 layers and "
+                site = _call_site(s, d)
+                what = f"`{short(s.node)}`" if site is s.node else \
+                    f"`{short(site)}` (which calls `{short(s.node)}`)"
+                msg = (f"{what} runs after `{short(d.node)}` was constructed: Keras 3 layers and "
                        f"initializers draw their seed from Python `random` ({KERAS_SEED_DRAW}) in the "
                        f"constructor, so `{d.event.build.name}` is not covered by this seed and its weights "
                        f"change on every run")
@@ -306,7 +327,7 @@ class SeedAfterBuild(_TimelineRule):
                     code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=()))
                     fix = Fix.unsafe(Replace(stmt, None), InsertStatements(code, anchor=anchor, after=False),
                                      description="move the seed above the first layer")
-                self.report(s.node, msg, fix)
+                self.report(site, msg, fix)
                 return
 
 
