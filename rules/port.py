@@ -725,6 +725,39 @@ class KernelNotTransposed(Rule):
         self.scopes: dict = {}  # id(FunctionInfo) or 0 -> {name: ("expr", v) | ("item", v, i)}
         self.module_attrs: dict = {}  # attribute name -> set of torch module class names (self.fc = nn.Linear)
         self.pending: list = []  # (node, src, target, target module expr, target key path)
+        self.own_kernels: dict = {}  # "kernel" -> values of `self.kernel = ...` in non-Keras classes
+
+    def _plain_receiver(self, recv: Any) -> bool:
+        """``self`` in a non-Keras class, or a variable/parameter visibly holding an instance
+        of a local non-Keras class (``other: Gabor``, ``g = Gabor()``)."""
+        if self._in_plain_class(recv):
+            return True
+        if not isinstance(recv, cst.Name) or recv.value == "self":
+            return False
+        v = self._lookup(recv.value)
+        cls_expr = None
+        if v is not None and v[0] == "expr" and isinstance(v[1], cst.Call):
+            cls_expr = v[1].func
+        elif v is None and self.ctx.function is not None:
+            for prm in self.ctx.function.params:
+                if prm.name.value == recv.value and prm.annotation is not None:
+                    cls_expr = prm.annotation.annotation
+        if cls_expr is None:
+            return False
+        q = torch_name(self.ctx.resolve(cls_expr))
+        if q is not None:
+            return q.startswith("torch.nn.")
+        info = self.ctx.classes.get(cls_expr.value) if isinstance(cls_expr, cst.Name) else None
+        return info is not None and self.ctx.class_kind(info) is None and not any(
+            _keras_family(b) for b in info.bases if not b.startswith("local:"))
+
+    def _in_plain_class(self, recv: Any) -> bool:
+        """``recv`` is ``self`` inside a class that is no Keras layer (an ``nn.Module``...)."""
+        if not (isinstance(recv, cst.Name) and recv.value == "self"):
+            return False
+        info = self.ctx.cls
+        return info is not None and self.ctx.class_kind(info) is None and not any(
+            _keras_family(b) for b in info.bases if not b.startswith("local:"))
 
     # -- bookkeeping of assignments ------------------------------------------------
     def _scope(self) -> dict:
@@ -757,6 +790,10 @@ class KernelNotTransposed(Rule):
                     else:
                         for n in target_names(el.value):
                             scope[n] = None
+            # self.kernel = nn.Parameter(...) in a PyTorch module or plain class
+            if (isinstance(tgt, cst.Attribute) and tgt.attr.value in KERNEL_ATTRS
+                    and self._in_plain_class(tgt.value)):
+                self.own_kernels.setdefault(tgt.attr.value, []).append(node.value)
             # self.fc = nn.Linear(...): remember what the attribute holds
             if (isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self"
                     and isinstance(node.value, cst.Call)):
@@ -836,7 +873,16 @@ class KernelNotTransposed(Rule):
             if a in ("T", "mT", "H"):
                 return _Src("transposed")
             if a in KERNEL_ATTRS:
-                return _Src("kernel", self._layer_class(expr.value), desc=short(expr))
+                cls = self._layer_class(expr.value)
+                if not cls and self._plain_receiver(expr.value):
+                    # `self.kernel` of a PyTorch module / plain class: Keras only if it was
+                    # assigned from a Keras kernel
+                    for v in self.own_kernels.get(a, ()):
+                        src = self._trace(v, depth + 1)
+                        if src is not None and src.kind == "kernel":
+                            return src
+                    return None
+                return _Src("kernel", cls, desc=short(expr))
             if a in VALUE_ATTRS:
                 return self._trace(expr.value, depth + 1)
             return None
