@@ -101,7 +101,9 @@ def find_pyproject(start: str) -> Optional[str]:
                         if b"tool.keraslint" in fh.read():
                             return cand
                 except OSError:
-                    pass
+                    # Unreadable: it may hold our settings, so say so (load() reports
+                    # "cannot read") rather than silently check with the defaults.
+                    return cand
             if data is not None and isinstance(data.get("tool"), dict) and "keraslint" in data["tool"]:
                 return cand
         parent = os.path.dirname(d)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -226,6 +227,12 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
     for path in files:
         codes = codes_for(path)
         try:
+            # A FIFO, socket or device named like a source file would block the read (or
+            # never end): only regular files are read.
+            if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+                outcomes[path] = Outcome(path, [Finding("KL000", "syntax-error", "error", path, 1, 1, 1, 1,
+                                                        "not a regular file (a pipe, socket or device)", None)])
+                continue
             with open(path, "rb") as fh:
                 data = fh.read()
         except OSError as e:
