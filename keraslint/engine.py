@@ -176,32 +176,35 @@ def _build_dispatch(ctx: Context, rules: Sequence[Rule]) -> tuple[dict, dict]:
     return visit, leave
 
 
-_LEAVES = None
+_NODE_TYPES = None
 
 
-def _leaf_types() -> frozenset:
-    """libcst node classes with no child that holds code (Name, SimpleString, Integer...)."""
-    global _LEAVES
-    if _LEAVES is None:
+def _node_types() -> tuple:
+    """(all concrete libcst node classes, those with no child holding code: Name,
+    SimpleString, Integer...)."""
+    global _NODE_TYPES
+    if _NODE_TYPES is None:
         import dataclasses
 
-        out = set()
+        nodes, leaves = set(), set()
         for obj in vars(cst).values():
             if isinstance(obj, type) and issubclass(obj, cst.CSTNode) and dataclasses.is_dataclass(obj):
+                nodes.add(obj)
                 if not _fields(obj):
-                    out.add(obj)
-        _LEAVES = frozenset(out)
-    return _LEAVES
+                    leaves.add(obj)
+        _NODE_TYPES = (frozenset(nodes), frozenset(leaves))
+    return _NODE_TYPES
 
 
 def walk(module: cst.Module, ctx: Context, visit: dict, leave: dict) -> None:
     stack = ctx.stack
-    CSTNode = cst.CSTNode
-    fields = _fields
     vget = visit.get
     lget = leave.get
-    # Leaves nobody handles are not even entered (a third of all nodes are Names).
-    skip = _leaf_types() - set(visit) - set(leave)
+    nodes, leaves = _node_types()
+    # Leaves nobody handles are not even entered (a third of all nodes are Names), and a
+    # set lookup on the exact type replaces isinstance() against libcst's ABC (slow).
+    walkable = nodes - (leaves - set(visit) - set(leave))
+    fields_of = {t: _fields(t) for t in walkable}
 
     def _walk(node: Any) -> None:
         t = type(node)
@@ -210,14 +213,14 @@ def walk(module: cst.Module, ctx: Context, visit: dict, leave: dict) -> None:
         if hs is not None:
             for h in hs:
                 h(node)
-        for name in fields(t):
+        for name in fields_of[t]:
             v = getattr(node, name)
             tv = type(v)
             if tv is tuple or tv is list:
                 for c in v:
-                    if type(c) not in skip and isinstance(c, CSTNode):
+                    if type(c) in walkable:
                         _walk(c)
-            elif tv not in skip and isinstance(v, CSTNode):
+            elif tv in walkable:
                 _walk(v)
         hs = lget(t)
         if hs is not None:
