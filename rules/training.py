@@ -252,7 +252,8 @@ class ImplicitOptimizerDefaults(Rule):
     """
     ## What it does
     Flags an optimizer given to `compile` as a string (`optimizer="adam"`, or the first
-    positional argument), and `keras.optimizers.get("adam")`. Strings that never reach
+    positional argument, also through a constant `OPT = "adam"` or a literal config dict
+    item `cfg["optimizer"]`), and `keras.optimizers.get("adam")`. Strings that never reach
     `compile` (argparse defaults, config dicts that are later turned into objects) are not
     flagged.
 
@@ -287,6 +288,39 @@ class ImplicitOptimizerDefaults(Rule):
     fix_applicability = "safe"
     tokens = ("compile", "optimizers")
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            if isinstance(t.target, cst.Subscript) and isinstance(t.target.value, cst.Name):
+                self.mutated.add(t.target.value.value)
+
+    def _followed_string(self, expr: Any) -> Any:
+        """The string literal a name or a literal dict's item holds, when it reaches
+        `compile` unchanged: ``OPT = "adam"`` / ``cfg = {"optimizer": "adam"}`` then
+        ``compile(optimizer=OPT)`` / ``compile(optimizer=cfg["optimizer"])``. Attributes
+        (``args.optimizer``: an argparse choice) and function parameters are not followed."""
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            v = literal_value(ctx.assigned_value(expr.value)) if ctx.assigned_value(expr.value) is not None else None
+            return v if isinstance(v, str) else None
+        if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Name) and len(expr.slice) == 1 \
+                and isinstance(expr.slice[0].slice, cst.Index) and expr.value.value not in self.mutated:
+            key = literal_value(expr.slice[0].slice.value)
+            d = ctx.assigned_value(expr.value.value)
+            if not isinstance(key, str) or not isinstance(d, cst.Dict):
+                return None
+            found = None
+            for el in d.elements:
+                if not isinstance(el, cst.DictElement):
+                    return None  # **other: unknown items
+                if literal_value(el.key) == key:
+                    found = literal_value(el.value)
+            return found if isinstance(found, str) else None
+        return None
+
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
         arg = None
@@ -304,6 +338,10 @@ class ImplicitOptimizerDefaults(Rule):
         if arg is None:
             return
         value = literal_value(arg.value)
+        indirect = False
+        if not isinstance(value, str) and where == "compile":
+            value = self._followed_string(arg.value)
+            indirect = True
         if not isinstance(value, str):
             return
         entry = OPTIMIZER_DEFAULTS.get(value.lower())
@@ -318,7 +356,7 @@ class ImplicitOptimizerDefaults(Rule):
         shown = f"optimizer={_code(arg.value)}" if where == "compile" else _short(node)
         fix = None
         spelled, imports = _optimizer_spelling(ctx, cls_name)
-        if spelled is not None:
+        if spelled is not None and not indirect:
             new_text = f"{spelled}({hidden})"
             try:
                 new_expr = cst.parse_expression(new_text)
@@ -330,7 +368,7 @@ class ImplicitOptimizerDefaults(Rule):
                                description=f"write out {cls_name}'s defaults")
         self.report(
             arg.value if where == "compile" else node,
-            f"`{shown}` hides Keras {cls_name}'s defaults {hidden}{vs}: pass "
+            f"`{shown}`{f' (= {value!r})' if indirect else ''} hides Keras {cls_name}'s defaults {hidden}{vs}: pass "
             f"`{cls_name}(...)` with the values written out",
             fix=fix,
         )
