@@ -327,14 +327,24 @@ def _execute(tasks: list, config, options: Options):
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                 initargs=(config, options)) as pool:
         futures = [pool.submit(_work_chunk, c) for c in chunks]
+        broken: list = []
         for fut, chunk in zip(futures, chunks):
             try:
                 results = fut.result()
-            except Exception as e:  # noqa: BLE001 - BrokenProcessPool and friends
-                reason = type(e).__name__
-                for t in chunk:
-                    msg = f"internal error: worker process died while checking this file ({reason})"
-                    yield Outcome(t.path, [_internal(t.path, msg)], error=f"{t.path}: {msg}"), t
+            except Exception:  # noqa: BLE001 - BrokenProcessPool and friends
+                broken.extend(chunk)
                 continue
             for t, o in zip(chunk, results):
                 yield o, t
+    # A dying worker breaks the whole pool: every unfinished chunk fails, not only the file
+    # that killed it. Retry those files one by one, each in a fresh process, so that only
+    # the culprit gets the internal error.
+    for t in broken:
+        try:
+            with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(config, options)) as solo:
+                o = solo.submit(_work_chunk, [t]).result()[0]
+        except Exception as e:  # noqa: BLE001
+            msg = f"internal error: worker process died while checking this file ({type(e).__name__})"
+            o = Outcome(t.path, [_internal(t.path, msg)], error=f"{t.path}: {msg}")
+        yield o, t
