@@ -33,7 +33,7 @@ def _spec(lines) -> Optional[pathspec.PathSpec]:
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _read_gitignore(d: str) -> Optional[pathspec.PathSpec]:
