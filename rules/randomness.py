@@ -14,7 +14,7 @@ from typing import Optional
 import libcst as cst
 
 from keraslint.rule import AddImport, Fix, InsertStatements, Replace
-from keraslint.semantics import get_arg
+from keraslint.semantics import get_arg, literal_value
 
 from ._timeline import (
     GENERATOR_NAMES,
@@ -30,6 +30,11 @@ from ._timeline import (
     short,
     timeline,
 )
+
+
+# Loaders that restore trained weights: nothing random until the model is trained.
+RESTORING_LOADERS = {"keras.models.load_model", "keras.saving.load_model", "keras.models.model_from_json",
+                     "keras.models.model_from_config"}
 
 
 def _standalone(step) -> Optional[cst.SimpleStatementLine]:
@@ -74,7 +79,10 @@ class UnseededTraining(_TimelineRule):
     created, `fit`, a `GradientTape` loop, at module level, in an `if __name__ ==
     "__main__":` block or in a `main()`-style function it calls) and never sets a seed.
     The finding is on the first build or training call in execution order. A library
-    module that only defines layers or model factories is not a script and is not flagged.
+    module that only defines layers or model factories is not a script and is not flagged;
+    nor is an inference script that only loads a trained model (`load_model`, a pretrained
+    `keras.applications` model) and predicts. Preprocessing layers built on their own
+    (`TextVectorization`, `Rescaling`) draw no seed and do not count as the start of the model.
 
     ## Why is this bad?
     Keras 3 layers and initializers draw their seed from Python's `random`
@@ -115,7 +123,7 @@ class UnseededTraining(_TimelineRule):
         seq = tl.sequence()
         if tl.seed_anywhere:
             return
-        first = next((s for s in seq if s.kind in ("build", "train")), None)
+        first = next((s for s in seq if s.kind == "train" or (s.kind == "build" and self._random_build(s))), None)
         if first is None:
             return
         if first.kind == "build":
@@ -126,6 +134,27 @@ class UnseededTraining(_TimelineRule):
                f"from Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from "
                f"different weights (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(first.node, msg, self._fix())
+
+    def _random_build(self, step) -> bool:
+        """Does this construction start a randomly initialized model? Layers that draw a
+        seed, models, `Input` (a functional model starts there), this file's layer classes
+        and keras-hub models do; a preprocessing layer built on its own (`Rescaling`,
+        `TextVectorization`), a model loaded with its weights (`load_model`) or a pretrained
+        `keras.applications` model (weights other than None) do not."""
+        b = step.event.build
+        if b.draws:
+            return True
+        if b.layer is not None:
+            return b.layer in ("Input", "InputLayer")
+        q = self.ctx.resolve(step.node.func)
+        if q is None:
+            return True  # a layer/model class of this file, keras-hub
+        if q.startswith("keras.applications."):
+            w = get_arg(step.node, "weights")
+            return w is not None and literal_value(w.value) is None
+        if q in RESTORING_LOADERS:
+            return False
+        return True
 
     def _fix(self) -> Optional[Fix]:
         spelling, imp = self.tl.set_random_seed_spelling()

@@ -420,3 +420,66 @@ def test_seed_fix_uses_configured_seed():
     s = engine.read_source("m.py", data=src.encode())
     res = fixer.fix_source(s, [r for r in all_rules() if r.code == "KL101"], cfg, unsafe=True)
     assert b"keras.utils.set_random_seed(7)" in res.new_bytes
+
+
+def test_unseeded_inference_script_is_not_flagged():
+    # a loaded model and a pretrained application only predict: nothing random happens
+    src = """
+    import numpy as np
+    import keras
+
+    model = keras.models.load_model("model.keras")
+    base = keras.applications.MobileNetV2(weights="imagenet")
+    print(model.predict(np.zeros((1, 4))), base.predict(np.zeros((1, 224, 224, 3))))
+    """
+    assert _codes(src) == []
+
+
+def test_unseeded_finding_skips_preprocessing_layers():
+    # a TextVectorization adapted before the model draws nothing: the model starts at Input
+    src = """
+    import numpy as np
+    import keras
+    from keras import layers
+
+    vectorize = layers.TextVectorization(max_tokens=100, output_sequence_length=8)
+    vectorize.adapt(np.array(["a b", "c d"]))
+    inputs = keras.Input(shape=(8,))
+    outputs = layers.Dense(1)(layers.Embedding(100, 4)(inputs))
+    model = keras.Model(inputs, outputs)
+    """
+    assert _codes(src) == [(8, "KL101")]
+
+
+def test_pretrained_model_fine_tuned_is_flagged_at_fit():
+    src = """
+    import numpy as np
+    import keras
+
+    model = keras.models.load_model("model.keras")
+    model.fit(np.zeros((4, 4)), np.zeros(4), batch_size=2, epochs=1)
+    """
+    assert _codes(src) == [(6, "KL101")]
+
+
+def test_model_built_by_self_method_and_sklearn_wrapper():
+    src = """
+    import keras
+
+    class Agent:
+        def __init__(self):
+            self.net = self.make()
+
+        def make(self):
+            return keras.Sequential([keras.layers.Dense(2)])
+
+    def build(X=None, y=None):
+        return keras.Sequential([keras.layers.Dense(1)])
+
+    def main():
+        reg = keras.wrappers.SKLearnRegressor(model=build)
+        agent = Agent()
+
+    main()
+    """
+    assert _codes(src) == [(12, "KL101")]
