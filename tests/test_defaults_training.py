@@ -426,7 +426,7 @@ def test_validation_split_takes_the_last_rows_and_rejects_datasets():
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
     ds = tf.data.Dataset.from_tensor_slices((x, x)).batch(2)
     with pytest.raises(ValueError, match="`validation_split` is only supported for tensors or NumPy arrays"):
-        model.fit(ds, validation_split=0.2, verbose=0)
+        model.fit(ds, validation_split=0.2, verbose=0)  # noqa: KL505
 
 
 def test_kl406_not_on_datasets_or_without_y():

@@ -79,7 +79,7 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
     cap.path = path
     cap.backend = keras.backend.backend()
     if preset_floatx:
-        keras.config.set_floatx(preset_floatx)
+        keras.config.set_floatx(preset_floatx)  # keraslint: ignore[KL201] (the experiment sets it on purpose)
     if pre_seed is not None:
         keras.utils.set_random_seed(pre_seed)
 
