@@ -291,11 +291,21 @@ class ImplicitOptimizerDefaults(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
+        self._port = None
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
             if isinstance(t.target, cst.Subscript) and isinstance(t.target.value, cst.Name):
                 self.mutated.add(t.target.value.value)
+
+    def _torch_wrapper(self, receiver: Any) -> bool:
+        """Is the receiver of ``compile`` visibly a PyTorch training wrapper? Shares KL603's
+        judgement (rules/port.py) so the two rules agree on what is Keras."""
+        from keraslint.rules.port import OptimizerDefaultsDiffer
+
+        if self._port is None:
+            self._port = OptimizerDefaultsDiffer(self.ctx)
+        return self._port._not_keras(receiver)
 
     def _followed_string(self, expr: Any) -> Any:
         """The string literal a name or a literal dict's item holds, when it reaches
@@ -328,6 +338,8 @@ class ImplicitOptimizerDefaults(Rule):
         if _is_model_method(ctx, node, "compile"):
             if not _keras_file(ctx):
                 return
+            if ctx.uses_torch() and self._torch_wrapper(node.func.value):
+                return  # torchkeras/poutyne/skorch...: a PyTorch trainer with a Keras-like compile
             arg = get_arg(node, "optimizer", 0)
             where = "compile"
         elif isinstance(node.func, (cst.Attribute, cst.Name)):

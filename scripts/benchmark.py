@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import resource
 import json
 import os
 import shutil
@@ -67,6 +68,11 @@ def _parse_chunk(paths: list) -> int:
             pass
         n += 1
     return n
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def parse_baseline(files: list, jobs: int) -> float:
@@ -164,8 +170,12 @@ def main() -> int:
     cache = tempfile.mkdtemp(prefix="keraslint-bench-cache-")
     jobs = ["--jobs", str(args.jobs)]
     try:
+        c0 = children_cpu()
         parse_s = parse_baseline(files, args.jobs)
+        c1 = children_cpu()
         cold_s, cold_peak, rc, out, err = run_check([tree, "--no-cache", "--format", "json", *jobs], tree, env)
+        c2 = children_cpu()
+        parse_cpu, cold_cpu = c1 - c0, c2 - c1
         if rc not in (0, 1):
             print(err.decode(errors="replace"), file=sys.stderr)
             return 2
@@ -192,6 +202,9 @@ def main() -> int:
         "cold_s": round(cold_s, 2),
         "cold_lines_per_s": round(lines / cold_s),
         "cold_over_parse": round(cold_s / parse_s, 2),
+        "parse_cpu_s": round(parse_cpu, 2),
+        "cold_cpu_s": round(cold_cpu, 2),
+        "cold_over_parse_cpu": round(cold_cpu / parse_cpu, 2),
         "warm_s": round(warm_s, 3),
         "one_file_s": round(statistics.median(one_times), 3),
         "one_file_lines": open(one, "rb").read().count(b"\n") if one else 0,
