@@ -32,7 +32,7 @@ def check_source(text: str, path: str = "<string>.py", select=None, ignore=None,
     src = engine.read_source(path, data=text.encode("utf-8"))
     if isinstance(src, Finding):
         return [src]
-    analysis = engine.analyze(src, _classes(select, ignore), config, gate=gate,
+    analysis = engine.analyze(src, _classes(select, ignore), config, gate=gate, keep_tree=False,
                               severity=config.severity if config is not None else None)
     return sorted(analysis.findings, key=Finding.sort_key)
 

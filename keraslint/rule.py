@@ -92,7 +92,7 @@ class Fix:
 class Report:
     """What a rule says during traversal (positions are resolved later, only for these)."""
 
-    rule: "Rule"
+    rule: type  # the rule's class (not the instance: no reference cycle keeps a tree alive)
     node: Any
     message: str
     fix: Optional[Fix] = None
@@ -181,7 +181,7 @@ class Rule:
 
     # -- reporting --------------------------------------------------------------
     def report(self, node: "cst.CSTNode", message: str, fix: Optional[Fix] = None) -> None:
-        self.reports.append(Report(self, node, message, fix))
+        self.reports.append(Report(type(self), node, message, fix))
 
     def report_in_graph(self, node: "cst.CSTNode", message: str, fix: Optional[Fix] = None) -> None:
         """Report ``node`` only if the innermost enclosing function is (or later turns
@@ -189,7 +189,7 @@ class Rule:
         fn = self.ctx.function
         if fn is None:
             return
-        self.reports.append(Report(self, node, message, fix, scope=fn))
+        self.reports.append(Report(type(self), node, message, fix, scope=fn))
 
     def finish(self) -> None:  # pragma: no cover - default no-op
         pass

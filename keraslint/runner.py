@@ -8,6 +8,7 @@ A worker that dies gives an internal-error finding for each of its files, never 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -173,6 +174,13 @@ def _work_chunk(tasks: list) -> list:
 def _work(task: Task) -> Outcome:
     config = _WORKER_STATE["config"]
     options: Options = _WORKER_STATE["options"]
+    # No cyclic garbage collection while a file is analyzed: building a libcst tree of a
+    # large file triggers dozens of full collections that scan the tree being built
+    # (measured: 10% of a cold run's CPU). Trees are freed by reference counting
+    # (analyze(keep_tree=False) breaks the cycles rules leave); a collection every 50
+    # files picks up anything else.
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         return _check_one(task, config, options)
     except Exception as e:  # noqa: BLE001 - a rule bug must not stop the run
@@ -180,6 +188,12 @@ def _work(task: Task) -> Outcome:
         where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
         msg = f"internal error: {type(e).__name__}: {e} (at {where})"
         return Outcome(task.path, [_internal(task.path, msg)], error=f"{task.path}: {msg}")
+    finally:
+        if enabled:
+            gc.enable()
+        n = _WORKER_STATE["done"] = _WORKER_STATE.get("done", 0) + 1
+        if n % 50 == 0:
+            gc.collect()
 
 
 def _check_one(task: Task, config, options: Options) -> Outcome:
@@ -208,7 +222,7 @@ def _check_one(task: Task, config, options: Options) -> Outcome:
                     out.fixes_applied = 0
                     out.findings = getattr(res, "original_findings", out.findings)  # the file as it is
         return out
-    analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity)
+    analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity, keep_tree=False)
     return Outcome(task.path, analysis.findings)
 
 

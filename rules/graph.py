@@ -568,7 +568,7 @@ class PythonBranchOnTensor(Rule):
                        f"without AutoGraph, so under `fit`/`predict` this raises OperatorNotAllowedInGraphError "
                        f"(it only works eagerly); use {alt}")
             seen.add(id(leaf))
-            self.reports.append(Report(self, leaf, msg, None, scope=fn))
+            self.reports.append(Report(type(self), leaf, msg, None, scope=fn))
 
 
 # ---------------------------------------------------------------------------
