@@ -231,3 +231,12 @@ def test_cli_fix_on_hostile_folder_leaves_parseable_files(tmp_path):
         if fuzz.cpython_compiles(old.text):
             assert fuzz.cpython_compiles(src.text), p.name
     assert changed >= 1
+
+
+@pytest.mark.skipif(not FIXER, reason="keraslint/fixer.py does not exist yet")
+@pytest.mark.xfail(strict=True, reason="fixer bug found by scripts/fuzz.py (reported to the lead): a file "
+                   "starting with two BOMs and a latin-1 cookie loses its second U+FEFF in --fix output, "
+                   "which then no longer decodes (BOM + non-UTF-8 cookie)")
+def test_fix_keeps_a_second_bom():
+    data = b"\xef\xbb\xbf\xef\xbb\xbf# coding: latin-1\r\n" + dict(SEEDS)["KL102/bad.py"].replace(b"\n", b"\r\n")
+    assert_ok(data, fix=True)
