@@ -182,8 +182,8 @@ def _check(args) -> int:
         _err(f"{p.path}: {p.message}")
     for e in result.errors:
         _err(e)
-    if result.errors:
-        return EXIT_ERROR
+    if result.errors or problems:
+        return EXIT_ERROR  # something asked for could not be read or checked
     if args.diff and result.diffs:
         return EXIT_FINDINGS
     if findings and not args.exit_zero:
