@@ -286,6 +286,20 @@ TORCH_BN = {"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3
 TORCH_BN_LAZY = {"torch.nn.LazyBatchNorm1d", "torch.nn.LazyBatchNorm2d", "torch.nn.LazyBatchNorm3d"}
 
 
+
+def _same_momentum(a: Any, b: Any) -> Optional[str]:
+    """Do two momentum arguments hold the same value (same literal other than 0.5, or the
+    same variable)? Returns how to say it, or None."""
+    va, vb = _literal(a), _literal(b)
+    if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool):
+        if _same(va, vb) and not _same(va, 0.5):
+            return f"the same momentum={fmt(va)}"
+        return None
+    da, db = dotted(a), dotted(b)
+    if da is not None and da == db:
+        return f"the same momentum `{da}`"
+    return None
+
 class BatchNormDefaultsDiffer(_PairedDefaults):
     """
     ## What it does
@@ -293,7 +307,10 @@ class BatchNormDefaultsDiffer(_PairedDefaults):
     `nn.BatchNorm1d/2d/3d` that relies on a default momentum or ε while a batch norm of the
     other framework in the same file uses a different value. Only the side that relies on a
     default is reported: `BatchNormalization(momentum=0.9, epsilon=1e-5)` next to a default
-    `nn.BatchNorm2d(c)` is a faithful port and is not flagged.
+    `nn.BatchNorm2d(c)` is a faithful port and is not flagged. Also flags a PyTorch batch norm
+    given the *same* momentum as a Keras one (the same literal other than 0.5, or the same
+    variable): the frameworks define momentum in opposite senses, so the same number is
+    1 - m on the other side.
 
     ## Why is this bad?
     Keras defaults to momentum 0.99 and ε = 1e-3; PyTorch to momentum 0.1 and ε = 1e-5, and
@@ -342,10 +359,48 @@ class BatchNormDefaultsDiffer(_PairedDefaults):
             return "bn", Side(node, "torch", f"`nn.{q.rsplit('.', 1)[1]}`", values)
         return None
 
+    def finish(self) -> None:
+        super().finish()
+        if not both_frameworks(self.ctx):
+            return
+        sides = self.sides.get("bn", [])
+        keras_m = [(s, e) for s in sides if s.framework == "keras" for e in [self._momentum(s)] if e is not None]
+        for side in sides:
+            if side.framework != "torch":
+                continue
+            mine = self._momentum(side)
+            if mine is None:
+                continue
+            for other, theirs in keras_m:
+                same = _same_momentum(mine, theirs)
+                if same is not None:
+                    self.report(side.node, self._same_message(side, other, same))
+                    break
+
+    def _momentum(self, side: Side) -> Any:
+        """The explicit momentum argument expression of a batch norm call, or None."""
+        call = side.node
+        if not isinstance(call, cst.Call):
+            return None
+        if side.framework == "keras":
+            a = get_arg(call, "momentum", 1)
+        else:
+            lazy = torch_name(self.ctx.resolve(call.func)) in TORCH_BN_LAZY
+            a = get_arg(call, "momentum", 1 if lazy else 2)
+        return a.value if a is not None else None
+
+    @staticmethod
+    def _same_message(side: Side, other: Side, same: str) -> str:
+        return (f"PyTorch {side.what} gets {same} as the Keras {other.what} in this file, but the two define "
+                f"momentum in opposite senses (Keras keeps m of the running statistics, PyTorch takes m from "
+                f"each new batch): the same number means 1 - m in the other framework, so the moving "
+                f"statistics and eval outputs diverge (pass 1 - m on one side)")
+
 
 KERAS_LN_EPSILON = 1e-3
 TORCH_LN_EPS = 1e-5
 LN_PARAMS = (Param("epsilon", "epsilon", 1, KERAS_LN_EPSILON, "eps", 1, TORCH_LN_EPS),)
+
 
 
 class LayerNormEpsilonDiffers(_PairedDefaults):
