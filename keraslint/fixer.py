@@ -87,6 +87,12 @@ def fix_source(src: engine.Source, classes: list, config: Any = None, unsafe: bo
     rounds = 0
     analysis = engine.analyze(cur, classes, config, gate=gate, severity=severity)
     original_findings = analysis.findings
+    if src.notebook is None and src.text.startswith("\ufeff"):
+        # A second byte-order mark (U+FEFF as the first character after decoding): libcst
+        # drops it when it regenerates the code, which can change how the file decodes
+        # (a coding cookie behind it starts to count). Report, never rewrite.
+        return FixResult(None, original_findings, 0, 0, [("*", "the file starts with a second byte-order mark")],
+                         original_findings)
     seen = {hash(src.text)}
     while True:
         if analysis.module is None or rounds >= MAX_ROUNDS:

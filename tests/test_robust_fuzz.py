@@ -234,9 +234,9 @@ def test_cli_fix_on_hostile_folder_leaves_parseable_files(tmp_path):
 
 
 @pytest.mark.skipif(not FIXER, reason="keraslint/fixer.py does not exist yet")
-@pytest.mark.xfail(strict=True, reason="fixer bug found by scripts/fuzz.py (reported to the lead): a file "
-                   "starting with two BOMs and a latin-1 cookie loses its second U+FEFF in --fix output, "
-                   "which then no longer decodes (BOM + non-UTF-8 cookie)")
 def test_fix_keeps_a_second_bom():
+    """Found by scripts/fuzz.py: a file starting with two BOMs and a latin-1 cookie lost its
+    second U+FEFF in --fix output, which then no longer decoded (BOM + non-UTF-8 cookie).
+    The fixer now leaves such a file alone."""
     data = b"\xef\xbb\xbf\xef\xbb\xbf# coding: latin-1\r\n" + dict(SEEDS)["KL102/bad.py"].replace(b"\n", b"\r\n")
     assert_ok(data, fix=True)
