@@ -238,6 +238,12 @@ def _verify(args) -> int:
         for code in rules:
             if code not in known:
                 raise UsageError(f"unknown rule code {code!r} in --rule (see `keraslint rules`)")
+    import importlib.util
+
+    missing = [m for m in ("keras", "numpy") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"`keraslint verify` runs your model and needs {' and '.join(missing)}: "
+                         f"pip install 'keraslint[verify]'")
     from keraslint.verify import run_cli
 
     return run_cli(target=args.target, rules=rules, steps=args.steps, timeout=args.timeout, fmt=args.format,

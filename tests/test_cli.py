@@ -320,3 +320,17 @@ def test_explicit_folder_in_exclude_is_checked_but_inner_patterns_apply(proj):
     assert {f["path"] for f in json.loads(r.stdout)} == {"hazard.py"}
     r = run("check", "vendor", "--no-cache", "--format", "json", cwd=proj)
     assert {f["path"] for f in json.loads(r.stdout)} == {os.path.join("vendor", "m.py")}
+
+
+def test_verify_without_the_extra_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from keraslint import cli
+
+    script = tmp_path / "train.py"
+    script.write_text(CLEAN)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a))
+    assert cli.main(["verify", str(script)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "keraslint[verify]" in err[0]
