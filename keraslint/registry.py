@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import types
 from functools import lru_cache
 
 from keraslint.rule import Rule, iter_rule_classes
@@ -52,7 +53,7 @@ def _entry_point_rules() -> list:
         obj = ep.load()
         if isinstance(obj, type) and issubclass(obj, Rule):
             out.append(obj)
-        elif hasattr(obj, "__path__") or hasattr(obj, "__file__"):
+        elif isinstance(obj, types.ModuleType):
             out.extend(_from_module(obj))
         else:
             out.extend(iter_rule_classes(obj))
