@@ -279,7 +279,9 @@ def _builtin(ctx, func, names) -> Optional[str]:
 _TENSOR_NAMESPACES = ("keras.ops.", "tensorflow.", "jax.numpy.", "jax.lax.", "torch.")
 _NOT_TENSOR_RESULTS = {
     "tensorflow.is_tensor", "keras.ops.is_tensor", "tensorflow.executing_eagerly", "keras.ops.shape",
-    "keras.ops.ndim", "keras.ops.dtype", "tensorflow.get_static_value", "tensorflow.rank",
+    # (not `tf.rank`: in a graph it returns a scalar tensor, so `if tf.rank(y) > 1:` raises
+    # OperatorNotAllowedInGraphError under `fit`; `x.shape.rank` / `ops.ndim` are Python ints)
+    "keras.ops.ndim", "keras.ops.dtype", "tensorflow.get_static_value",
     "tensorflow.debugging.is_numeric_tensor", "torch.is_tensor", "torch.is_floating_point",
 }
 _TENSOR_METHODS = {"sum", "mean", "max", "min", "any", "all", "prod", "std", "abs"}
