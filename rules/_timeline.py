@@ -214,6 +214,7 @@ class Timeline:
         self._last: Any = None
         self._last_assign: Any = None
         self.maybe_opaque: list = []
+        self.compiled: set = set()  # (scope key, name) of `name.compile(optimizer=/loss=)` calls
         self._seq: Optional[list] = None
 
     # -------------------------------------------------------------- classification
@@ -260,6 +261,9 @@ class Timeline:
     def is_model_value(self, expr: Any) -> bool:
         """Is ``expr`` (a fit receiver) known to hold a Keras model?"""
         if isinstance(expr, cst.Name):
+            fn = self.ctx.function
+            if (id(fn) if fn is not None else 0, expr.value) in self.compiled:
+                return True
             expr = self.ctx.assigned_value(expr.value)
         if not isinstance(expr, cst.Call):
             return False
@@ -376,6 +380,14 @@ class Timeline:
                 self._add("call", node, target=func.value)
             return
         # -- training
+        if isinstance(func, cst.Attribute) and func.attr.value == "compile" and isinstance(func.value, cst.Name) \
+                and ctx.uses_keras() and (get_arg(node, "optimizer") is not None or get_arg(node, "loss") is not None):
+            # `model.compile(optimizer=..., loss=...)`: Keras's signature (torch's
+            # `Module.compile` takes neither), so the name holds a Keras model even when an
+            # imported factory built it
+            fn = ctx.function
+            self.compiled.add((id(fn) if fn is not None else 0, func.value.value))
+            return
         if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch") \
                 and self.is_model_value(func.value):
             self._add("train", node)

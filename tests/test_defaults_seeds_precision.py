@@ -483,3 +483,33 @@ def test_model_built_by_self_method_and_sklearn_wrapper():
     main()
     """
     assert _codes(src) == [(12, "KL101")]
+
+
+def test_compiled_model_from_an_imported_factory_is_a_keras_model():
+    # real train.py layout: the factory lives in another module; `compile(optimizer=, loss=)`
+    # is Keras's signature, so the `fit` that follows trains a Keras model
+    src = """
+    import keras
+    from model import build_model
+
+    if __name__ == "__main__":
+        model = build_model(100)
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, epochs=2)
+    """
+    assert _codes(src, ("KL101",)) == [(8, "KL101")]
+    # near misses: torch's `Module.compile()` takes neither argument; another name is compiled
+    src = """
+    import keras
+    from model import build_model, Regressor
+
+    if __name__ == "__main__":
+        net = build_model(100)
+        net.compile()
+        net.fit(x, y)
+        reg = Regressor()
+        other = build_model(1)
+        other.compile(optimizer="adam", loss="mse")
+        reg.fit(x, y)
+    """
+    assert _codes(src, ("KL101",)) == []
