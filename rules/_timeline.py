@@ -280,6 +280,28 @@ class Timeline:
                             return True
         return False
 
+    def _keras_callbacks(self, node: cst.Call) -> bool:
+        """``fit(..., callbacks=[keras.callbacks.EarlyStopping(...)])``: only a Keras model's
+        `fit` takes Keras callbacks, so the receiver is one even when an imported factory
+        built (and compiled) it."""
+        a = get_arg(node, "callbacks")
+        if a is None:
+            return False
+        v = a.value
+        if isinstance(v, cst.Name):
+            v = self.ctx.assigned_value(v.value)
+        if not isinstance(v, (cst.List, cst.Tuple)):
+            return False
+        for el in v.elements:
+            e = el.value
+            if isinstance(e, cst.Name):
+                e = self.ctx.assigned_value(e.value)
+            if isinstance(e, cst.Call):
+                q = self.ctx.resolve(e.func)
+                if q is not None and q.startswith("keras.callbacks."):
+                    return True
+        return False
+
     # -------------------------------------------------------------- recording
     def _chain(self) -> tuple:
         stack = self.ctx.stack
@@ -389,7 +411,7 @@ class Timeline:
             self.compiled.add((id(fn) if fn is not None else 0, func.value.value))
             return
         if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch") \
-                and self.is_model_value(func.value):
+                and (self.is_model_value(func.value) or self._keras_callbacks(node)):
             self._add("train", node)
             if func.attr.value == "fit" and node.args and not ctx.is_dataset(node.args[0].value):
                 sh = get_arg(node, "shuffle")

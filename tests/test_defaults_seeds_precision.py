@@ -513,3 +513,34 @@ def test_compiled_model_from_an_imported_factory_is_a_keras_model():
         reg.fit(x, y)
     """
     assert _codes(src, ("KL101",)) == []
+
+
+def test_fit_with_keras_callbacks_trains_a_keras_model():
+    # only a Keras model's `fit` takes Keras callbacks: the imported factory's model is one
+    src = """
+    import tensorflow as tf
+    from model import build_model
+
+    def main():
+        model = build_model(8)
+        cbs = [tf.keras.callbacks.EarlyStopping(patience=3)]
+        model.fit(x, y, epochs=2, callbacks=cbs)
+
+    if __name__ == "__main__":
+        main()
+    """
+    assert _codes(src, ("KL101",)) == [(8, "KL101")]
+    # near miss: xgboost-style callbacks are not Keras's
+    src = """
+    import tensorflow as tf
+    import xgboost as xgb
+    from model import build_model
+
+    def main():
+        booster = build_model(8)
+        booster.fit(x, y, callbacks=[xgb.callback.EarlyStopping(rounds=3)])
+
+    if __name__ == "__main__":
+        main()
+    """
+    assert _codes(src, ("KL101",)) == []
