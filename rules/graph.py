@@ -631,6 +631,78 @@ class TraceTimeSideEffect(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._globals: dict = {}  # id(FunctionInfo) -> names declared global/nonlocal
+        self._calls: list = []  # (caller FunctionInfo, callee key) for helpers called by name
+        self._owners: dict = {}  # id(reported node) -> enclosing FunctionInfo owning the mutated local
+        self._owner = None  # set by `_outside` for the report about to be made
+        self._state_reports: set = set()  # id(reported node) of mutation reports
+
+    def _record_call(self, node: cst.Call) -> None:
+        """Remember ``helper(...)`` / ``self.helper(...)`` calls: a helper called from a
+        graph function is traced with it, so its side effects run at trace time too."""
+        fn = self.ctx.function
+        if fn is None:
+            return
+        func = node.func
+        if isinstance(func, cst.Name):
+            p = fn
+            while p is not None:
+                if func.value in p.locals:
+                    return
+                p = p.parent
+            if func.value in self.ctx.module_assigned or self.ctx.qualname(func):
+                return
+            self._calls.append((fn, ("def", func.value)))
+        elif (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+              and _origin(fn).cls is not None):
+            self._calls.append((fn, ("method", _origin(fn).cls.name, func.attr.value)))
+
+    def _callees(self, key) -> list:
+        if key[0] == "def":
+            return [fi for fi in self.ctx.functions.get(key[1], ()) if fi.parent is None and fi.cls is None]
+        return [fi for fi in self.ctx.all_functions
+                if fi.parent is None and fi.cls is not None and fi.cls.name == key[1] and fi.name == key[2]]
+
+    def finish(self) -> None:
+        # Helpers (module functions, methods of the same class) called from a graph
+        # function are traced with it. The context's finish completes the graph marks
+        # (Dataset.map/compile uses below a definition) and is idempotent.
+        self.ctx.finish()
+        if self._owners:
+            # the mutated list lives inside a function that turned out to be traced too
+            self.reports[:] = [rep for rep in self.reports
+                               if not (id(rep.node) in self._owners and self._owners[id(rep.node)].is_graph)]
+        traced: dict = {}  # id(helper FunctionInfo) -> (helper, graph caller whose reason applies)
+        for _ in range(4):  # helpers of helpers, a few levels deep
+            grew = False
+            for caller, key in self._calls:
+                if caller.eager:
+                    continue
+                if caller.is_graph:
+                    if _in_shape_method(caller):
+                        continue
+                    root = caller
+                elif id(caller) in traced:
+                    root = traced[id(caller)][1]
+                else:
+                    continue
+                if key[-1] == "build" or key[-1].startswith("_build"):
+                    continue  # lazy set-up called from `call`: runs once, by design
+                for callee in self._callees(key):
+                    if callee.graph is not None or callee.eager or id(callee) in traced or callee is caller:
+                        continue
+                    traced[id(callee)] = (callee, root)
+                    grew = True
+            if not grew:
+                break
+        if not traced:
+            return
+        for rep in self.reports:
+            scope = rep.scope
+            if scope is None or scope.is_graph or id(scope) not in traced or id(rep.node) in self._state_reports:
+                continue
+            helper, root = traced[id(scope)]
+            rep.message = rep.message.replace("{where}", f"`{helper.name}` (called from {{where}})")
+            rep.scope = root
 
     def _active(self):
         fn = self.ctx.function
@@ -638,10 +710,18 @@ class TraceTimeSideEffect(Rule):
             return None
         return fn
 
-    def _say(self, node, what: str, consequence: str) -> None:
+    def _say(self, node, what: str, consequence: str, state: bool = False) -> None:
+        if state:
+            # A mutation of outside state: in a helper called from `call` that is usually
+            # lazy set-up (`if not self.built: self.build(...)`), so not followed into helpers.
+            self._state_reports.add(id(node))
+        if self._owner is not None:
+            self._owners[id(node)] = self._owner
+            self._owner = None
         self.report_in_graph(node, f"{what} inside {{where}} {consequence}")
 
     def visit_Call(self, node: cst.Call) -> None:
+        self._record_call(node)
         fn = self._active()
         if fn is None:
             return
@@ -665,10 +745,11 @@ class TraceTimeSideEffect(Rule):
             target = self._outside(func.value, fn)
             if target is not None:
                 self._say(node, f"`{_short(func)}(...)`", f"mutates {target} only when the function is traced "
-                          f"(once, with symbolic tensors), not at every compiled step")
+                          f"(once, with symbolic tensors), not at every compiled step", state=True)
 
     def _outside(self, expr, fn) -> Optional[str]:
         """Describe ``expr`` if it is state that outlives the traced call."""
+        self._owner = None
         if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
                 and _origin(fn).cls is not None):
             return f"`{_short(expr)}`"
@@ -676,10 +757,17 @@ class TraceTimeSideEffect(Rule):
             name = expr.value
             if name in self._declared(fn):
                 return f"global `{name}`"
-            p = fn
+            if name in fn.locals:
+                return None  # the function's own local: fresh at every call, traced or not
+            p = fn.parent
             while p is not None:
                 if name in p.locals:
-                    return None if p.graph is not None else f"`{name}` of the enclosing function"
+                    if p.graph is not None:
+                        return None
+                    # The enclosing function may still turn out to be traced too (given to
+                    # Dataset.map further down): `finish` drops the report then.
+                    self._owner = p
+                    return f"`{name}` of the enclosing function"
                 p = p.parent
             if name in self.ctx.module_assigned and not self.ctx.qualname(expr):
                 v = self.ctx.module_assigned[name]
@@ -709,10 +797,10 @@ class TraceTimeSideEffect(Rule):
         if isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self":
             if _origin(fn).cls is not None:
                 self._say(node, f"`{_short(node)}`", "runs only when the function is traced: under "
-                          "`fit`/`predict`/`tf.function` it counts traces, not calls")
+                          "`fit`/`predict`/`tf.function` it counts traces, not calls", state=True)
         elif isinstance(tgt, cst.Name) and tgt.value in self._declared(fn):
             self._say(node, f"`{_short(node)}`", f"updates global `{tgt.value}` only when the function is "
-                      f"traced, not at every compiled step")
+                      f"traced, not at every compiled step", state=True)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         fn = self._active()
@@ -722,13 +810,13 @@ class TraceTimeSideEffect(Rule):
             tgt = t.target
             if isinstance(tgt, cst.Name) and tgt.value in self._declared(fn):
                 self._say(node, f"assigning global `{tgt.value}`", "happens only when the function is traced, "
-                          "not at every compiled step")
+                          "not at every compiled step", state=True)
                 return
             if isinstance(tgt, cst.Subscript):
                 target = self._outside(tgt.value, fn)
                 if target is not None:
                     self._say(node, f"`{_short(tgt)} = ...`", f"mutates {target} only when the function is "
-                              f"traced, not at every compiled step")
+                              f"traced, not at every compiled step", state=True)
                     return
 
 
