@@ -359,6 +359,80 @@ def _eager_backend_branch(ctx) -> bool:
     return False
 
 
+def _record_helper_call(ctx, node: cst.Call, calls: list) -> None:
+    """Remember ``helper(...)`` / ``self.helper(...)`` calls: a helper called from a
+    graph function is traced with it, so its trace-time effects happen there too."""
+    fn = ctx.function
+    if fn is None:
+        return
+    func = node.func
+    if isinstance(func, cst.Name):
+        p = fn
+        while p is not None:
+            if func.value in p.locals:
+                return
+            p = p.parent
+        if func.value in ctx.module_assigned or ctx.qualname(func):
+            return
+        calls.append((fn, ("def", func.value)))
+    elif (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+          and _origin(fn).cls is not None):
+        calls.append((fn, ("method", _origin(fn).cls.name, func.attr.value)))
+
+
+def _helper_callees(ctx, key) -> list:
+    if key[0] == "def":
+        return [fi for fi in ctx.functions.get(key[1], ()) if fi.parent is None and fi.cls is None]
+    return [fi for fi in ctx.all_functions
+            if fi.parent is None and fi.cls is not None and fi.cls.name == key[1] and fi.name == key[2]]
+
+
+def _adopt_helper_reports(rule, calls: list, skip=(), only=None) -> None:
+    """Keep the reports made in a helper that a graph function calls (a module function
+    or a method of the same class, a few levels deep), worded as "inside `helper`
+    (called from <graph reason>)". Not followed: calls from `build`/`compute_output_shape`
+    and into `build`/`_build*` (lazy set-up, once by design)."""
+    if not calls:
+        return
+    ctx = rule.ctx
+    ctx.finish()  # completes graph marks made below a definition; idempotent
+    traced: dict = {}  # id(helper FunctionInfo) -> (helper, graph function it is traced from)
+    for _ in range(4):
+        grew = False
+        for caller, key in calls:
+            if caller.eager:
+                continue
+            if caller.is_graph:
+                if _in_shape_method(caller):
+                    continue
+                root = caller
+            elif id(caller) in traced:
+                root = traced[id(caller)][1]
+            else:
+                continue
+            if key[-1] == "build" or key[-1].startswith("_build"):
+                continue
+            for callee in _helper_callees(ctx, key):
+                if callee.graph is not None or callee.eager or id(callee) in traced or callee is caller:
+                    continue
+                traced[id(callee)] = (callee, root)
+                grew = True
+        if not grew:
+            break
+    if not traced:
+        return
+    for rep in rule.reports:
+        scope = rep.scope
+        if scope is None or scope.is_graph or id(scope) not in traced or id(rep.node) in skip:
+            continue
+        if only is not None and id(rep.node) not in only:
+            continue
+        helper, root = traced[id(scope)]
+        rep.message = rep.message.replace("{where}", f"`{helper.name}` (called from {{where}})")
+        rep.scope = root
+
+
+
 # ---------------------------------------------------------------------------
 # KL302
 # ---------------------------------------------------------------------------
@@ -409,13 +483,27 @@ class TensorToPythonInGraph(Rule):
 
     _CONVERSIONS = {"float": "TypeError", "int": "TypeError", "bool": "OperatorNotAllowedInGraphError"}
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._calls: list = []
+        self._numpy_calls: set = set()  # id(node) of `.numpy()` reports
+
+    def finish(self) -> None:
+        # `.numpy()` in a helper that `call`/`train_step` calls fails there too (NumPy
+        # arrays have no `.numpy()`, so the receiver is a tensor or variable). `.item()`
+        # and `float()`/`int()` are not followed: helpers take Python numbers as often.
+        _adopt_helper_reports(self, self._calls, only=self._numpy_calls)
+
     def visit_Call(self, node: cst.Call) -> None:
+        _record_helper_call(self.ctx, node, self._calls)
         fn = self.ctx.function
         if fn is None or not fn.tainted:
             return
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in ("numpy", "item") and not node.args:
             if self.ctx.is_tainted(func.value) and not _eager_backend_branch(self.ctx):
+                if func.attr.value == "numpy":
+                    self._numpy_calls.add(id(node))
                 self.report_in_graph(
                     node,
                     f"`{_short(node)}` inside {{where}}: a traced tensor has no value, so under "
@@ -636,73 +724,10 @@ class TraceTimeSideEffect(Rule):
         self._owner = None  # set by `_outside` for the report about to be made
         self._state_reports: set = set()  # id(reported node) of mutation reports
 
-    def _record_call(self, node: cst.Call) -> None:
-        """Remember ``helper(...)`` / ``self.helper(...)`` calls: a helper called from a
-        graph function is traced with it, so its side effects run at trace time too."""
-        fn = self.ctx.function
-        if fn is None:
-            return
-        func = node.func
-        if isinstance(func, cst.Name):
-            p = fn
-            while p is not None:
-                if func.value in p.locals:
-                    return
-                p = p.parent
-            if func.value in self.ctx.module_assigned or self.ctx.qualname(func):
-                return
-            self._calls.append((fn, ("def", func.value)))
-        elif (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
-              and _origin(fn).cls is not None):
-            self._calls.append((fn, ("method", _origin(fn).cls.name, func.attr.value)))
-
-    def _callees(self, key) -> list:
-        if key[0] == "def":
-            return [fi for fi in self.ctx.functions.get(key[1], ()) if fi.parent is None and fi.cls is None]
-        return [fi for fi in self.ctx.all_functions
-                if fi.parent is None and fi.cls is not None and fi.cls.name == key[1] and fi.name == key[2]]
-
     def finish(self) -> None:
         # Helpers (module functions, methods of the same class) called from a graph
-        # function are traced with it. The context's finish completes the graph marks
-        # (Dataset.map/compile uses below a definition) and is idempotent.
-        self.ctx.finish()
-        if self._owners:
-            # the mutated list lives inside a function that turned out to be traced too
-            self.reports[:] = [rep for rep in self.reports
-                               if not (id(rep.node) in self._owners and self._owners[id(rep.node)].is_graph)]
-        traced: dict = {}  # id(helper FunctionInfo) -> (helper, graph caller whose reason applies)
-        for _ in range(4):  # helpers of helpers, a few levels deep
-            grew = False
-            for caller, key in self._calls:
-                if caller.eager:
-                    continue
-                if caller.is_graph:
-                    if _in_shape_method(caller):
-                        continue
-                    root = caller
-                elif id(caller) in traced:
-                    root = traced[id(caller)][1]
-                else:
-                    continue
-                if key[-1] == "build" or key[-1].startswith("_build"):
-                    continue  # lazy set-up called from `call`: runs once, by design
-                for callee in self._callees(key):
-                    if callee.graph is not None or callee.eager or id(callee) in traced or callee is caller:
-                        continue
-                    traced[id(callee)] = (callee, root)
-                    grew = True
-            if not grew:
-                break
-        if not traced:
-            return
-        for rep in self.reports:
-            scope = rep.scope
-            if scope is None or scope.is_graph or id(scope) not in traced or id(rep.node) in self._state_reports:
-                continue
-            helper, root = traced[id(scope)]
-            rep.message = rep.message.replace("{where}", f"`{helper.name}` (called from {{where}})")
-            rep.scope = root
+        # function are traced with it. Mutation reports are not followed into helpers.
+        _adopt_helper_reports(self, self._calls, skip=self._state_reports)
 
     def _active(self):
         fn = self.ctx.function
@@ -721,7 +746,7 @@ class TraceTimeSideEffect(Rule):
         self.report_in_graph(node, f"{what} inside {{where}} {consequence}")
 
     def visit_Call(self, node: cst.Call) -> None:
-        self._record_call(node)
+        _record_helper_call(self.ctx, node, self._calls)
         fn = self._active()
         if fn is None:
             return
