@@ -41,18 +41,12 @@ def check_paths(paths: list, select=None, ignore=None, gate: bool = True, jobs: 
     """Findings for files and folders, with the project's configuration applied."""
     from keraslint import config as cfgmod
     from keraslint import discovery
-    from keraslint.registry import expand
     from keraslint.runner import Options, run
 
     config = cfgmod.load(paths[0] if paths else ".")
     problems: list = []
     files = discovery.discover(paths, config.root, config.exclude, problems)
     codes = {c.code for c in _classes(select, ignore)}
-    base = config.enabled_codes(codes, None, None) & codes
-
-    def codes_for(p: str) -> tuple:
-        extra = config.file_ignores(discovery._rel(p, config.root))
-        return tuple(sorted(base - expand(extra) if extra else base))
-
+    codes_for = config.codes_for(config.enabled_codes(codes) & codes)
     result = run(files, config, Options(no_cache=no_cache, jobs=jobs, gate=gate), codes_for)
     return result.findings

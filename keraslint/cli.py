@@ -145,13 +145,7 @@ def _check(args) -> int:
     except discovery.DiscoveryError as e:
         raise UsageError(str(e)) from None
     all_codes = [c.code for c in rule_classes]
-    base = config.enabled_codes(all_codes, select, ignore)
-
-    from keraslint.registry import expand
-
-    def codes_for(path: str) -> tuple:
-        extra = config.file_ignores(discovery._rel(path, config.root))
-        return tuple(sorted(base - expand(extra) if extra else base))
+    codes_for = config.codes_for(config.enabled_codes(all_codes, select, ignore))
 
     from keraslint.runner import Options, run
 

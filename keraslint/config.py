@@ -45,7 +45,7 @@ class Config:
     seed: int = 42
     cache_dir: Optional[str] = None
 
-    def enabled_codes(self, all_codes, cli_select=None, cli_ignore=None, extra_ignore=()) -> set:
+    def enabled_codes(self, all_codes, cli_select=None, cli_ignore=None) -> set:
         from keraslint.registry import expand
 
         sel = cli_select if cli_select is not None else self.select
@@ -53,8 +53,19 @@ class Config:
         codes -= expand(self.ignore)
         if cli_ignore:
             codes -= expand(cli_ignore)
-        codes -= expand(extra_ignore)
         return codes
+
+    def codes_for(self, base: set):
+        """``path -> sorted codes enabled for that file``: ``base`` less the file's
+        per-file-ignores (patterns relative to the project root)."""
+        from keraslint.discovery import _rel
+        from keraslint.registry import expand
+
+        def for_path(path: str) -> tuple:
+            extra = self.file_ignores(_rel(path, self.root))
+            return tuple(sorted(base - expand(extra) if extra else base))
+
+        return for_path
 
     def file_ignores(self, relpath: str) -> list:
         out = []

@@ -23,16 +23,14 @@ import re
 import sys
 import tokenize
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import libcst as cst
 
 from keraslint import notebook as nbmod
-from keraslint.rule import Finding, Report, Rule
+from keraslint.rule import Finding, Rule, syntax_finding
 from keraslint.semantics import Context
 
-SYNTAX_CODE = "KL000"
-SYNTAX_NAME = "syntax-error"
 
 # Node fields that never hold code a rule could care about.
 _SKIP_FIELDS = {
@@ -117,8 +115,6 @@ def read_source(path: str, display_path: Optional[str] = None, data: Optional[by
     return Source(shown, text, encoding="utf-8" if bom else encoding, bom=bom, raw=data)
 
 
-def syntax_finding(path: str, line: int, column: int, message: str, cell: Optional[int] = None) -> Finding:
-    return Finding(SYNTAX_CODE, SYNTAX_NAME, "error", path, line, column, line, column, message, None, cell)
 
 
 # ---------------------------------------------------------------------------
@@ -281,32 +277,8 @@ def select_rules(text: str, rule_classes: Sequence[type], gate: bool = True) -> 
     return out
 
 
-def _libcst_error(e: Exception, text: str = "") -> tuple[int, int, str]:
-    """Position and message of a parse failure. CPython's own parser, asked again, gives
-    the better position and message; libcst's is the fallback (syntax only it rejects)."""
-    if isinstance(e, TooDeepError):
-        return e.line, e.column, e.message
-    try:
-        compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as se:
-        if se.lineno:
-            return se.lineno, max(se.offset or 1, 1), f"syntax error: {se.msg}"
-    except (ValueError, RecursionError, MemoryError, OverflowError) as ve:
-        if isinstance(ve, ValueError):
-            return 1, 1, f"syntax error: {ve}"
-    if isinstance(e, cst.ParserSyntaxError):
-        msg = str(e.message).strip().splitlines()[0] if e.message else "invalid syntax"
-        return e.raw_line, e.raw_column + 1, f"syntax error: {msg}"
-    if isinstance(e, RecursionError):
-        return 1, 1, "syntax error: the file is nested too deeply to parse"
-    return 1, 1, f"syntax error: {type(e).__name__}: {e}"
-
-
-class TooDeepError(Exception):
-    """CPython's parser gave up on the nesting (brackets deeper than 200, chains of
-    thousands of attributes, calls, operators or elifs). libcst must not be asked: its
-    native parser overflows the C stack on such input (the whole process dies with
-    SIGSEGV: `[` * 1500, 10,000 chained calls or elifs) or takes minutes."""
+class ParseError(Exception):
+    """Why a file is a KL000: position (1-based line and column) and message."""
 
     def __init__(self, line: int, column: int, message: str) -> None:
         super().__init__(message)
@@ -335,28 +307,46 @@ class _recursion_limit:
             sys.setrecursionlimit(self.old)
 
 
-def parse(text: str) -> cst.Module:
-    # CPython's nesting limits scale with the recursion limit (the runner raises it to
-    # 20000 for the walk): judge at the default, which libcst's parser survives.
+def _cpython_check(text: str) -> Optional[ParseError]:
+    """CPython's verdict on ``text``: None if it parses, else the error with CPython's
+    position and message (better than libcst's). Raises ParseError for nesting CPython
+    gives up on: libcst must then not be asked, its native parser overflows the C stack
+    on such input (the process dies with SIGSEGV: `[` * 1500, 10,000 chained calls or
+    elifs) or takes minutes. Judged at the default recursion limit, which libcst survives
+    (CPython's nesting limits scale with it; the runner raises it for the walk)."""
     try:
         with _recursion_limit(1000):
             compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (RecursionError, MemoryError, OverflowError):
-        raise TooDeepError(1, 1, "syntax error: the file is nested too deeply to parse") from None
+        raise ParseError(1, 1, "syntax error: the file is nested too deeply to parse") from None
     except SyntaxError as e:
-        if any(s in (e.msg or "") for s in _TOO_DEEP_MESSAGES):
-            raise TooDeepError(e.lineno or 1, max(e.offset or 1, 1), f"syntax error: {e.msg}") from None
-    except ValueError:  # null bytes: libcst gives the position
-        pass
-    return cst.parse_module(text)
+        if any(m in (e.msg or "") for m in _TOO_DEEP_MESSAGES):
+            raise ParseError(e.lineno or 1, max(e.offset or 1, 1), f"syntax error: {e.msg}") from None
+        if e.lineno:
+            return ParseError(e.lineno, max(e.offset or 1, 1), f"syntax error: {e.msg}")
+        return ParseError(1, 1, f"syntax error: {e.msg}")
+    except ValueError as e:  # null bytes
+        return ParseError(1, 1, f"syntax error: {e}")
+    return None
 
 
-def _quick_syntax_ok(text: str) -> bool:
+def parse(text: str, cpython: Optional[ParseError] = None, checked: bool = False) -> cst.Module:
+    """libcst's tree of ``text``, or ParseError (CPython's position when it also rejects
+    the text, libcst's for syntax only libcst rejects). One CPython check per call, or
+    none when the caller already made it (``checked``, its result in ``cpython``)."""
+    if not checked:
+        cpython = _cpython_check(text)
     try:
-        compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        return True
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return False
+        return cst.parse_module(text)
+    except Exception as e:  # noqa: BLE001 - any parser failure is a KL000 finding
+        if cpython is not None:
+            raise cpython from None
+        if isinstance(e, cst.ParserSyntaxError):
+            msg = str(e.message).strip().splitlines()[0] if e.message else "invalid syntax"
+            raise ParseError(e.raw_line, e.raw_column + 1, f"syntax error: {msg}") from None
+        if isinstance(e, RecursionError):
+            raise ParseError(1, 1, "syntax error: the file is nested too deeply to parse") from None
+        raise ParseError(1, 1, f"syntax error: {type(e).__name__}: {e}") from None
 
 
 def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
@@ -392,17 +382,16 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
         return Analysis(source, None, None, [], [])
     active = select_rules(text, rule_classes, gate)
     findings: list = []
-    if not active:
-        # Nothing can fire: only tell whether the file parses.
-        if _quick_syntax_ok(text):
-            return Analysis(source, None, None, [], [])
     module = None
     for _attempt in range(len(nb.cells) + 1 if nb is not None else 1):
         try:
-            module = parse(text)
+            cpython = _cpython_check(text)
+            if cpython is None and not active:
+                return Analysis(source, None, None, [], findings)  # nothing can fire, and it parses
+            module = parse(text, cpython, checked=True)
             break
-        except Exception as e:  # noqa: BLE001 - any parser failure is a KL000 finding
-            line, col, msg = _libcst_error(e, text)
+        except ParseError as e:
+            line, col, msg = e.line, e.column, e.message
             if nb is None:
                 return Analysis(source, None, None, [], [syntax_finding(source.path, line, col, msg)])
             cell = nb.cell_at(line)

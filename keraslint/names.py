@@ -100,10 +100,7 @@ def canonical(qualname: str) -> str:
             name = "keras." + qualname[len(prefix):]
             break
     else:
-        if qualname.startswith("tf.") or qualname == "tf":
-            # Only reached for unresolved heads; callers resolve `tf` through imports.
-            return qualname
-        return qualname
+        return qualname  # not Keras: numpy.*, tensorflow.*, torch.* stay as they are
     if name in _TOP_LEVEL:
         return _TOP_LEVEL[name]
     parts = name.split(".")
@@ -129,15 +126,3 @@ def keras_flavor(qualname: str) -> Optional[str]:
         if qualname.startswith(prefix):
             return flavor
     return None
-
-
-def is_keras(name: Optional[str], *suffixes: str) -> bool:
-    """``is_keras(qn, "layers.Dense", "layers.Conv2D")``: canonical keras name match."""
-    if not name or not name.startswith("keras."):
-        return False
-    rest = name[6:]
-    return rest in suffixes
-
-
-def root(name: Optional[str]) -> str:
-    return name.split(".", 1)[0] if name else ""

@@ -20,7 +20,7 @@ everything else: positions, suppression, output formats, fixes. A rule knows no 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,6 +152,13 @@ class Finding:
 
     def sort_key(self):
         return (self.path, self.cell or 0, self.line, self.column, self.code)
+
+
+def syntax_finding(path: str, line: int, column: int, message: str, cell: Optional[int] = None,
+                   rule: str = "syntax-error") -> Finding:
+    """A KL000 finding: the file could not be read, decoded or parsed (``rule`` is
+    ``internal-error`` when keraslint itself failed on it)."""
+    return Finding("KL000", rule, "error", path, line, column, line, column, message, None, cell)
 
 
 # ---------------------------------------------------------------------------

@@ -13,16 +13,14 @@ import hashlib
 import json
 import os
 import stat
-import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
 from keraslint import __version__
-from keraslint.rule import Finding
+from keraslint.rule import Finding, syntax_finding
 
-INTERNAL_CODE = "KL000"
 INTERNAL_NAME = "internal-error"
 
 
@@ -160,11 +158,10 @@ _WORKER_STATE: dict = {}
 def _init_worker(config, options) -> None:
     _WORKER_STATE["config"] = config
     _WORKER_STATE["options"] = options
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
 
 
 def _internal(path: str, message: str) -> Finding:
-    return Finding(INTERNAL_CODE, INTERNAL_NAME, "error", path, 1, 1, 1, 1, message, None)
+    return syntax_finding(path, 1, 1, message, rule=INTERNAL_NAME)
 
 
 def _work_chunk(tasks: list) -> list:
@@ -244,8 +241,7 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
             # A FIFO, socket or device named like a source file would block the read (or
             # never end): only regular files are read.
             if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
-                outcomes[path] = Outcome(path, [Finding("KL000", "syntax-error", "error", path, 1, 1, 1, 1,
-                                                        "not a regular file (a pipe, socket or device)", None)])
+                outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, "not a regular file (a pipe, socket or device)")])
                 continue
             with open(path, "rb") as fh:
                 data = fh.read()
@@ -254,7 +250,7 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 msg = "is a directory, not a file"
             else:
                 msg = f"cannot read file: {e.strerror or e}"
-            outcomes[path] = Outcome(path, [Finding("KL000", "syntax-error", "error", path, 1, 1, 1, 1, msg, None)])
+            outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, msg)])
             continue
         key = None
         if cache is not None:

@@ -351,9 +351,6 @@ class Context:
         q = self.qualname(expr)
         return canonical(q) if q is not None else None
 
-    def resolve_call(self, node: Any) -> Optional[str]:
-        return self.resolve(node.func) if isinstance(node, cst.Call) else None
-
     def spelling(self, qualname: str) -> Optional[str]:
         """How this file can spell the module/object ``qualname`` with its existing
         imports (``keras.ops`` → ``ops`` after ``from keras import ops``, ``keras.ops``
@@ -578,9 +575,7 @@ class Context:
 
     def _enter_function(self, node: Any, name: str, params: list) -> FunctionInfo:
         parent = self.function
-        cls = self.class_stack[-1] if self.class_stack and (parent is None or parent.cls is not self.class_stack[-1]) else None
-        if cls is not None and not (self.stack and len(self.stack) >= 2 and _in_class_body(self.stack, cls.node)):
-            cls = None
+        cls = self.class_stack[-1] if self.class_stack and _in_class_body(self.stack, self.class_stack[-1].node) else None
         fi = FunctionInfo(name, node, parent, cls, params)
         fi.locals = {p.name.value for p in params}
         self.all_functions.append(fi)

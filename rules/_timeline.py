@@ -21,7 +21,7 @@ TensorFlow 2.21.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import libcst as cst

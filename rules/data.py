@@ -979,7 +979,7 @@ class UnbatchedDataset(_PipelineRule):
                 flats = self._known(value)
                 if not flats or any(f.summary()[0] != "U" for f in flats):
                     continue
-                where = f"`{site.method}()`" if role is None else f"`fit(validation_data=...)`"
+                where = f"`{site.method}()`" if role is None else "`fit(validation_data=...)`"
                 how = self._origin_text(flats[0])
                 add = "add `.batch(...)` before its `prefetch`" if any(
                     s.name == "prefetch" for f in flats for s in f.steps) else "add `.batch(...)`"

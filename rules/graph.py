@@ -1122,8 +1122,8 @@ class MissingGetConfig(Rule):
                     continue
                 required = [p.name.value for p in params[1:] if p.default is None and p.name.value != "name"]
                 if required:
-                    what = (f"saving raises NotImplementedError (Keras 3 `Model.__new__` does not record "
-                            f"constructor arguments, so the automatic config cannot rebuild it)")
+                    what = ("saving raises NotImplementedError (Keras 3 `Model.__new__` does not record "
+                            "constructor arguments, so the automatic config cannot rebuild it)")
                 else:
                     what = ("saving silently stores the *default* values (Keras 3 `Model.__new__` does not "
                             "record constructor arguments), so a reloaded model can differ")

@@ -28,7 +28,6 @@ from ._timeline import (
     TimelineRule as _TimelineRule,
     move_before,
     short,
-    timeline,
 )
 
 

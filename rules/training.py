@@ -16,7 +16,7 @@ import libcst as cst
 
 from keraslint.names import keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Rule
-from keraslint.semantics import NOT_LITERAL, FunctionInfo, dotted, get_arg, literal_value
+from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value
 
 # ---------------------------------------------------------------------------
 # Library facts (checked against the installed Keras / PyTorch by the tests)

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from keraslint.verify.sandbox import ChildResult, run_child
+from keraslint.verify.sandbox import run_child
 from keraslint.verify.util import fmt_num, to_jsonable
 
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not-confirmed", "inconclusive"

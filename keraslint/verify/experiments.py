@@ -9,7 +9,6 @@ experiment. Each returns ``{"metric", "value", "value_fixed", "tolerance", "verd
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import time
