@@ -7,6 +7,7 @@
     per-file-ignores = { "tests/*" = ["KL101"] }
     severity = { KL406 = "warning" }
     seed = 42                       # the value seed fixes insert
+    strict = false                  # report hidden-default rules outside a parity context too
     cache-dir = ".keraslint_cache"
 """
 
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 from keraslint.rule import SEVERITIES
 
-KNOWN_KEYS = {"select", "ignore", "exclude", "per-file-ignores", "severity", "seed", "cache-dir"}
+KNOWN_KEYS = {"select", "ignore", "exclude", "per-file-ignores", "severity", "seed", "cache-dir", "strict"}
 
 
 class ConfigError(Exception):
@@ -44,12 +45,20 @@ class Config:
     severity: dict = field(default_factory=dict)
     seed: int = 42
     cache_dir: Optional[str] = None
+    # Rules about hidden defaults (KL401, KL603, KL104, ...) report only where the file
+    # compares Keras with another implementation or states a reproducibility intent (a
+    # *parity context*). ``strict`` reports every occurrence (config key or ``--strict``).
+    strict: bool = False
 
     def enabled_codes(self, all_codes, cli_select=None, cli_ignore=None) -> set:
         from keraslint.registry import expand
 
+        from keraslint.registry import default_codes
+
         sel = cli_select if cli_select is not None else self.select
-        codes = expand(sel) if sel is not None else set(all_codes)
+        # No selection: the default rule set (ruff's approach: a small set everybody can
+        # leave on; the rest are opt-in with ``select``).
+        codes = expand(sel) if sel is not None else set(all_codes) & default_codes()
         codes -= expand(self.ignore)
         if cli_ignore:
             codes -= expand(cli_ignore)
@@ -76,7 +85,8 @@ class Config:
 
     def fingerprint(self) -> str:
         payload = json.dumps(
-            [self.select, self.ignore, self.per_file_ignores, self.severity, self.seed], sort_keys=True, default=str
+            [self.select, self.ignore, self.per_file_ignores, self.severity, self.seed, self.strict], sort_keys=True,
+            default=str
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -174,6 +184,10 @@ def load(start: str = ".", explicit: Optional[str] = None) -> Config:
         if not isinstance(table["seed"], int) or isinstance(table["seed"], bool):
             raise ConfigError(f"{where}: `seed` must be an integer")
         cfg.seed = table["seed"]
+    if "strict" in table:
+        if not isinstance(table["strict"], bool):
+            raise ConfigError(f"{where}: `strict` must be true or false")
+        cfg.strict = table["strict"]
     if "cache-dir" in table:
         if not isinstance(table["cache-dir"], str):
             raise ConfigError(f"{where}: `cache-dir` must be a string")

@@ -510,10 +510,24 @@ def positions(module: cst.Module, nodes: Optional[list] = None) -> Any:
     return wrapper.resolve(PositionProvider)
 
 
+def _where(pos: Any, node: Any, nb: Any) -> str:
+    """``line N`` (``cell C, line N`` in a notebook) of a node a message refers to."""
+    rng = pos.get(node) if node is not None else None
+    if rng is None:
+        return "in this file"
+    line = rng.start.line
+    if nb is not None:
+        cell, line = nb.locate(line)
+        return f"cell {cell}, line {line}"
+    return f"line {line}"
+
+
 def to_findings(source: Source, module: cst.Module, reports: list, severity: Optional[dict] = None) -> list:
     if not reports:
         return []
-    pos = positions(module, [rep.node for rep in reports])
+    nodes = [rep.node for rep in reports]
+    nodes += [n for rep in reports if rep.refs for n in rep.refs.values() if n is not None]
+    pos = positions(module, nodes)
     lines = source.text.split("\n")
     nb = source.notebook
     seen = set()
@@ -539,8 +553,12 @@ def to_findings(source: Source, module: cst.Module, reports: list, severity: Opt
             _, el_c = nb.locate(el)
             sl, el = sl_c, el_c
         sev = (severity or {}).get(rule.code, rule.severity)
+        message = rep.message
+        if rep.refs:
+            for key, ref in rep.refs.items():
+                message = message.replace("{" + key + "}", _where(pos, ref, nb))
         out.append(
-            Finding(rule.code, rule.name, sev, source.path, sl, sc, el, ec, rep.message,
+            Finding(rule.code, rule.name, sev, source.path, sl, sc, el, ec, message,
                     rep.fix.applicability if rep.fix is not None else None, cell)
         )
     return out

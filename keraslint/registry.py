@@ -64,6 +64,11 @@ def rules_by_code() -> dict:
     return {cls.code: cls for cls in all_rules()}
 
 
+def default_codes() -> set:
+    """Codes of the rules in the default set (``Rule.default``)."""
+    return {cls.code for cls in all_rules() if getattr(cls, "default", True)}
+
+
 def known_code_or_prefix(code: str) -> bool:
     code = code.upper()
     if code == "ALL":

@@ -100,6 +100,9 @@ class Report:
     # context (a function given to Dataset.map further down the file) is kept only if
     # that function is graph context when the module is finished.
     scope: Any = None
+    # Other places the message names: ``{"ctx": node}`` turns ``{ctx}`` in the message
+    # into ``line N`` (``cell C, line N`` in a notebook) once positions are known.
+    refs: Optional[dict] = None
 
 
 @dataclass
@@ -179,6 +182,9 @@ class Rule:
     # ``None`` = always run. Keep them necessary conditions, never heuristics: the
     # findings with and without the gate must be identical.
     tokens: ClassVar[Optional[Sequence[str]]] = None
+    # In the default rule set (on without ``select``)? Rules that are only occasionally
+    # useful are opt-in (``select = ["KL505"]`` or ``--select KL505``).
+    default: ClassVar[bool] = True
     # Families whose rules only apply in files using both Keras and PyTorch etc. are
     # expressed through ``tokens`` plus checks on ``ctx`` inside the rule.
 
@@ -187,8 +193,11 @@ class Rule:
         self.reports: list[Report] = []
 
     # -- reporting --------------------------------------------------------------
-    def report(self, node: "cst.CSTNode", message: str, fix: Optional[Fix] = None) -> None:
-        self.reports.append(Report(type(self), node, message, fix))
+    def report(self, node: "cst.CSTNode", message: str, fix: Optional[Fix] = None,
+               refs: Optional[dict] = None) -> None:
+        """Report ``node``. ``refs`` maps placeholders in ``message`` to nodes whose
+        position the message quotes (``{"ctx": node}`` and "... ({ctx})" → "(line 40)")."""
+        self.reports.append(Report(type(self), node, message, fix, refs=refs or None))
 
     def report_in_graph(self, node: "cst.CSTNode", message: str, fix: Optional[Fix] = None) -> None:
         """Report ``node`` only if the innermost enclosing function is (or later turns
@@ -222,6 +231,7 @@ class Rule:
             "name": cls.name,
             "severity": cls.severity,
             "fix": cls.fix_applicability,
+            "default": cls.default,
             "summary": cls.summary(),
             "doc": cls.doc(),
         }

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Optional
 import libcst as cst
 
 from keraslint.names import canonical, keras_flavor
+from keraslint.parity import ParityContext, ParityRecorder
 
 # Methods that run inside the compiled graph, per kind of Keras base class.
 _GRAPH_METHODS = {
@@ -253,6 +254,7 @@ class Context:
         self._qualnames: dict[int, tuple] = {}
         self._lambda_marks: dict[int, str] = {}
         self._lambda_eager: set[int] = set()
+        self._parity = ParityRecorder()
         self._prescan(module.body)
 
     # ------------------------------------------------------------------ imports
@@ -317,6 +319,18 @@ class Context:
 
     def uses_torch(self) -> bool:
         return "torch" in self.imported_roots
+
+    @property
+    def parity(self) -> Optional[ParityContext]:
+        """The file's parity context (see :mod:`keraslint.parity`), or None. Complete only
+        once the module has been traversed: ask it in a rule's ``finish()``. With the
+        ``strict`` setting a file with no evidence gets the context ``strict``."""
+        return self._parity.context(strict=bool(getattr(self.config, "strict", False)))
+
+    @property
+    def seed_calls(self) -> list:
+        """``(node, canonical name)`` of every seed / op-determinism call, in file order."""
+        return list(self._parity.seeds)
 
     def uses_tensorflow(self) -> bool:
         return "tensorflow" in self.imported_roots
@@ -563,6 +577,8 @@ class Context:
                 continue
             q = self.resolve(arg.value)
             bases.append(q if q is not None else "unresolved:" + d)
+            if q is not None:
+                self._parity.record_base(node, q)
         info = ClassInfo(node.name.value, node, bases)
         self.classes.setdefault(info.name, info)
         if self.classes[info.name] is not info:
@@ -721,6 +737,7 @@ class Context:
         q = self.resolve(func)
         if q is None:
             return
+        self._parity.record_call(node, q)
         if q in _TF_FUNCTION and node.args:
             self.mark_graph(node.args[0].value, "a function wrapped in `tf.function`")
         elif q in ("tensorflow.numpy_function", "tensorflow.py_function", "tensorflow.compat.v1.py_func",
