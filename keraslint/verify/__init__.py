@@ -8,11 +8,24 @@ from typing import Optional
 
 
 def run_cli(target: str, rules: Optional[list] = None, steps: int = 20, timeout: float = 120.0,
-            fmt: str = "text", plot: Optional[str] = None) -> int:
-    """Entry point used by ``keraslint verify``; returns the exit code (0, 1 or 2)."""
+            fmt: str = "text", plot: Optional[str] = None, port: Optional[str] = None) -> int:
+    """Entry point used by ``keraslint verify``; returns the exit code (0, 1 or 2).
+
+    ``port``: None (no port diff), ``""`` (``--port`` alone: find the Keras model and the
+    torch.nn.Module), or ``"KERAS,TORCH"`` (the two objects' names in the script)."""
     from keraslint.verify.driver import run_cli as _run
 
-    return _run(target=target, rules=rules, steps=steps, timeout=timeout, fmt=fmt, plot_path=plot)
+    return _run(target=target, rules=rules, steps=steps, timeout=timeout, fmt=fmt, plot_path=plot, port=port)
 
 
-__all__ = ["run_cli"]
+run_verify = run_cli
+
+
+def explain(code: str) -> str:
+    """What verify measures for CODE, or why it cannot (no TensorFlow import)."""
+    from keraslint.verify.catalog import describe
+
+    return describe(code)
+
+
+__all__ = ["run_cli", "run_verify", "explain"]

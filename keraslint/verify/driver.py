@@ -17,32 +17,14 @@ import time
 from typing import Optional
 
 from keraslint.verify.sandbox import run_child
-from keraslint.verify.util import fmt_num, to_jsonable
+from keraslint.verify.catalog import EXPERIMENT_NAMES, NAMES, UNMEASURABLE
+from keraslint.verify.util import fmt_num, plain, to_jsonable
 
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not-confirmed", "inconclusive"
 
-# code -> experiment name (the `experiment` field) ; the child mode that runs it
-EXPERIMENTS = {
-    "KL101": "two-runs", "KL102": "two-runs", "KL103": "two-runs", "KL104": "two-runs",
-    "KL201": "float32-vs-float64", "KL202": "float32-vs-float64",
-    "KL301": "eager-vs-compiled", "KL302": "eager-vs-compiled", "KL303": "eager-vs-compiled",
-    "KL305": "eager-vs-compiled",
-    "KL304": "repeated-calls",
-    "KL401": "torch-reference", "KL601": "torch-reference", "KL602": "torch-reference",
-    "KL603": "torch-reference",
-    "KL404": "logits-consistency",
-    "KL501": "batched-vs-unbatched",
-}
-
-# names from the catalog, used when a rule module is not (yet) installed
-_NAMES = {
-    "KL101": "unseeded-training", "KL102": "partial-seeding", "KL103": "seed-after-build",
-    "KL104": "op-determinism-off", "KL201": "global-floatx", "KL202": "floatx-after-build",
-    "KL301": "numpy-in-graph", "KL302": "tensor-to-python-in-graph", "KL303": "python-branch-on-tensor",
-    "KL304": "trace-time-side-effect", "KL305": "variable-in-call", "KL401": "implicit-optimizer-defaults",
-    "KL404": "logits-mismatch", "KL501": "unbatched-dataset", "KL601": "batchnorm-defaults-differ",
-    "KL602": "layernorm-epsilon-differs", "KL603": "optimizer-defaults-differ",
-}
+# code -> experiment name (the `experiment` field); see keraslint.verify.catalog
+EXPERIMENTS = dict(EXPERIMENT_NAMES)
+_NAMES = NAMES
 
 
 def rule_name(code: str) -> str:
@@ -82,13 +64,61 @@ def plan(target: str, rules: Optional[list]) -> list:
 
 def _inconclusive(code, reason, experiment=None) -> dict:
     return {"experiment": experiment or EXPERIMENTS.get(code, "none"), "metric": None, "value": None,
-            "tolerance": None, "value_fixed": None, "verdict": INCONCLUSIVE, "detail": reason, "series": {}}
+            "tolerance": None, "value_fixed": None, "verdict": INCONCLUSIVE, "detail": plain(reason), "series": {}}
 
 
-def run_experiment(code: str, target: str, steps: int, timeout: float, progress: Progress, workdir: str) -> dict:
+_FIELDS = ("experiment", "metric", "value", "tolerance", "value_fixed", "verdict", "detail")
+
+
+def _backend_env(target: str) -> tuple:
+    """({"KERAS_BACKEND": b} for the children, None) or ({}, reason the backend cannot run)."""
+    import importlib.util
+
+    from keraslint.verify.util import detect_backend
+
+    backend, how = detect_backend(target.split("::", 1)[0])
+    backend = backend or "tensorflow"
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "numpy",
+              "openvino": "openvino"}.get(backend)
+    if module is None:
+        return {}, f"unknown Keras backend {backend!r} ({how})"
+    if importlib.util.find_spec(module) is None:
+        return {}, f"the program runs on the {backend} backend ({how}), which is not installed here"
+    return {"KERAS_BACKEND": backend}, None
+
+
+def run_experiment(code: str, target: str, steps: int, timeout: float, progress: Progress, workdir: str,
+                   env: Optional[dict] = None) -> dict:
+    """Always a complete result (every field, ``seconds``): never raises."""
+    start = time.monotonic()
     exp = EXPERIMENTS.get(code)
-    if exp is None:
-        return _inconclusive(code, f"{code} has no dynamic experiment (only static evidence)", "none")
+    try:
+        if exp is None:
+            if code in UNMEASURABLE:
+                res = _inconclusive(code, f"{code} has no dynamic experiment: {UNMEASURABLE[code]}", "none")
+            else:
+                res = _inconclusive(code, f"{code} is not a catalog code: no experiment", "none")
+        elif env is None or "KERAS_BACKEND" not in env:
+            res = _inconclusive(code, (env or {}).get("_reason") or "no Keras backend to run on")
+        else:
+            res = _run_experiment(code, exp, target, steps, timeout, progress, workdir, env)
+    except Exception as e:  # noqa: BLE001 - the answer must always come back
+        res = _inconclusive(code, f"the verifier failed: {type(e).__name__}: {e}")
+    if not isinstance(res, dict):
+        res = _inconclusive(code, "the experiment gave no answer")
+    res.setdefault("experiment", exp or "none")
+    for k in _FIELDS:
+        res.setdefault(k, None)
+    if res["verdict"] not in (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE):
+        res["verdict"] = INCONCLUSIVE
+    res["detail"] = plain(res["detail"], 240) if res["verdict"] == INCONCLUSIVE else " ".join(
+        str(res["detail"] or "").split()) or "no detail"
+    res.setdefault("series", {})
+    res["seconds"] = time.monotonic() - start
+    return res
+
+
+def _run_experiment(code, exp, target, steps, timeout, progress, workdir, env) -> dict:
     start = time.monotonic()
     deadline = start + timeout
 
@@ -98,17 +128,26 @@ def run_experiment(code: str, target: str, steps: int, timeout: float, progress:
     def remaining():
         return max(0.5, deadline - time.monotonic())
 
-    base = {"target": target, "steps": steps, "code": code}
+    base = {"target": target, "steps": steps, "code": code, "env": {k: v for k, v in env.items() if k[0] != "_"}}
     if exp == "two-runs":
-        res = _two_runs(base, remaining, tick, workdir)
-    elif exp == "float32-vs-float64":
-        res = _float_runs(code, base, remaining, tick, workdir)
-    else:
-        r = run_child(dict(base, mode=exp), remaining(), workdir, tick)
-        res = r.data if r.ok else _inconclusive(code, r.reason)
-    res.setdefault("experiment", exp)
-    res["seconds"] = time.monotonic() - start
-    return res
+        return _two_runs(base, remaining, tick, workdir)
+    if exp == "float32-vs-float64":
+        return _float_runs(code, base, remaining, tick, workdir)
+    if exp == "graph-mode-vs-eager":
+        return _graph_mode_runs(base, remaining, tick, workdir)
+    r = run_child(dict(base, mode=exp), remaining(), workdir, tick)
+    if r.ok:
+        res = r.data
+        if res.get("retry_backend") and res["retry_backend"] != env.get("KERAS_BACKEND"):
+            note = res.get("detail", "")
+            r2 = run_child(dict(base, mode=res.get("retry_mode", exp),
+                                env=dict(base["env"], KERAS_BACKEND=res["retry_backend"])), remaining(), workdir, tick)
+            if r2.ok:
+                res = r2.data
+            else:
+                res = _inconclusive(code, f"{note}; on the {res['retry_backend']} backend: {r2.reason}")
+        return res
+    return _inconclusive(code, r.reason)
 
 
 def _parallel(specs: list, remaining, tick, workdir) -> list:
@@ -149,12 +188,15 @@ def _compare_runs(a: dict, b: dict) -> tuple:
 def _two_runs(base: dict, remaining, tick, workdir: str) -> dict:
     tol = 1e-6
     runs = {}
+    code = base["code"]
+    determinism = code == "KL104"
     for arm, seed in (("as_written", None), ("fixed", 0)):
         specs = []
         for i in range(2):
-            save = os.path.join(workdir, f"two-runs-{arm}-{i}.pkl")
+            save = os.path.join(workdir, f"two-runs-{code}-{arm}-{i}.pkl")
             specs.append(dict(base, mode="capture-run",
-                              options={"pre_seed": seed, "train_seed": None, "save": save}))
+                              options={"pre_seed": seed, "train_seed": None, "save": save,
+                                       "op_determinism": determinism and arm == "fixed"}))
         results = _parallel(specs, remaining, tick, workdir)
         bad = [r for r in results if not r.ok]
         if bad:
@@ -162,7 +204,7 @@ def _two_runs(base: dict, remaining, tick, workdir: str) -> dict:
             continue
         runs[arm] = [_load(s["options"]["save"]) for s in specs]
     if isinstance(runs.get("as_written"), str):
-        return _inconclusive("KL101", runs["as_written"], "two-runs")
+        return _inconclusive(code, runs["as_written"], "two-runs")
     dw, dl, dp, series = _compare_runs(*runs["as_written"])
     value = max(dw, dl, dp)
     steps = base["steps"]
@@ -172,7 +214,9 @@ def _two_runs(base: dict, remaining, tick, workdir: str) -> dict:
     if isinstance(runs.get("fixed"), list):
         fw, fl, fp, series_f = _compare_runs(*runs["fixed"])
         value_fixed = max(fw, fl, fp)
-        detail += f"; with keras.utils.set_random_seed(0) before the program: {fmt_num(value_fixed)}"
+        fix = ("with tf.config.experimental.enable_op_determinism() (and the seed)" if determinism
+               else "with keras.utils.set_random_seed(0) before the program")
+        detail += f"; {fix}: {fmt_num(value_fixed)}"
     elif runs.get("fixed"):
         detail += f"; seeded runs failed: {runs['fixed']}"
     return {"experiment": "two-runs", "metric": "max_abs_diff", "value": value, "tolerance": tol,
@@ -231,25 +275,34 @@ def _float_runs(code: str, base: dict, remaining, tick, workdir: str) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def verify(target: str, rules: Optional[list], steps: int, timeout: float, progress: Progress) -> dict:
+def verify(target: str, rules: Optional[list], steps: int, timeout: float, progress: Progress,
+           port: Optional[str] = None) -> dict:
     script = target.split("::", 1)[0]
-    todo = plan(target, rules)
+    try:
+        todo = [] if (port is not None and not rules) else plan(target, rules)
+    except Exception as e:  # noqa: BLE001 - the static check failed: still answer the --rule codes
+        progress(f"could not check {script}: {type(e).__name__}: {e}")
+        todo = [(c, [(script, None)]) for c in dict.fromkeys(rules or [])]
+    env, reason = _backend_env(target)
+    if reason:
+        env = {"_reason": reason}
     results = []
+    port_report = None
     workdir = tempfile.mkdtemp(prefix="keraslint-verify-")
     try:
         for code, locs in todo:
             exp = EXPERIMENTS.get(code, "none")
             progress(f"{code} {exp}: started")
-            res = run_experiment(code, target, steps, timeout, progress, workdir)
+            res = run_experiment(code, target, steps, timeout, progress, workdir, env)
             progress(f"{code} {exp}: {res['verdict']} in {res['seconds']:.1f} s")
             for path, line in locs:
-                results.append({
-                    "code": code, "rule": rule_name(code), "path": path or script, "line": line,
-                    "verdict": res["verdict"], "experiment": res.get("experiment", exp),
-                    "metric": res.get("metric"), "value": res.get("value"), "tolerance": res.get("tolerance"),
-                    "value_fixed": res.get("value_fixed"), "detail": res.get("detail", ""),
-                    "_series": res.get("series") or {}, "_seconds": res["seconds"],
-                })
+                results.append(_result(code, path or script, line, res))
+        if port is not None:
+            progress("port-diff: started")
+            port_report, res = run_port(target, port, timeout, progress, workdir, env)
+            progress(f"port-diff: {res['verdict']} in {res['seconds']:.1f} s")
+            if res.get("code") or res["verdict"] == INCONCLUSIVE:
+                results.append(_result(res.get("code") or "port", script, None, res))
     finally:
         import shutil
 
@@ -257,13 +310,88 @@ def verify(target: str, rules: Optional[list], steps: int, timeout: float, progr
     summary = {"confirmed": sum(r["verdict"] == CONFIRMED for r in results),
                "not_confirmed": sum(r["verdict"] == NOT_CONFIRMED for r in results),
                "inconclusive": sum(r["verdict"] == INCONCLUSIVE for r in results)}
-    return {"target": target, "results": results, "summary": summary}
+    out = {"target": target, "results": results, "summary": summary}
+    if port_report is not None:
+        out["port"] = port_report
+        out["_port_series"] = res.get("series") or {}
+    return out
+
+
+def _result(code, path, line, res) -> dict:
+    return {
+        "code": code, "rule": rule_name(code) if code != "port" else "port-diff", "path": path, "line": line,
+        "verdict": res["verdict"], "experiment": res.get("experiment") or EXPERIMENTS.get(code, "none"),
+        "metric": res.get("metric"), "value": res.get("value"), "tolerance": res.get("tolerance"),
+        "value_fixed": res.get("value_fixed"), "detail": res.get("detail") or "",
+        "_series": res.get("series") or {}, "_seconds": res.get("seconds", 0.0),
+    }
+
+
+PORT_KEYS = ("keras", "torch", "layers", "first_divergent", "code", "max_abs_diff_fixed", "detail")
+
+
+def run_port(target: str, names: str, timeout: float, progress: Progress, workdir: str, env: dict) -> tuple:
+    """(the "port" object, a result dict) for ``--port [KERAS,TORCH]``; never raises."""
+    start = time.monotonic()
+    keras_name, _, torch_name = (names or "").partition(",")
+    empty = {"keras": keras_name.strip() or None, "torch": torch_name.strip() or None, "layers": [],
+             "first_divergent": None, "code": None, "max_abs_diff_fixed": None, "detail": ""}
+    try:
+        if "KERAS_BACKEND" not in env:
+            raise RuntimeError(env.get("_reason") or "no Keras backend")
+
+        def tick(elapsed):
+            progress(f"port-diff: running ({elapsed:.0f} s)")
+        r = run_child({"target": target, "steps": 1, "code": "port", "mode": "port-diff",
+                       "env": {k: v for k, v in env.items() if k[0] != "_"},
+                       "options": {"keras": empty["keras"], "torch": empty["torch"]}}, timeout, workdir, tick)
+        if not r.ok:
+            raise RuntimeError(r.reason)
+        data = r.data
+        port = {k: data.get("port", {}).get(k, empty[k]) for k in PORT_KEYS}
+        res = {k: data.get(k) for k in _FIELDS}
+        res["code"] = port["code"]
+        res["series"] = data.get("series") or {}
+    except Exception as e:  # noqa: BLE001
+        reason = plain(str(e) if isinstance(e, RuntimeError) else f"{type(e).__name__}: {e}")
+        port = dict(empty, detail=reason)
+        res = _inconclusive("port", reason, "port-diff")
+    res["detail"] = plain(res.get("detail"), 400) if res.get("verdict") == INCONCLUSIVE else (res.get("detail") or "")
+    port["detail"] = " ".join(str(port.get("detail") or "").split())
+    res["experiment"] = "port-diff"
+    res["seconds"] = time.monotonic() - start
+    return port, res
 
 
 def public(report: dict) -> dict:
-    return to_jsonable({"target": report["target"],
-                        "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in report["results"]],
-                        "summary": report["summary"]})
+    out = {"target": report["target"],
+           "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in report["results"]],
+           "summary": report["summary"]}
+    if "port" in report:
+        out["port"] = report["port"]
+    return to_jsonable(out)
+
+
+def port_text(port: dict) -> str:
+    lines = [f"port: Keras {port.get('keras')} vs PyTorch {port.get('torch')}"]
+    rows = port.get("layers") or []
+    if rows:
+        w1 = max([len("keras layer")] + [len(str(r["keras_layer"])) for r in rows])
+        w2 = max([len("torch module")] + [len(str(r["torch_module"])) for r in rows])
+        lines.append(f"  {'#':>3}  {'keras layer':<{w1}}  {'torch module':<{w2}}  max |Δ|")
+        for r in rows:
+            mark = "  <- first divergence" if r["index"] == port.get("first_divergent") else ""
+            lines.append(f"  {r['index']:>3}  {str(r['keras_layer']):<{w1}}  {str(r['torch_module']):<{w2}}  "
+                         f"{fmt_num(r['max_abs_diff'])}{mark}")
+    if port.get("first_divergent") is None:
+        lines.append("  no layer diverges" if rows else "  no layers compared")
+    else:
+        lines.append(f"  first divergent layer: {port['first_divergent']}; hazard: {port.get('code') or 'none known'}"
+                     + (f"; max |Δ| with it removed: {fmt_num(port.get('max_abs_diff_fixed'))}"
+                        if port.get("max_abs_diff_fixed") is not None else ""))
+    if port.get("detail"):
+        lines.append(f"  {port['detail']}")
+    return "\n".join(lines) + "\n"
 
 
 def text(report: dict) -> str:
@@ -279,7 +407,9 @@ def text(report: dict) -> str:
         lines.append(head)
         lines.append(f"    {r['detail']}")
     s = report["summary"]
-    if not report["results"]:
+    if "port" in report:
+        lines.append(port_text(report["port"]).rstrip("\n"))
+    if not report["results"] and "port" not in report:
         lines.append("no verifiable finding (use --rule CODE to run an experiment anyway)")
     lines.append(f"{s['confirmed']} confirmed, {s['not_confirmed']} not confirmed, {s['inconclusive']} inconclusive")
     return "\n".join(lines) + "\n"
@@ -291,48 +421,81 @@ def plot(report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = report["results"] or []
-    n = max(1, len(results))
+    results = [r for r in (report["results"] or []) if r["code"] != "port"]
+    has_port = "port" in report
+    n = max(1, len(results) + has_port)
     fig, axes = plt.subplots(n, 1, figsize=(7, 2.8 * n), squeeze=False)
     for ax, r in zip(axes[:, 0], results):
-        s = r.get("_series") or {}
-        drawn = False
-        for key, label, style in (("as_written", "as written", "-o"), ("fixed", "hazard removed", "-s"),
-                                  ("reference", "eager reference", ":")):
-            ys = [v for v in (s.get(key) or [])]
-            if ys and any(v is not None for v in ys):
-                ax.plot(range(1, len(ys) + 1), [float("nan") if v is None else v for v in ys], style,
-                        label=label, markersize=3)
-                drawn = True
-        if r.get("tolerance") is not None and "ylabel" not in s:
-            ax.axhline(r["tolerance"], color="grey", linestyle="--", linewidth=1, label=f"tolerance {fmt_num(r['tolerance'])}")
-        if not drawn:
-            ax.text(0.5, 0.5, f"{r['verdict']}: {r['detail'][:90]}", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, wrap=True)
-        ax.set_title(f"{r['code']} {r['rule']} — {r['verdict']} ({r['experiment']})", fontsize=9)
-        ax.set_xlabel(s.get("x", "step"))
-        ax.set_ylabel(s.get("ylabel") or r.get("metric") or "", fontsize=8)
-        try:
-            vals = [v for k in ("as_written", "fixed") for v in (s.get(k) or []) if v]
-            if vals and max(vals) / max(min(v for v in vals if v > 0), 1e-300) > 1e3:
-                ax.set_yscale("symlog", linthresh=max(min(v for v in vals if v > 0), 1e-12))
-                ax.set_ylim(bottom=0)
-        except ValueError:
-            pass
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    if not results:
+        _panel(ax, r)
+    if has_port:
+        _port_panel(axes[len(results), 0], report["port"], report.get("_port_series") or {})
+    if not results and not has_port:
         axes[0, 0].text(0.5, 0.5, "no results", ha="center")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
+def _port_panel(ax, port: dict, series: dict) -> None:
+    rows = port.get("layers") or []
+    if not rows:
+        ax.text(0.5, 0.5, f"port: {port.get('detail', '')[:90]}", ha="center", va="center", transform=ax.transAxes,
+                fontsize=8)
+        return
+    xs = [r["index"] for r in rows]
+    floor = 1e-12
+    ys = [max(floor, r["max_abs_diff"]) if r["max_abs_diff"] is not None else float("nan") for r in rows]
+    ax.plot(xs, ys, "-o", markersize=4, label="as written")
+    fixed = series.get("fixed") or []
+    if fixed and len(fixed) == len(xs):
+        ax.plot(xs, [max(floor, v) if v is not None else float("nan") for v in fixed], "-s", markersize=3,
+                label=f"{port.get('code')} removed")
+    if port.get("first_divergent") is not None:
+        ax.axvline(port["first_divergent"], color="red", linestyle=":", linewidth=1, label="first divergence")
+    ax.axhline(1e-5, color="grey", linestyle="--", linewidth=1, label="tolerance 1e-05")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{r['index']}:{r['keras_layer']}" for r in rows], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("max |Δ| of the layer output", fontsize=8)
+    ax.set_title(f"port: Keras {port.get('keras')} vs PyTorch {port.get('torch')} — "
+                 f"first divergent {port.get('first_divergent')}, hazard {port.get('code')}", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _panel(ax, r: dict) -> None:
+    s = r.get("_series") or {}
+    drawn = False
+    for key, label, style in (("as_written", "as written", "-o"), ("fixed", "hazard removed", "-s"),
+                              ("reference", "eager reference", ":")):
+        ys = [v for v in (s.get(key) or [])]
+        if ys and any(v is not None for v in ys):
+            ax.plot(range(1, len(ys) + 1), [float("nan") if v is None else v for v in ys], style,
+                    label=label, markersize=3)
+            drawn = True
+    if r.get("tolerance") is not None and "ylabel" not in s:
+        ax.axhline(r["tolerance"], color="grey", linestyle="--", linewidth=1, label=f"tolerance {fmt_num(r['tolerance'])}")
+    if not drawn:
+        ax.text(0.5, 0.5, f"{r['verdict']}: {r['detail'][:90]}", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, wrap=True)
+    ax.set_title(f"{r['code']} {r['rule']} — {r['verdict']} ({r['experiment']})", fontsize=9)
+    ax.set_xlabel(s.get("x", "step"))
+    ax.set_ylabel(s.get("ylabel") or r.get("metric") or "", fontsize=8)
+    try:
+        vals = [v for k in ("as_written", "fixed") for v in (s.get(k) or []) if v]
+        if vals and max(vals) / max(min(v for v in vals if v > 0), 1e-300) > 1e3:
+            ax.set_yscale("symlog", linthresh=max(min(v for v in vals if v > 0), 1e-12))
+            ax.set_ylim(bottom=0)
+    except ValueError:
+        pass
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def run_cli(target: str, rules: Optional[list] = None, steps: int = 20, timeout: float = 120.0, fmt: str = "text",
-            plot_path: Optional[str] = None) -> int:
+            plot_path: Optional[str] = None, port: Optional[str] = None) -> int:
     progress = Progress(fmt != "json")
     try:
-        report = verify(target, rules, steps, timeout, progress)
+        report = verify(target, rules, steps, timeout, progress, port=port)
     except Exception as e:  # noqa: BLE001
         print(f"keraslint: error: verify failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -347,4 +510,5 @@ def run_cli(target: str, rules: Optional[list] = None, steps: int = 20, timeout:
         except Exception as e:  # noqa: BLE001
             print(f"keraslint: error: could not draw {plot_path}: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
-    return 1 if report["summary"]["confirmed"] else 0
+    diverged = "port" in report and report["port"].get("first_divergent") is not None
+    return 1 if report["summary"]["confirmed"] or diverged else 0

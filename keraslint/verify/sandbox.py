@@ -88,7 +88,7 @@ def run_child(spec: dict, timeout: float, workdir: Optional[str] = None,
     start = time.monotonic()
     with open(log_out, "wb") as fo, open(log_err, "wb") as fe:
         proc = subprocess.Popen([sys.executable, "-m", "keraslint.verify.child", spec_path],
-                                stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=child_env(),
+                                stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=dict(child_env(), **(spec.get("env") or {})),
                                 start_new_session=True, close_fds=True)
     pgid = proc.pid  # start_new_session: the child leads its own group
     reason = ""
