@@ -1,30 +1,34 @@
-"""Command line: ``keraslint check | verify | rules | explain``.
+"""Command line: ``keraslint check | verify | rules | explain | server``, built with typer.
 
-argparse, not typer: typer+click+rich cost ~65-150 ms of imports, a third of the 0.35 s
-budget of a one-file pre-commit run, and their multi-line error boxes are not the one
-clear line a bad flag deserves. Every usage, configuration or internal error is one line
-on stderr and exit 2. Nothing here imports TensorFlow, PyTorch or JAX.
+What the earlier argparse CLI protected is kept:
+
+* Usage, configuration and internal errors are one plain line on stderr
+  (``keraslint: error: <problem> (see `keraslint check --help`)``) and exit 2: click's
+  exceptions are caught here (``standalone_mode=False``), never rendered as rich boxes.
+* Nothing here imports TensorFlow, PyTorch, JAX, pygls or rich on the ``check`` path; the
+  command modules are imported inside the commands. typer itself (its vendored click, no
+  rich, no pydantic with the pinned 0.28) costs ~25 ms of the one-file budget.
+* Exit codes: 0 nothing to report, 1 findings remain, 2 usage/config/internal error.
+
+Shell completion comes from typer (``--install-completion``, ``--show-completion``); rule
+codes and formats complete too.
 """
 
-from __future__ import annotations
-
-import argparse
 import os
 import sys
-from typing import Optional
+from typing import Annotated, List, Optional
+
+import typer
+
 
 from keraslint import __version__
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+PROG = "keraslint"
 
 
 class UsageError(Exception):
     pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _codes(values: Optional[list]) -> Optional[list]:
@@ -36,63 +40,175 @@ def _codes(values: Optional[list]) -> Optional[list]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="keraslint", description="Find parity hazards in Keras code.")
-    p.add_argument("--version", action="version", version=f"keraslint {__version__}")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+# ---------------------------------------------------------------------------
+# Completion helpers (run only when the shell asks)
+# ---------------------------------------------------------------------------
 
-    c = sub.add_parser("check", help="lint files, folders and notebooks", description="Lint files, folders and notebooks.")
-    c.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: the current folder)")
-    c.add_argument("--select", action="append", metavar="CODES", help="only these codes/prefixes, comma-separated (KL3,KL401)")
-    c.add_argument("--ignore", action="append", metavar="CODES", help="skip these codes/prefixes, comma-separated")
-    c.add_argument("--fix", action="store_true", help="apply safe fixes in place")
-    c.add_argument("--unsafe-fixes", action="store_true", help="with --fix/--diff: also apply fixes that change numerics")
-    c.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; write nothing")
-    c.add_argument("--format", default="text", metavar="FMT", help="text (default), json, sarif or github")
-    c.add_argument("--exit-zero", action="store_true", help="exit 0 even when findings remain")
-    c.add_argument("--no-cache", action="store_true", help="do not read or write the result cache")
-    c.add_argument("--cache-dir", metavar="DIR", help="cache folder (default .keraslint_cache, or $KERASLINT_CACHE_DIR)")
-    c.add_argument("--config", metavar="PYPROJECT", help="use this pyproject.toml instead of the nearest one")
-    c.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: number of cores)")
-    c.add_argument("--no-shortcuts", action="store_true", help=argparse.SUPPRESS)
 
-    v = sub.add_parser("verify", help="run the flagged program against a reference and measure the divergence",
-                       description="Run a Keras program and a reference side by side and report measured divergence.")
-    v.add_argument("target", metavar="TARGET", help="script.py or path/to/module.py::function")
-    v.add_argument("--rule", action="append", metavar="CODE", help="run this rule's experiment (repeatable)")
-    v.add_argument("--steps", type=int, default=20, metavar="N", help="training steps per run (default 20)")
-    v.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per experiment (default 120)")
-    v.add_argument("--format", default="text", metavar="FMT", help="text (default) or json")
-    v.add_argument("--plot", metavar="PNG", help="draw the metric per step to this PNG")
+def _complete_codes(incomplete: str) -> list:
+    try:
+        from keraslint.registry import all_rules
 
-    r = sub.add_parser("rules", help="list the rules", description="List the rules.")
-    r.add_argument("--format", default="text", metavar="FMT", help="text (default) or json")
+        rules = all_rules()
+    except Exception:  # noqa: BLE001 - completion must never fail loudly
+        return []
+    head, _, last = incomplete.rpartition(",")
+    prefix = head + "," if head else ""
+    return [(prefix + c.code, c.name) for c in rules if c.code.startswith(last.upper())] + (
+        [(prefix + "ALL", "every rule")] if "ALL".startswith(last.upper()) else [])
 
-    e = sub.add_parser("explain", help="print one rule's documentation", description="Print one rule's documentation.")
-    e.add_argument("code", metavar="CODE")
-    return p
+
+def _completer(choices: tuple):
+    def complete(incomplete: str) -> list:
+        return [c for c in choices if c.startswith(incomplete)]
+
+    return complete
+
+
+CHECK_FORMATS = ("text", "json", "sarif", "github")
+
+# ---------------------------------------------------------------------------
+# The typer application
+# ---------------------------------------------------------------------------
+
+app = typer.Typer(
+    name=PROG,
+    help="Find parity hazards in Keras code.",
+    add_completion=True,
+    rich_markup_mode=None,  # plain help and errors; no rich import, no boxes
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"keraslint {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="show the version and exit")] = None,
+) -> None:
+    if ctx.invoked_subcommand is None:
+        sys.stdout.write(ctx.get_help() + "\n")
+        raise typer.Exit(0)
+
+
+@app.command("check", help="Lint files, folders and notebooks.", short_help="lint files, folders and notebooks")
+def check_cmd(
+    paths: Annotated[Optional[List[str]], typer.Argument(metavar="[PATH]...", show_default=False,
+                                                         help="files or folders (default: the current folder)")] = None,
+    select: Annotated[Optional[List[str]], typer.Option(
+        "--select", metavar="CODES", autocompletion=_complete_codes,
+        help="only these codes/prefixes, comma-separated (KL3,KL401; ALL for every rule, default: the default set)")] = None,
+    ignore: Annotated[Optional[List[str]], typer.Option(
+        "--ignore", metavar="CODES", autocompletion=_complete_codes,
+        help="skip these codes/prefixes, comma-separated")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="apply safe fixes in place")] = False,
+    unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes",
+                                               help="with --fix/--diff: also apply fixes that change numerics")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="print the fixes as a unified diff; write nothing")] = False,
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", autocompletion=_completer(CHECK_FORMATS),
+                                     help="text (default), json, sarif or github")] = "text",
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="exit 0 even when findings remain")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the result cache")] = False,
+    cache_dir: Annotated[Optional[str], typer.Option(
+        "--cache-dir", metavar="DIR", help="cache folder (default .keraslint_cache, or $KERASLINT_CACHE_DIR)")] = None,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", metavar="PYPROJECT", help="use this pyproject.toml instead of the nearest one")] = None,
+    jobs: Annotated[Optional[int], typer.Option("-j", "--jobs", metavar="N",
+                                                help="worker processes (default: number of cores)")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="report hidden-default rules everywhere, not only in a parity context")] = False,
+    statistics: Annotated[bool, typer.Option(
+        "--statistics", help="print a count per code (with the fixable count) instead of the findings")] = False,
+    add_noqa: Annotated[bool, typer.Option(
+        "--add-noqa", help="suppress every current finding with a `# keraslint: ignore[KLnnn]` comment")] = False,
+    no_shortcuts: Annotated[bool, typer.Option("--no-shortcuts", hidden=True)] = False,
+) -> int:
+    return _check(paths=paths or [], select=select, ignore=ignore, fix=fix, unsafe_fixes=unsafe_fixes, diff=diff,
+                  fmt=fmt, exit_zero=exit_zero, no_cache=no_cache, cache_dir=cache_dir, config=config, jobs=jobs,
+                  strict=strict, statistics=statistics, add_noqa=add_noqa, no_shortcuts=no_shortcuts)
+
+
+@app.command("verify", help="Run a Keras program and a reference side by side and report measured divergence.",
+             short_help="run the flagged program against a reference and measure the divergence")
+def verify_cmd(
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="script.py or path/to/module.py::function")],
+    rule: Annotated[Optional[List[str]], typer.Option("--rule", metavar="CODE", autocompletion=_complete_codes,
+                                                      help="run this rule's experiment (repeatable)")] = None,
+    steps: Annotated[int, typer.Option("--steps", metavar="N", help="training steps per run")] = 20,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="S", help="seconds per experiment")] = 120.0,
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", autocompletion=_completer(("text", "json")),
+                                     help="text (default) or json")] = "text",
+    plot: Annotated[Optional[str], typer.Option("--plot", metavar="PNG", help="draw the metric per step to this PNG")] = None,
+) -> int:
+    return _verify(target=target, rule=rule, steps=steps, timeout=timeout, fmt=fmt, plot=plot)
+
+
+@app.command("rules", help="List the rules (default: in the default set; opt-in: only with --select).",
+             short_help="list the rules")
+def rules_cmd(
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", autocompletion=_completer(("text", "json")),
+                                     help="text (default) or json")] = "text",
+) -> int:
+    return _rules(fmt)
+
+
+@app.command("explain", help="Print one rule's documentation.", short_help="print one rule's documentation")
+def explain_cmd(
+    code: Annotated[str, typer.Argument(metavar="CODE", autocompletion=_complete_codes)],
+) -> int:
+    return _explain(code)
+
+
+@app.command("server", help="Run the language server over stdio (needs the `lsp` extra: pygls, lsprotocol).",
+             short_help="language server over stdio (extra: lsp)")
+def server_cmd() -> int:
+    import importlib.util
+
+    missing = [m for m in ("pygls", "lsprotocol") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"`keraslint server` needs {' and '.join(missing)}: pip install 'keraslint[lsp]'")
+    from keraslint.server import serve
+
+    return serve()
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------
+
+
+def _usage_line(e) -> str:
+    """One line for a click usage error: the problem, then where to get help."""
+    msg = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None and ctx.command_path else PROG
+    return f"{msg} (see `{where} --help`)"
 
 
 def main(argv: Optional[list] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:  # typer >= 0.26 vendors click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - typer with click as a dependency
+        from click import ClickException
+    Abort = typer.Abort
+    command = typer.main.get_command(app)
     try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_OK
-        if args.command == "check":
-            return _check(args)
-        if args.command == "rules":
-            return _rules(args)
-        if args.command == "explain":
-            return _explain(args)
-        if args.command == "verify":
-            return _verify(args)
+        rv = command.main(args=argv, prog_name=PROG, standalone_mode=False)
     except UsageError as e:
         _err(str(e))
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except ClickException as e:  # UsageError, BadParameter, NoSuchOption, ...
+        _err(_usage_line(e))
+        return EXIT_ERROR
+    except (KeyboardInterrupt, Abort):
         _err("interrupted")
         return 130
     except BrokenPipeError:
@@ -101,7 +217,17 @@ def main(argv: Optional[list] = None) -> int:
         except Exception:  # noqa: BLE001
             pass
         return EXIT_OK
-    return EXIT_ERROR  # pragma: no cover
+    except SystemExit as e:  # completion callbacks exit themselves
+        code = e.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_ERROR)
+    except Exception as e:  # noqa: BLE001 - an internal error is one line and exit 2
+        if os.environ.get("KERASLINT_DEBUG"):
+            raise
+        _err(f"internal error: {type(e).__name__}: {e} (set KERASLINT_DEBUG=1 for the traceback)")
+        return EXIT_ERROR
+    if isinstance(rv, bool) or rv is None:
+        return EXIT_OK
+    return rv if isinstance(rv, int) else EXIT_OK
 
 
 def _err(msg: str) -> None:
@@ -117,59 +243,94 @@ def _load_rules():
         raise UsageError(str(e)) from None
 
 
-def _check(args) -> int:
+# ---------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------
+
+
+def _check(*, paths: list, select, ignore, fix: bool, unsafe_fixes: bool, diff: bool, fmt: str, exit_zero: bool,
+           no_cache: bool, cache_dir, config, jobs, strict: bool = False, statistics: bool = False,
+           add_noqa: bool = False, no_shortcuts: bool = False) -> int:
     from keraslint import config as cfgmod
     from keraslint import discovery, reporters
     from keraslint.registry import known_code_or_prefix
 
-    if args.format not in reporters.FORMATS:
-        raise UsageError(f"invalid --format {args.format!r}: choose from {', '.join(reporters.FORMATS)}")
-    if args.jobs is not None and args.jobs < 1:
+    if fmt not in reporters.FORMATS:
+        raise UsageError(f"invalid --format {fmt!r}: choose from {', '.join(reporters.FORMATS)}")
+    if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if statistics and fmt not in ("text", "json"):
+        raise UsageError(f"--statistics prints text or json, not --format {fmt}")
+    if add_noqa:
+        for flag, on in (("--fix", fix), ("--diff", diff), ("--statistics", statistics)):
+            if on:
+                raise UsageError(f"--add-noqa cannot be combined with {flag}")
     rule_classes = _load_rules()
-    select, ignore = _codes(args.select), _codes(args.ignore)
+    select, ignore = _codes(select), _codes(ignore)
     for flag, codes in (("--select", select), ("--ignore", ignore)):
         for code in codes or ():
             if not known_code_or_prefix(code):
                 raise UsageError(f"unknown rule code {code!r} in {flag} (see `keraslint rules`)")
-    if args.config is not None and not os.path.isfile(args.config):
-        raise UsageError(f"{args.config}: no such config file")
-    paths = args.paths or ["."]
+    if config is not None and not os.path.isfile(config):
+        raise UsageError(f"{config}: no such config file")
+    paths = paths or ["."]
     try:
-        config = cfgmod.load(paths[0], explicit=args.config)
+        cfg = cfgmod.load(paths[0], explicit=config)
     except cfgmod.ConfigError as e:
         raise UsageError(str(e)) from None
+    if strict:
+        cfg.strict = True
     problems: list = []
     try:
-        files = discovery.discover(paths, config.root, config.exclude, problems)
+        files = discovery.discover(paths, cfg.root, cfg.exclude, problems)
     except discovery.DiscoveryError as e:
         raise UsageError(str(e)) from None
     all_codes = [c.code for c in rule_classes]
-    codes_for = config.codes_for(config.enabled_codes(all_codes, select, ignore))
+    codes_for = cfg.codes_for(cfg.enabled_codes(all_codes, select, ignore))
 
     from keraslint.runner import Options, run
 
-    opts = Options(select=select, ignore=ignore, fix=args.fix, unsafe_fixes=args.unsafe_fixes, diff=args.diff,
-                   no_cache=args.no_cache, cache_dir=args.cache_dir, jobs=args.jobs, gate=not args.no_shortcuts)
-    result = run(files, config, opts, codes_for)
+    opts = Options(select=select, ignore=ignore, fix=fix, unsafe_fixes=unsafe_fixes, diff=diff,
+                   no_cache=no_cache, cache_dir=cache_dir, jobs=jobs, gate=not no_shortcuts)
+    result = run(files, cfg, opts, codes_for)
     findings = result.findings
     out = sys.stdout
-    if args.diff:
+
+    if add_noqa:
+        from keraslint import noqa
+
+        res = noqa.add_noqa(findings)
+        stream = out if fmt == "text" else sys.stderr
+        stream.write(f"Added {res.added} noqa directive{'s' if res.added != 1 else ''}.\n")
+        stream.flush()
+        for p in problems:
+            _err(f"{p.path}: {p.message}")
+        for e in list(result.errors) + res.errors:
+            _err(e)
+        return EXIT_ERROR if (result.errors or problems or res.errors) else EXIT_OK
+
+    if diff:
         # stdout carries one thing: the diff, or the machine-readable report when one
         # was asked for (then the diff goes to stderr).
-        diff_stream = sys.stderr if args.format != "text" else out
+        diff_stream = sys.stderr if fmt != "text" else out
         for d in result.diffs:
             diff_stream.write(d)
         diff_stream.flush()
-    if args.format == "json":
+    if statistics:
+        fixable = ("safe", "unsafe") if unsafe_fixes else ("safe",)
+        if fmt == "json":
+            out.write(reporters.statistics_json(findings, fixable))
+        else:
+            (sys.stderr if diff else out).write(reporters.statistics_text(findings, fixable))
+    elif fmt == "json":
         out.write(reporters.json_array(findings))
-    elif args.format == "sarif":
+    elif fmt == "sarif":
         out.write(reporters.sarif(findings, rule_classes))
-    elif args.format == "github":
+    elif fmt == "github":
         out.write(reporters.github(findings))
     else:
-        stream = sys.stderr if args.diff else out
-        stream.write(reporters.text(findings, result.fixes_applied, fix_mode=args.fix,
+        stream = sys.stderr if diff else out
+        stream.write(reporters.text(findings, result.fixes_applied, fix_mode=fix,
                                     color=stream.isatty() and "NO_COLOR" not in os.environ))
     out.flush()
     for p in problems:
@@ -178,52 +339,59 @@ def _check(args) -> int:
         _err(e)
     if result.errors or problems:
         return EXIT_ERROR  # something asked for could not be read or checked
-    if args.diff and result.diffs:
+    if diff and result.diffs:
         return EXIT_FINDINGS
-    if findings and not args.exit_zero:
+    if findings and not exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
 
 
-def _rules(args) -> int:
+# ---------------------------------------------------------------------------
+# rules, explain, verify
+# ---------------------------------------------------------------------------
+
+
+def _rules(fmt: str) -> int:
     import json
 
-    if args.format not in ("text", "json"):
-        raise UsageError(f"invalid --format {args.format!r}: choose from text, json")
+    if fmt not in ("text", "json"):
+        raise UsageError(f"invalid --format {fmt!r}: choose from text, json")
     rule_classes = _load_rules()
-    if args.format == "json":
+    if fmt == "json":
         sys.stdout.write(json.dumps([c.meta() for c in rule_classes], indent=2) + "\n")
         return EXIT_OK
     for c in rule_classes:
         fix = {"safe": "fix", "unsafe": "unsafe fix", None: ""}[c.fix_applicability]
-        sys.stdout.write(f"{c.code}  {c.name:<32} {c.severity:<8} {fix:<11} {c.summary()}\n")
+        dflt = "default" if getattr(c, "default", True) else "opt-in"
+        sys.stdout.write(f"{c.code}  {c.name:<32} {c.severity:<8} {dflt:<8} {fix:<11} {c.summary()}\n")
     return EXIT_OK
 
 
-def _explain(args) -> int:
+def _explain(code_arg: str) -> int:
     from keraslint.registry import rules_by_code
 
     _load_rules()
-    code = args.code.upper()
+    code = code_arg.upper()
     cls = rules_by_code().get(code)
     if cls is None:
-        raise UsageError(f"unknown rule code {args.code!r} (see `keraslint rules`)")
+        raise UsageError(f"unknown rule code {code_arg!r} (see `keraslint rules`)")
     fix = {"safe": "safe fix available", "unsafe": "unsafe fix available (--unsafe-fixes)", None: "no fix"}[cls.fix_applicability]
-    sys.stdout.write(f"{cls.code} {cls.name} ({cls.severity}; {fix})\n\n{cls.doc()}\n")
+    dflt = "" if getattr(cls, "default", True) else "; opt-in: --select " + cls.code
+    sys.stdout.write(f"{cls.code} {cls.name} ({cls.severity}; {fix}{dflt})\n\n{cls.doc()}\n")
     return EXIT_OK
 
 
-def _verify(args) -> int:
-    if args.format not in ("text", "json"):
-        raise UsageError(f"invalid --format {args.format!r}: choose from text, json")
-    if args.steps < 1:
+def _verify(*, target: str, rule, steps: int, timeout: float, fmt: str, plot) -> int:
+    if fmt not in ("text", "json"):
+        raise UsageError(f"invalid --format {fmt!r}: choose from text, json")
+    if steps < 1:
         raise UsageError("--steps must be at least 1")
-    if args.timeout <= 0:
+    if timeout <= 0:
         raise UsageError("--timeout must be positive")
-    script = args.target.split("::", 1)[0]
+    script = target.split("::", 1)[0]
     if not os.path.isfile(script):
         raise UsageError(f"{script}: no such file")
-    rules = _codes(args.rule)
+    rules = _codes(rule)
     if rules:
         from keraslint.registry import rules_by_code
 
@@ -240,5 +408,4 @@ def _verify(args) -> int:
                          f"pip install 'keraslint[verify]'")
     from keraslint.verify import run_cli
 
-    return run_cli(target=args.target, rules=rules, steps=args.steps, timeout=args.timeout, fmt=args.format,
-                   plot=args.plot)
+    return run_cli(target=target, rules=rules, steps=steps, timeout=timeout, fmt=fmt, plot=plot)

@@ -123,3 +123,38 @@ def github(findings: list) -> str:
         msg = f.message if f.cell is None else f"(cell {f.cell}) {f.message}"
         out.append(f"::{kind.get(f.severity, 'warning')} {loc},title={title}::{_gh_escape(msg)}")
     return "\n".join(out) + ("\n" if out else "")
+
+
+# ---------------------------------------------------------------------------
+# --statistics: a count per code (like ``ruff check --statistics``)
+# ---------------------------------------------------------------------------
+
+
+def statistics_rows(findings: list, fixable: tuple = ("safe",)) -> list:
+    """``[{code, name, count, fixable}]``, most frequent first (ties by code)."""
+    rows: dict = {}
+    for f in findings:
+        r = rows.setdefault(f.code, {"code": f.code, "name": f.rule, "count": 0, "fixable": 0})
+        r["count"] += 1
+        if f.fix in fixable:
+            r["fixable"] += 1
+    return sorted(rows.values(), key=lambda r: (-r["count"], r["code"]))
+
+
+def statistics_json(findings: list, fixable: tuple = ("safe",)) -> str:
+    return json.dumps(statistics_rows(findings, fixable), indent=2) + "\n"
+
+
+def statistics_text(findings: list, fixable: tuple = ("safe",)) -> str:
+    rows = statistics_rows(findings, fixable)
+    if not rows:
+        return "All checks passed.\n"
+    wc = max(len(str(r["count"])) for r in rows)
+    wn = max(len(r["name"]) for r in rows)
+    out = []
+    for r in rows:
+        fx = f"{r['fixable']} fixable" if r["fixable"] else ""
+        out.append(f"{r['count']:>{wc}}  {r['code']}  {r['name']:<{wn}}  {fx}".rstrip())
+    n = len(findings)
+    out.append(f"Found {n} finding{'s' if n != 1 else ''} ({len(rows)} code{'s' if len(rows) != 1 else ''}).")
+    return "\n".join(out) + "\n"
