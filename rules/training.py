@@ -255,11 +255,14 @@ class ImplicitOptimizerDefaults(Rule):
     positional argument, also through a constant `OPT = "adam"` or a literal config dict
     item `cfg["optimizer"]`), and `keras.optimizers.get("adam")`. Strings that never reach
     `compile` (argparse defaults, config dicts that are later turned into objects) are not
-    flagged.
+    flagged. Only in a file with a *parity context*: one that builds a PyTorch model or
+    optimizer, a raw-TensorFlow reference (`tf.Module`, TF1 optimizers, sessions) or a
+    JAX reference; the message names it. In a Keras-only tutorial or test the string is
+    harmless and not reported (`strict = true` / `--strict` reports it everywhere).
 
     ## Why is this bad?
-    The string hides every hyperparameter, and Keras's defaults are not the ones a reader
-    or a PyTorch reference assumes: Keras `Adam` uses ε = 1e-7 where `torch.optim.Adam`
+    The string hides every hyperparameter, and Keras's defaults are not the ones a
+    PyTorch or TF1 reference assumes: Keras `Adam` uses ε = 1e-7 where `torch.optim.Adam`
     uses 1e-8; `RMSprop` uses ρ = 0.9 and learning rate 1e-3 where PyTorch uses α = 0.99 and
     1e-2; `AdamW` decays weights by 0.004 where PyTorch uses 0.01; `Adagrad` starts its
     accumulators at 0.1 where PyTorch starts at 0. A port that "uses Adam in both" then
@@ -269,6 +272,7 @@ class ImplicitOptimizerDefaults(Rule):
 
     ## Example
     ```python
+    torch_opt = torch.optim.Adam(torch_model.parameters())
     model.compile(optimizer="adam", loss="mse")
     ```
 
@@ -292,6 +296,7 @@ class ImplicitOptimizerDefaults(Rule):
         super().__init__(ctx)
         self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
         self._port = None
+        self.pending: list = []  # (node, message with {parity}, fix) until the context is known
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
@@ -378,12 +383,23 @@ class ImplicitOptimizerDefaults(Rule):
                 target = arg.value if where == "compile" else node
                 fix = Fix.safe(Replace(target, new_expr), *imports,
                                description=f"write out {cls_name}'s defaults")
-        self.report(
+        self.pending.append((
             arg.value if where == "compile" else node,
-            f"`{shown}`{f' (= {value!r})' if indirect else ''} hides Keras {cls_name}'s defaults {hidden}{vs}: pass "
-            f"`{cls_name}(...)` with the values written out",
-            fix=fix,
-        )
+            f"`{shown}`{f' (= {value!r})' if indirect else ''} hides Keras {cls_name}'s defaults {hidden}{vs}"
+            f"{{parity}}: pass `{cls_name}(...)` with the values written out",
+            fix,
+        ))
+
+    def finish(self) -> None:
+        # A hidden default is only a parity hazard where the file compares Keras with
+        # another implementation (asked here: the context is complete after the traversal).
+        parity = self.ctx.parity
+        if parity is None:
+            return
+        refs = {"ctx": parity.node} if parity.node is not None else None
+        why = f" ({parity.phrase()})" if parity.kind == "strict" else f", which matters because {parity.phrase()}"
+        for node, msg, fix in self.pending:
+            self.report(node, msg.replace("{parity}", why), fix=fix, refs=refs)
 
 
 # ---------------------------------------------------------------------------

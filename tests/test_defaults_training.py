@@ -14,6 +14,7 @@ import pytest
 
 from keraslint import engine, fixer
 from keraslint.api import _classes, check_source
+from keraslint.config import Config
 from keraslint.rules import training as T
 
 
@@ -24,14 +25,19 @@ def keras_mod():
     return keras
 
 
-def fix_text(code: str, unsafe: bool = False, select=("KL4",)) -> str:
+# KL401 needs a parity context; the fix and matching tests run on Keras-only snippets with
+# `strict` on (which reports hidden defaults everywhere).
+STRICT = Config(root=".", strict=True)
+
+
+def fix_text(code: str, unsafe: bool = False, select=("KL4",), config=STRICT) -> str:
     src = engine.read_source("t.py", data=code.encode())
-    res = fixer.fix_source(src, _classes(select), unsafe=unsafe)
+    res = fixer.fix_source(src, _classes(select), config=config, unsafe=unsafe)
     return res.new_bytes.decode() if res.new_bytes is not None else code
 
 
-def codes(code: str, select=("KL4",)) -> list:
-    return [(f.line, f.code) for f in check_source(code, select=list(select))]
+def codes(code: str, select=("KL4",), config=STRICT) -> list:
+    return [(f.line, f.code) for f in check_source(code, select=list(select), config=config)]
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +167,33 @@ def test_kl401_fix_uses_the_files_namespace(header, spelled, added):
     if added:
         assert added in out
     assert codes(out) == []
+
+
+def test_kl401_needs_a_parity_context():
+    """A string optimizer is only reported where the file compares Keras with another
+    implementation; the message names the evidence and its line."""
+    keras_only = "import keras\nm = keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
+    assert codes(keras_only, config=None) == []
+    assert codes(keras_only) == [(3, "KL401")]  # strict
+    port = "import torch\nimport keras\nref = torch.optim.Adam(params)\n" + keras_only.split("\n", 1)[1]
+    found = check_source(port, select=["KL401"])
+    assert [f.line for f in found] == [5]
+    assert "this file compares Keras with PyTorch (`torch.optim.Adam`, line 3)" in found[0].message
+    tf1 = "import tensorflow as tf\nimport keras\nref = tf.compat.v1.train.AdamOptimizer(1e-3)\n" + \
+        keras_only.split("\n", 1)[1]
+    found = check_source(tf1, select=["KL401"])
+    assert [f.line for f in found] == [5] and "raw-TensorFlow reference" in found[0].message
+
+
+def test_kl401_silent_on_a_pytorch_training_wrapper():
+    """torchkeras/poutyne `compile(optimizer="adam")` is torch.optim.Adam, not Keras's."""
+    code = (
+        "import torch\nimport torchkeras\nfrom torch import nn\n"
+        "net = nn.Sequential(nn.Linear(4, 1))\n"
+        "trainer = torchkeras.Model(net)\n"
+        "trainer.compile(loss_func=nn.MSELoss(), optimizer='adam')\n"
+    )
+    assert codes(code, config=None) == []
 
 
 def test_kl401_only_strings_that_reach_compile():
@@ -507,7 +540,7 @@ m4.compile(optimizer=opt, loss="categorical_crossentropy")
 
 def test_kl401_no_fix_in_keras2_files():
     code = "import tensorflow as tf\nimport tf_keras\nm = tf_keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
-    found = check_source(code, select=["KL401"])
+    found = check_source(code, select=["KL401"], config=STRICT)
     assert [(f.line, f.fix) for f in found] == [(4, None)]
 
 
