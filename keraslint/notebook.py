@@ -9,16 +9,33 @@ map back to ``(cell, line)`` with 1-based cell numbers counting all cells.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tokenize
 from dataclasses import dataclass, field
 from typing import Optional
 
 MARKER = "# %% keraslint-cell "
 _PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy", "python", "python3", "tensorflow_version"}
-_HELP = re.compile(r"^\s*[\w.\[\]()'\"]+\?{1,2}\s*$")
+# IPython's line magics and its default POSIX aliases (aliases are line magics since IPython 1.0),
+# plus Colab's; with automagic on (the default) ``pip install x`` runs as ``%pip install x``.
+_LINE_MAGIC_NAMES = frozenset("""
+    alias alias_magic autoawait autocall automagic autosave bookmark cat cd clear colors conda config
+    connect_info cp debug dhist dirs doctest_mode ed edit env gui hist history killbgscripts ldir less lf
+    lk ll load load_ext loadpy logoff logon logstart logstate logstop ls lsmagic lx macro magic mamba man
+    matplotlib micromamba mkdir more mv notebook page pastebin pdb pdef pdoc pfile pinfo pinfo2 pip popd
+    pprint precision prun psearch psource pushd pwd pycat pylab qtconsole quickref recall rehashx
+    reload_ext rep rerun reset reset_selective rm rmdir run save sc set_env store sx system tb time timeit
+    unalias unload_ext who who_ls whos xdel xmode tensorflow_version uv
+""".split())
+_HELP = re.compile(r"^\s*(?:[\w.\[\]()'\"*]+\?{1,2}|\?{1,2}\s*[\w.\[\]()'\"*]+)\s*$")
 _ASSIGN_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[!%]")
 _LINE_MAGIC = re.compile(r"^(\s*)[!%]")
+# A magic's name, a space and an argument; not an assignment or an operator (IPython's
+# AssignmentChecker leaves ``history = ...`` to Python).
+_AUTOMAGIC = re.compile(r"^(\s*)([A-Za-z_]\w*) +(?![=,(\[.:;]|[-+*/%@&|^<>!]=|\*\*=|//=|>>=|<<=|(?:in|is|and|or|not|if|else|for)\b)\S")
+_CANDIDATE = re.compile(r"^\s*(?:[!%?]|[\w.]+\s*=\s*[!%])|\?\s*$|^\s*[A-Za-z_]\w* +\S")
 
 
 class NotebookError(ValueError):
@@ -33,6 +50,7 @@ class Cell:
     nlines: int
     magic_lines: dict = field(default_factory=dict)  # 0-based line in cell -> original line
     disabled: bool = False  # a cell that did not parse: blanked out of the module
+    neutral: Optional[str] = None  # the cell as plain Python (computed once)
 
 
 @dataclass
@@ -52,7 +70,9 @@ class Notebook:
             if c.disabled:
                 out.extend("#\n" for _ in range(c.nlines))
             else:
-                out.append(_neutralize(c))
+                if c.neutral is None:
+                    c.neutral = _neutralize(c)
+                out.append(c.neutral)
         return "".join(out)
 
     def locate(self, line: int) -> tuple[Optional[int], int]:
@@ -77,42 +97,108 @@ def _cell_text(src) -> str:
     return ""
 
 
+def _at_logical_start(lines: list, i: int) -> Optional[bool]:
+    """Whether physical line ``i`` starts a logical line, given the lines before it (magics
+    already neutralized): the text before it tokenizes completely. ``None`` when the text
+    before is not Python for another reason (the caller then falls back)."""
+    if i == 0:
+        return True
+    text = "\n".join(lines[:i]) + "\n"
+    try:
+        for _tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            pass
+    except tokenize.TokenError as e:
+        msg = str(e.args[0]) if e.args else ""
+        if "EOF in multi-line" in msg or "unterminated triple-quoted" in msg:
+            return False  # inside brackets, a continued line or a triple-quoted string
+        return None
+    except (SyntaxError, ValueError):  # IndentationError, bad characters (3.12+ tokenizer)
+        return None
+    return True
+
+
+def _is_python(line: str) -> bool:
+    try:
+        compile(line.strip(), "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _magic_kind(ln: str) -> Optional[str]:
+    """What IPython syntax a line would be if it starts a logical line."""
+    stripped = ln.lstrip()
+    if _ASSIGN_MAGIC.match(ln):
+        return "assign"
+    if _LINE_MAGIC.match(ln) and not stripped.startswith("!="):
+        return "escape"
+    if _HELP.match(ln):
+        return "help"
+    m = _AUTOMAGIC.match(ln)
+    if m and m.group(2) in _LINE_MAGIC_NAMES and not _is_python(ln) and _at_logical_start([ln], 1):
+        return "automagic"  # (a line that opens a bracket is the start of a Python statement)
+    return None
+
+
 def _neutralize(cell: Cell) -> str:
+    """The cell as Python, IPython syntax replaced line for line. Only a line that starts a
+    logical line can be IPython syntax (a ``%`` that starts a continuation line inside brackets
+    is the ``%`` operator); an escaped line continued with ``\\`` takes its next lines with it."""
     lines = cell.source.split("\n")
-    out = []
+    out = list(lines)
     first_code = next((i for i, ln in enumerate(lines) if ln.strip()), None)
-    whole_cell_foreign = False
-    for i, ln in enumerate(lines):
-        stripped = ln.lstrip()
-        if i == first_code and stripped.startswith("%%"):
-            name = stripped[2:].split(None, 1)[0] if len(stripped) > 2 else ""
-            cell.magic_lines[i] = ln
-            out.append("pass")
-            if name not in _PY_CELL_MAGICS:
-                whole_cell_foreign = True
+    begin = 0
+    if first_code is not None and lines[first_code].lstrip().startswith("%%"):
+        stripped = lines[first_code].lstrip()
+        name = stripped[2:].split(None, 1)[0] if len(stripped) > 2 else ""
+        cell.magic_lines[first_code] = lines[first_code]
+        out[first_code] = "pass"
+        if name not in _PY_CELL_MAGICS:
+            for i in range(first_code + 1, len(lines)):
+                _blank_out(cell, lines, out, i)
+            return _joined(out)
+        begin = first_code + 1
+    fallback = False  # the text before a candidate is not Python: every candidate is IPython
+    i = begin
+    while i < len(lines):
+        ln = lines[i]
+        if not _CANDIDATE.search(ln):
+            i += 1
             continue
-        if whole_cell_foreign:
-            cell.magic_lines[i] = ln
-            # Not for the empty piece after the cell's last newline: "#" there would add a
-            # line to the module and shift every later cell by one.
-            out.append("#" if ln or i < len(lines) - 1 else "")
+        kind = _magic_kind(ln)
+        if kind is None:
+            i += 1
             continue
-        m = _ASSIGN_MAGIC.match(ln)
-        if m:
-            cell.magic_lines[i] = ln
-            out.append(m.group(1) + "None")
-            continue
-        m = _LINE_MAGIC.match(ln)
-        if m and not stripped.startswith("!="):
-            cell.magic_lines[i] = ln
-            out.append(m.group(1) + "pass")
-            continue
-        if _HELP.match(ln):
-            cell.magic_lines[i] = ln
-            indent = ln[: len(ln) - len(stripped)]
-            out.append(indent + "pass")
-            continue
-        out.append(ln)
+        if not fallback:
+            start = _at_logical_start(out, i)
+            if start is None:
+                fallback = True
+            elif not start:
+                i += 1
+                continue
+        indent = ln[: len(ln) - len(ln.lstrip())]
+        cell.magic_lines[i] = ln
+        if kind == "assign":
+            out[i] = _ASSIGN_MAGIC.match(ln).group(1) + "None"
+        else:
+            out[i] = indent + "pass"
+        # IPython joins an escaped line ending in a backslash with the next ones.
+        while kind in ("escape", "assign", "automagic") and lines[i].endswith("\\") and i + 1 < len(lines):
+            i += 1
+            _blank_out(cell, lines, out, i)
+        i += 1
+    return _joined(out)
+
+
+def _blank_out(cell: Cell, lines: list, out: list, i: int) -> None:
+    # Not the empty piece after the cell's last newline: "#" there would add a line to the
+    # module and shift every later cell by one (and it is no line of the cell to restore).
+    if lines[i] or i < len(lines) - 1:
+        cell.magic_lines[i] = lines[i]
+        out[i] = "#"
+
+
+def _joined(out: list) -> str:
     text = "\n".join(out)
     if not text.endswith("\n"):
         text += "\n"

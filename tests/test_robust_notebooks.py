@@ -250,3 +250,94 @@ def test_bash_cell_then_fix_keeps_cells():
     new = json.loads(res.new_bytes)
     assert new["cells"][1]["source"] == bash
     assert "".join(new["cells"][2]["source"]) == "".join(hazard).replace("np.abs", "keras.ops.abs")
+
+
+# -- only a line that starts a logical line is IPython syntax (issue 13) ----------------------
+
+def neutral(src):
+    from keraslint import notebook
+
+    cell = notebook.Cell(0, src, 2, src.count("\n"))
+    text = notebook._neutralize(cell)
+    assert text.count("\n") == src.count("\n") + (0 if src.endswith("\n") else 1), (src, text)
+    return text, cell.magic_lines
+
+
+@pytest.mark.parametrize("src", [
+    'print("%d of %d" %\n      (1, 2))\n',  # `%` starting a continuation line in brackets: the operator
+    'msg = ("%d items"\n       % 3)\n',
+    's = """\n%not a magic\n!not shell\n"""\n',
+    'total = 5 \\\n    % 3\n',  # backslash continuation: the operator again
+])
+def test_percent_inside_a_logical_line_is_python(src):
+    text, magics = neutral(src)
+    assert magics == {} and text == src, text
+    compile(text, "<cell>", "exec")
+
+
+@pytest.mark.parametrize("src,magic_lines", [
+    ("!saved_model_cli show --dir '{p}' --tag_set serve \\\n      --signature_def serving_default\n", {0, 1}),
+    ("!pip install \\\n   keras \\\n   tensorflow\nimport keras\n", {0, 1, 2}),
+    ("%pip install \\\n  keras\n", {0, 1}),
+    ("files = !ls \\\n   -la\n", {0, 1}),
+    ("pip install -q keras-hub\nimport keras\n", {0}),
+    ("cd ~/repo\nls *.py\nimport keras\n", {0, 1}),
+    ("ls -la\n", set()),  # valid Python (ls - la)
+    ("cd /content/repo\n", set()),  # valid Python (divisions): no syntax error to avoid
+    ("import keras\nfor i in range(2):\n    !echo it's (( $i\n    print(i)\n", {2}),
+    ("?keras.Model\n", {0}),
+    ("??keras.Model.fit\n", {0}),
+    ("keras.Model?\n", {0}),
+    ("keras.Model.fit??\n", {0}),
+    ("%%time\nx = 1\n", {0}),
+    ('x = ("%d" %\n     3)\n!ls\n', {2}),
+])
+def test_ipython_syntax_at_a_logical_start(src, magic_lines):
+    text, magics = neutral(src)
+    assert set(magics) == magic_lines, (text, magics)
+    compile(text, "<cell>", "exec")
+
+
+@pytest.mark.parametrize("src", [
+    "ls = [1, 2]\n",  # valid Python with a magic's name: Python
+    "time = 3\nprint(time)\n",
+    "run(1)\n",
+    "env\n",
+    "pwd\n",
+])
+def test_magic_names_in_valid_python_stay_python(src):
+    text, magics = neutral(src)
+    assert magics == {} and text == src
+
+
+def test_foreign_cell_magic_ending_with_continuation_keeps_positions():
+    text, magics = neutral("%%bash\necho a \\\n  b\n")
+    assert text == "pass\n#\n#\n" and set(magics) == {0, 1, 2}
+    text, magics = neutral("!echo a \\\n")
+    assert text == "pass\n" and set(magics) == {0}
+
+
+def test_unparsable_text_before_a_magic_falls_back_to_line_starts():
+    # An inconsistent dedent makes tokenize fail: every `%`/`!` line start counts as IPython.
+    text, magics = neutral("if x:\n        a = 1\n    b = 2\n%ls\n")
+    assert set(magics) == {3}
+
+
+def test_real_kl000_false_alarms_are_gone():
+    """Patterns from real notebooks (Hands-on ML ch. 19, DLwP): each used to be a KL000."""
+    cells = [
+        code(IMPORTS),
+        code(["!saved_model_cli show --dir '{model_path}' --tag_set serve \\\n",
+              "                      --signature_def serving_default"]),
+        code(['print("Epoch %d: %.3f" %\n', '      (1, 0.5))\n']),
+        code(["pip install -q keras\n"]),
+        code(["cd /tmp\n", "ls\n"]),
+        code(HAZARD_CELL),
+    ]
+    assert locs(check(nb(cells))) == [("KL301", 6, 3, 16)]
+
+
+def test_a_real_syntax_error_after_a_magic_is_still_kl000():
+    cells = [code(IMPORTS), code(["!ls \\\n", "  -la\n", "x = (\n"]), code(["y\u00a0= 1\n"]), code(HAZARD_CELL)]
+    got = sorted(locs(check(nb(cells))), key=lambda t: t[1])
+    assert [(c, cell) for c, cell, _, _ in got] == [("KL000", 2), ("KL000", 3), ("KL301", 4)], got
