@@ -45,6 +45,20 @@ class Capture:
         self.backend = ""
         self.path = ""
         self.notes: list = []
+        self.compiled: list = []      # [(model, compile arguments)] in the order compile was called
+        self.fits: list = []          # [(model, fit arguments)] with continue_after_fit
+        self.constructed: list = []   # Keras objects built by the program (Operation.__new__), in order
+        self.error_after_fit: str = ""
+
+
+class _History:
+    """What an intercepted ``fit`` returns when the program is allowed to go on."""
+
+    def __init__(self, model=None):
+        self.history = {"loss": [0.0]}
+        self.epoch = [0]
+        self.model = model
+        self.params = {}
 
 
 def _user_line(exc: BaseException, path: str) -> str:
@@ -69,8 +83,14 @@ def _bind(fn, self_obj, args, kwargs) -> dict:
 
 
 def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
-               force_floatx: Optional[str] = None, preset_floatx: Optional[str] = None) -> Capture:
-    """Run TARGET (``script.py`` or ``file.py::func``) until it trains; return the capture."""
+               force_floatx: Optional[str] = None, preset_floatx: Optional[str] = None,
+               op_determinism: bool = False, continue_after_fit: bool = False, no_tf1: bool = False,
+               require_fit: bool = True) -> Capture:
+    """Run TARGET (``script.py`` or ``file.py::func``) until it trains; return the capture.
+
+    ``continue_after_fit``: every ``fit``/``train_on_batch`` is recorded and skipped, and the
+    program runs to its end (several models, a PyTorch port built after training).
+    ``no_tf1``: ``tf.compat.v1.disable_eager_execution`` becomes a no-op (KL205's fixed arm)."""
     import keras
 
     path, _, entry = target.partition("::")
@@ -82,6 +102,26 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
         keras.config.set_floatx(preset_floatx)  # keraslint: ignore[KL201] (the experiment sets it on purpose)
     if pre_seed is not None:
         keras.utils.set_random_seed(pre_seed)
+    if op_determinism:
+        _enable_determinism(cap)
+    undo = []
+    if no_tf1:
+        undo += _disable_tf1_switches()
+    from keras.src.ops.operation import Operation
+
+    orig_new = Operation.__dict__["__new__"]
+
+    def new_hook(cls, *args, **kwargs):
+        inst = orig_new(cls, *args, **kwargs)
+        try:
+            vars(inst)["_keraslint_init"] = (args, kwargs)
+            cap.constructed.append(inst)
+        except Exception:  # noqa: BLE001
+            pass
+        return inst
+
+    Operation.__new__ = new_hook
+    undo.append(lambda: setattr(Operation, "__new__", orig_new))
 
     Model = keras.Model
     orig = {"fit": Model.fit, "train_on_batch": Model.train_on_batch, "compile": Model.compile}
@@ -91,13 +131,22 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
 
     def compile_hook(self, *args, **kwargs):
         self._keraslint_compile = _bind(orig["compile"], self, args, kwargs)
+        cap.compiled.append((self, self._keraslint_compile))
         return orig["compile"](self, *args, **kwargs)
 
     def fit_hook(self, *args, **kwargs):
-        raise _Handover(self, "fit", _bind(orig["fit"], self, args, kwargs))
+        bound = _bind(orig["fit"], self, args, kwargs)
+        if continue_after_fit:
+            cap.fits.append((self, "fit", bound))
+            return _History(self)
+        raise _Handover(self, "fit", bound)
 
     def tob_hook(self, *args, **kwargs):
-        raise _Handover(self, "train_on_batch", _bind(orig["train_on_batch"], self, args, kwargs))
+        bound = _bind(orig["train_on_batch"], self, args, kwargs)
+        if continue_after_fit:
+            cap.fits.append((self, "train_on_batch", bound))
+            return 0.0
+        raise _Handover(self, "train_on_batch", bound)
 
     def set_floatx_hook(value):
         cap.floatx_requests.append(str(value))
@@ -135,14 +184,22 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
         except CaptureError:
             raise
         except SystemExit as e:
-            raise CaptureError(f"the program called sys.exit({e.code!r}) before Model.fit") from None
+            if not (continue_after_fit and cap.fits):
+                raise CaptureError(f"the program called sys.exit({e.code!r}) before Model.fit") from None
         except KeyboardInterrupt:
             raise CaptureError("the program was interrupted before Model.fit") from None
         except BaseException as e:  # noqa: BLE001
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise CaptureError(f"the program raised {type(e).__name__}{_user_line(e, path)} before Model.fit"
-                               + (f": {msg}" if msg else "")) from None
+            from keraslint.verify.util import plain
+
+            msg = plain(e) if str(e).strip() else ""
+            if continue_after_fit and (cap.fits or not require_fit):
+                cap.error_after_fit = f"{type(e).__name__}{_user_line(e, path)}" + (f": {msg}" if msg else "")
+            else:
+                raise CaptureError(f"the program raised {type(e).__name__}{_user_line(e, path)} before Model.fit"
+                                   + (f": {msg}" if msg else "")) from None
     finally:
+        for u in reversed(undo):
+            u()
         Model.compile, Model.fit, Model.train_on_batch = orig["compile"], orig["fit"], orig["train_on_batch"]
         for m in floatx_homes:
             m.set_floatx = orig_floatx
@@ -150,9 +207,14 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
             sys.modules[modname] = saved_main
     cap.namespace = mod.__dict__
 
+    if handover is None and cap.fits:
+        model, kind, arguments = cap.fits[0]
+        handover = _Handover(model, kind, arguments)
     if handover is not None:
         cap.model, cap.kind = handover.model, handover.kind
         _take_data(cap, handover.arguments, steps)
+    elif not require_fit:
+        return cap
     elif entry:
         _from_entry(cap, entry_result, entry, steps)
     else:
@@ -160,6 +222,35 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
     _ensure_compiled(cap)
     _ensure_built(cap)
     return cap
+
+
+def _enable_determinism(cap: Capture) -> None:
+    backend = cap.backend
+    try:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # noqa: BLE001
+        pass
+    if backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _disable_tf1_switches() -> list:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return []
+    undo = []
+    v1 = tf.compat.v1
+    for name in ("disable_eager_execution", "disable_v2_behavior"):
+        orig = getattr(v1, name, None)
+        if orig is not None:
+            setattr(v1, name, lambda *a, **k: None)
+            undo.append(lambda n=name, o=orig: setattr(v1, n, o))
+    return undo
 
 
 def _from_entry(cap: Capture, result, entry: str, steps: int) -> None:

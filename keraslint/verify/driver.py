@@ -272,6 +272,45 @@ def _float_runs(code: str, base: dict, remaining, tick, workdir: str) -> dict:
             "detail": detail, "series": {"as_written": series, "fixed": series_f}}
 
 
+def _graph_mode_runs(base: dict, remaining, tick, workdir: str) -> dict:
+    """KL205: the program as written (TF1 graph mode switched on) vs with the switch made a no-op."""
+    import numpy as np
+
+    code = base["code"]
+    save_b = os.path.join(workdir, f"{code}-eager.pkl")
+    rb = run_child(dict(base, mode="capture-run", options={"save": save_b, "no_tf1": True, "report_errors": True,
+                                                           "repeats": 2}), remaining(), workdir, tick)
+    if not rb.ok or rb.data.get("train_error"):
+        return _inconclusive(code, f"the program fails even in eager mode: {rb.reason or rb.data.get('train_error')}")
+    ra = run_child(dict(base, mode="capture-run", options={"load": save_b, "report_errors": True}),
+                   remaining(), workdir, tick)
+    lb = np.asarray(rb.data["losses"], "float64")
+    value_fixed = float(np.max(np.abs(lb - np.asarray(rb.data.get("losses_repeat") or lb, "float64"))))
+    scale = max([1.0] + [abs(float(v)) for v in lb])
+    tol = 1e-5 * scale
+    a_err = ra.reason if not ra.ok else ra.data.get("train_error")
+    graph = ra.ok and ra.data.get("eager") is False
+    if a_err:
+        if "timed out" in a_err:
+            return _inconclusive(code, f"as written: {a_err}")
+        return {"experiment": "graph-mode-vs-eager", "metric": "max_abs_diff", "value": None, "tolerance": tol,
+                "value_fixed": value_fixed, "verdict": CONFIRMED,
+                "detail": f"as written (TF1 graph mode{' on' if graph or not ra.ok else ''}) training fails: {plain(a_err)}; "
+                          f"with disable_eager_execution made a no-op, {base['steps']} steps run (last loss "
+                          f"{fmt_num(lb[-1])}; the same run repeated differs by {fmt_num(value_fixed)})",
+                "series": {"fixed": [0.0] * len(lb)}}
+    la = np.asarray(ra.data["losses"], "float64")
+    series = [float(v) for v in np.abs(la - lb)] if la.shape == lb.shape else []
+    value = max(series) if series else float("inf")
+    verdict = CONFIRMED if value > tol else NOT_CONFIRMED
+    mode = "graph mode" if graph else "eager mode (no TF1 switch ran before training)"
+    return {"experiment": "graph-mode-vs-eager", "metric": "max_abs_diff", "value": value, "tolerance": tol,
+            "value_fixed": value_fixed, "verdict": verdict,
+            "detail": f"as written the program trains in {mode}; {base['steps']} steps from the same weights and "
+                      f"batches vs eager: max |Δ loss| = {fmt_num(value)}",
+            "series": {"as_written": series}}
+
+
 # ---------------------------------------------------------------------------
 
 

@@ -9,8 +9,8 @@ experiment. Each returns ``{"metric", "value", "value_fixed", "tolerance", "verd
 
 from __future__ import annotations
 
+import math
 import pickle
-import re
 import time
 from typing import Optional
 
@@ -32,6 +32,16 @@ def run(spec: dict) -> dict:
         "batched-vs-unbatched": batched_vs_unbatched,
         "capture-run": capture_run,
         "torch-reference": torch_reference,
+        "torch-native": lambda s: _lazy("torchref", "torch_native")(s),
+        "torch-forward": lambda s: _lazy("torchref", "torch_forward")(s),
+        "trace-count": lambda s: _lazy("more", "trace_count")(s),
+        "float16-vs-float32": lambda s: _lazy("more", "float16_output")(s),
+        "save-load-round-trip": lambda s: _lazy("more", "save_load")(s),
+        "shared-optimizer": lambda s: _lazy("more", "shared_optimizer")(s),
+        "split-distribution": lambda s: _lazy("more", "split_distribution")(s),
+        "steps-per-epoch": lambda s: _lazy("more", "steps_per_epoch")(s),
+        "sample-order": lambda s: _lazy("more", "sample_order")(s),
+        "port-diff": lambda s: _lazy("port", "port_diff")(s),
     }.get(mode)
     if fn is None:
         return {"error": f"unknown experiment {mode!r}"}
@@ -39,10 +49,23 @@ def run(spec: dict) -> dict:
         return fn(spec)
     except CaptureError as e:
         return {"error": f"could not capture the model: {e}"}
+    except Exception as e:  # noqa: BLE001 - one plain line, never a dump
+        return {"error": f"the experiment failed: {_first_line(e)}"}
+
+
+def _lazy(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(f"keraslint.verify.{module}"), name)
 
 
 def _capture(spec: dict, **kw):
     return run_target(spec["target"], int(spec["steps"]), **kw)
+
+
+def _result(metric, value, value_fixed, tolerance, verdict, detail, series=None) -> dict:
+    return {"metric": metric, "value": value, "value_fixed": value_fixed, "tolerance": tolerance,
+            "verdict": verdict, "detail": detail, "series": series or {}}
 
 
 def _np(t):
@@ -54,16 +77,11 @@ def _np(t):
         return np.asarray(t)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def _first_line(e: BaseException) -> str:
-    s = _ANSI.sub("", str(e)).strip()
-    for line in s.splitlines():
-        line = line.strip()
-        if line and not line.startswith("Exception encountered when calling"):
-            return f"{type(e).__name__}: {line[:160]}"
-    return type(e).__name__
+    from keraslint.verify.util import plain
+
+    s = plain(e, 160) if str(e).strip() else ""
+    return f"{type(e).__name__}: {s}" if s and s != "no reason given" else type(e).__name__
 
 
 def _scale(*arrays) -> float:
@@ -435,6 +453,56 @@ def logits_consistency(spec: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
+_BATCH_OPS = ("BatchDataset", "PaddedBatchDataset", "ParallelBatchDataset", "RebatchDataset",
+              "_DenseToRaggedDataset", "_RaggedBatchDataset", "BucketBySequenceLength", "_GroupByWindowDataset")
+_SAMPLE_SOURCES = ("TensorSliceDataset", "RangeDataset", "SparseTensorSliceDataset")
+_UNBATCH_OPS = ("UnbatchDataset",)
+
+
+def _dataset_ops(ds) -> list:
+    """Class names of the pipeline, last op first, following every input (zip, concatenate)."""
+    out, todo, seen = [], [ds], set()
+    while todo:
+        d = todo.pop(0)
+        if d is None or id(d) in seen:
+            continue
+        seen.add(id(d))
+        out.append(type(d).__name__.lstrip("_"))
+        try:
+            todo.extend(d._inputs())
+        except Exception:  # noqa: BLE001
+            pass
+    return out
+
+
+def dataset_batching(ds) -> Optional[bool]:
+    """True: a batch-like op runs after the last unbatch; False: elements are single samples
+    (slices, no batch op); None: cannot tell (generators, files)."""
+    ops = _dataset_ops(ds)
+    for name in ops:  # last op first along the main chain
+        if name.lstrip("_") in [o.lstrip("_") for o in _BATCH_OPS]:
+            return True
+        if name in _UNBATCH_OPS:
+            return False
+    if any(name in _SAMPLE_SOURCES for name in ops):
+        return False
+    return None
+
+
+def _count_elements(ds, limit: int = 20000) -> int:
+    import tensorflow as tf
+
+    n = int(ds.cardinality().numpy())
+    if n >= 0:
+        return n
+    if n == tf.data.INFINITE_CARDINALITY:
+        return -1
+    k = 0
+    for _ in ds.take(limit):
+        k += 1
+    return k
+
+
 def batched_vs_unbatched(spec: dict) -> dict:
     import keras
 
@@ -446,50 +514,68 @@ def batched_vs_unbatched(spec: dict) -> dict:
                 "detail": f"Model.{cap.kind} received arrays or a generator, not a tf.data.Dataset"}
     model = cap.model
     spec_x = keras.tree.flatten(ds.element_spec)[0]
+    batching = dataset_batching(ds)
+    if batching is None:  # a generator or file source: a leading unknown dimension is a batch axis
+        batching = spec_x.shape.rank is not None and spec_x.shape.rank > 0 and spec_x.shape[0] is None
     inputs = getattr(model, "inputs", None)
     try:
-        want = len(inputs[0].shape) if inputs else len(np.shape(_first(model._keraslint_first_x)))
+        want = len(inputs[0].shape) if inputs else None
     except Exception:  # noqa: BLE001
         want = None
     have = len(spec_x.shape) if spec_x.shape.rank is not None else None
     w0 = snapshot(model)
+    seen_shapes: list = []
 
     def one_step(d):
         restore(model, w0)
         recompile(cap)
+        seen_shapes.clear()
         try:
             h = model.fit(d.take(1), epochs=1, verbose=0, shuffle=False)
             return float(h.history["loss"][-1]), None
         except Exception as e:  # noqa: BLE001
             return None, _first_line(e)
 
+    bs = 32
     la, ea = one_step(ds)
-    batched = ds.batch(32)
+    n_written = _count_elements(ds)
+    n_batched = math.ceil(n_written / bs) if n_written >= 0 else -1
+    if batching:
+        rank_text = f"the dataset is batched (element spec {tuple(spec_x.shape)})"
+        detail = f"{rank_text}; one fit step as written: " + (f"loss {fmt_num(la)}" if ea is None else ea)
+        return {"metric": "rank_deficit", "value": 0.0, "value_fixed": 0.0, "tolerance": 0.0,
+                "verdict": NOT_CONFIRMED if ea is None else INCONCLUSIVE, "detail": detail, "series": {}}
+    batched = ds.batch(bs)
     lb, eb = one_step(batched)
-    spec_b = keras.tree.flatten(batched.element_spec)[0]
-    if want is None or have is None:
-        value = 1.0 if (ea and not eb) else 0.0
-        value_fixed = 0.0
-        rank_text = "model input rank unknown"
+    if eb is not None and ea is None:  # the model was built on one sample: rebuild a clone on batches
+        try:
+            clone = keras.models.clone_model(model)
+            clone.build((None,) + tuple(spec_x.shape))
+            clone.set_weights(model.get_weights())
+            clone.compile(optimizer=keras.optimizers.get(cap.optimizer_spec) if isinstance(cap.optimizer_spec, str)
+                          else type(model.optimizer).from_config(model.optimizer.get_config()),
+                          loss=cap.compile_kwargs.get("loss", "mse"))
+            h = clone.fit(batched.take(1), epochs=1, verbose=0, shuffle=False)
+            lb, eb = float(h.history["loss"][-1]), None
+        except Exception:  # noqa: BLE001
+            pass
+    value, value_fixed = 1.0, 0.0
+    if want is not None and have is not None and want > have:
+        value = float(want - have)
+    steps_text = (f"{n_written} steps per epoch as written vs {n_batched} batched by {bs}" if n_written >= 0
+                  else "an infinite dataset")
+    if ea is not None:
+        what = f"as written fit fails: {ea}"
     else:
-        value = float(max(0, want - have))
-        value_fixed = float(max(0, want - len(spec_b.shape))) if value > 0 else value
-        rank_text = f"element spec {tuple(spec_x.shape)} vs model input rank {want}"
-    already_batched = value == 0 and not ea
-    if already_batched:
-        value_fixed = 0.0
-    verdict = CONFIRMED if value > 0 or (ea and not eb) else NOT_CONFIRMED
-    step_a = f"loss {fmt_num(la)}" if ea is None else ea
-    step_b = f"loss {fmt_num(lb)}" if eb is None else eb
-    detail = f"{rank_text}; one fit step as written: {step_a}"
-    if value > 0 or ea:
-        detail += f"; after .batch(32): {step_b}"
-        if ea is None and value > 0:
-            detail += " (as written, each element was taken as a whole batch: it trained on single rows)"
-    else:
-        detail += " (the dataset is batched)"
+        what = (f"as written fit trains without error on single samples taken as batches: the model saw batches of "
+                f"shape {tuple(spec_x.shape)}, i.e. the first sample axis ({spec_x.shape[0] if have else 'scalar'}) "
+                f"as the batch axis (silent training on rows), loss {fmt_num(la)}")
+    detail = (f"element spec {tuple(spec_x.shape)}, no batch step in the pipeline"
+              f"{f', model input rank {want}' if want is not None else ''}; {steps_text}; {what}; after .batch({bs}): "
+              + (f"loss {fmt_num(lb)}" if eb is None else eb))
     return {"metric": "rank_deficit", "value": value, "value_fixed": value_fixed, "tolerance": 0.0,
-            "verdict": verdict, "detail": detail, "series": {}}
+            "verdict": CONFIRMED, "detail": detail,
+            "series": {"as_written": [float(n_written)], "fixed": [float(n_batched)], "ylabel": "steps per epoch"}}
 
 
 # ---------------------------------------------------------------------------
@@ -503,7 +589,27 @@ def capture_run(spec: dict) -> dict:
     opts = spec.get("options", {})
     t0 = time.monotonic()
     cap = _capture(spec, pre_seed=opts.get("pre_seed"), force_floatx=opts.get("force_floatx"),
-                   preset_floatx=opts.get("preset_floatx"))
+                   preset_floatx=opts.get("preset_floatx"), op_determinism=bool(opts.get("op_determinism")),
+                   no_tf1=bool(opts.get("no_tf1")))
+    if opts.get("report_errors"):
+        try:
+            import tensorflow as tf
+
+            out_eager = bool(tf.executing_eagerly())
+        except Exception:  # noqa: BLE001
+            out_eager = True
+        try:
+            res = _capture_run_body(cap, spec, opts, t0)
+        except Exception as e:  # noqa: BLE001
+            return {"train_error": _first_line(e), "eager": out_eager}
+        res["eager"] = out_eager
+        return res
+    return _capture_run_body(cap, spec, opts, t0)
+
+
+def _capture_run_body(cap, spec: dict, opts: dict, t0: float) -> dict:
+    import keras
+
     model = cap.model
     steps = int(spec["steps"])
     note = ""

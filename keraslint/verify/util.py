@@ -49,7 +49,7 @@ def plain(text, limit: int = 240) -> str:
     lines = [ln for ln in lines if not ln.startswith(("Exception encountered when calling", "Arguments received by",
                                                       "•", "Traceback", "File \""))] or lines
     s = " ".join(lines[:1]) if lines else ""
-    for marker in ("array(", "tf.Tensor(", "tensor(", "[[", "<tf.Tensor", "<KerasTensor"):
+    for marker in ("array(", "tf.Tensor(", "tensor(", "Tensor(\"", "[[", "<tf.Tensor", "<KerasTensor"):
         i = s.find(marker)
         if i > 0:
             s = s[:i].rstrip(" :=,(") + " …"
