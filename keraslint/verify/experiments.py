@@ -549,8 +549,8 @@ def batched_vs_unbatched(spec: dict) -> dict:
     lb, eb = one_step(batched)
     if eb is not None and ea is None:  # the model was built on one sample: rebuild a clone on batches
         try:
-            clone = keras.models.clone_model(model)
-            clone.build((None,) + tuple(spec_x.shape))
+            clone = keras.Sequential([type(ly).from_config(ly.get_config()) for ly in model.layers])
+            clone(np.zeros((2,) + tuple(spec_x.shape), spec_x.dtype.as_numpy_dtype))
             clone.set_weights(model.get_weights())
             clone.compile(optimizer=keras.optimizers.get(cap.optimizer_spec) if isinstance(cap.optimizer_spec, str)
                           else type(model.optimizer).from_config(model.optimizer.get_config()),
