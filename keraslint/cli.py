@@ -303,6 +303,9 @@ def _check(*, paths: list, select, ignore, fix: bool, unsafe_fixes: bool, diff: 
         stream = out if fmt == "text" else sys.stderr
         stream.write(f"Added {res.added} noqa directive{'s' if res.added != 1 else ''}.\n")
         stream.flush()
+        for path, line, code in res.fallback:
+            print(f"keraslint: warning: {path}:{line}: {code} starts and ends on lines inside a string or a "
+                  f"line continuation; its directive is on the statement's last line", file=sys.stderr)
         for p in problems:
             _err(f"{p.path}: {p.message}")
         for e in list(result.errors) + res.errors:
