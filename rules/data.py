@@ -52,6 +52,11 @@ DATASET_METHODS = BATCH_METHODS | OPAQUE_METHODS | KEEP_METHODS | {"unbatch"}
 
 _FIT_METHODS = ("fit", "evaluate", "predict")
 
+# `tf.data.Options().experimental_optimization` fields that, set to False, stop TensorFlow
+# from injecting a prefetch at the end of a pipeline (tests/test_data_rules.py reads their
+# defaults and the injected prefetch from the installed TensorFlow).
+PREFETCH_OFF_OPTIONS = ("inject_prefetch", "apply_default_optimizations")
+
 # Known sources: canonical name -> (batch state, prefetched, shuffled). "U" = unbatched,
 # "B" = batched, "?" = unknown; None = unknown.
 _TF_SOURCES = {
@@ -254,6 +259,7 @@ class PipelineFlow:
         self.pipes: list = []  # every Pipe built by a chain (for KL503/KL504)
         self.fits: list = []
         self.autotune: dict = {}  # id(source call) -> spelling of tf.data.AUTOTUNE there
+        self.options_off: dict = {}  # (id(function) or 0, name) -> (assignment, option) turning prefetch injection off
         self._seen: set = set()
         self._flat_cache: dict = {}
         self._analysis: Optional[dict] = None
@@ -288,6 +294,49 @@ class PipelineFlow:
             value = self.evaluate(node.value)
             for t in node.targets:
                 self._bind(t.target, value)
+                self._record_options(t.target, node.value, node)
+
+    # -- tf.data options that turn the automatic prefetch off ---------------------
+    def _options_key(self, name: str) -> tuple:
+        fi = self.ctx.function
+        while fi is not None and name not in fi.locals:
+            fi = fi.parent
+        return (id(fi) if fi is not None else 0, name)
+
+    def _record_options(self, target: Any, value: Any, node: Any) -> None:
+        """``opts.experimental_optimization.inject_prefetch = False`` /
+        ``opts.experimental_optimization.apply_default_optimizations = False`` (or the same
+        on an ``OptimizationOptions`` object later assigned to ``opts.experimental_optimization``):
+        the options object ``opts`` turns TensorFlow's injected prefetch off."""
+        if not isinstance(target, cst.Attribute):
+            return
+        attr = target.attr.value
+        if attr in PREFETCH_OFF_OPTIONS and literal_value(value) is False:
+            owner = target.value
+            if isinstance(owner, cst.Attribute) and owner.attr.value == "experimental_optimization":
+                owner = owner.value
+            if isinstance(owner, cst.Name):
+                self.options_off.setdefault(self._options_key(owner.value), (node, attr))
+        elif attr == "experimental_optimization" and isinstance(target.value, cst.Name) \
+                and isinstance(value, cst.Name):
+            off = self.options_off.get(self._options_key(value.value))
+            if off is not None:
+                self.options_off.setdefault(self._options_key(target.value.value), off)
+
+    def prefetch_off(self, step: "Step") -> Optional[tuple]:
+        """(assignment node, option name) if the ``with_options`` step applies an options
+        object that turns the injected prefetch off."""
+        a = get_arg(step.call, "options", 0)
+        if a is None or not isinstance(a.value, cst.Name):
+            return None
+        name = a.value.value
+        fi = step.fn
+        while fi is not None:
+            hit = self.options_off.get((id(fi), name))
+            if hit is not None or name in fi.locals:
+                return hit
+            fi = fi.parent
+        return self.options_off.get((0, name))
 
     def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None and self._once("assign", node):
@@ -1218,30 +1267,38 @@ class CacheAfterShuffle(_PipelineRule):
 class MissingPrefetch(_PipelineRule):
     """
     ## What it does
-    Flags the `fit` call whose training dataset (a `tf.data.Dataset` of known origin,
-    batched or built by a source of known batching) has no `.prefetch(...)` anywhere in its
-    pipeline. Keras's dataset utilities (`image_dataset_from_directory` and friends) and
-    `make_csv_dataset` already prefetch; datasets of unknown origin are not flagged; an
-    unbatched dataset is KL501's business.
+    Flags the `fit` call whose training dataset (a `tf.data.Dataset` of known origin) is
+    given options that turn TensorFlow's automatic prefetch off
+    (`options.experimental_optimization.inject_prefetch = False`, or
+    `apply_default_optimizations = False`, then `ds.with_options(options)`) and has no
+    `.prefetch(...)` of its own. A pipeline merely written without `.prefetch` is not
+    flagged: TensorFlow injects one. Not flagged either: a last step that already runs
+    ahead (`map(..., num_parallel_calls=...)`, or `map().batch()`, which the default
+    optimizations fuse into one parallel `MapAndBatch`), Keras's dataset utilities and
+    `make_csv_dataset` (they prefetch), datasets of unknown origin, and unbatched datasets
+    (KL501's business).
 
     ## Why is this bad?
-    Without `prefetch` the input pipeline produces batch n+1 only when the training step
-    asks for it, so reading, decoding and `map` run while the model waits, instead of
-    overlapping with the previous step. Keras 3 adds no prefetch to a user's dataset
-    (only when `class_weight` is given), and tf.data's automatic `inject_prefetch` did not
-    help here: with a `map` costing about as much as the training step, an epoch took 0.70 s
-    without and 0.41–0.46 s with `.prefetch(tf.data.AUTOTUNE)` (TF 2.21, CPU). Only the
-    speed differs, never the values, so `keraslint verify` runs no experiment for it.
+    By default (TF 2.21) `tf.data.Options().experimental_optimization.inject_prefetch` is
+    None, which means True: when a pipeline ends in a synchronous step such as `batch`,
+    TensorFlow appends a `Prefetch` when the iterator is made, so the next batch is built
+    while the model trains on the current one, with or without `.prefetch` in the code.
+    Turning the injection (or all default optimizations) off removes it: the pipeline then
+    produces batch n+1 only when the training step asks for it, and reading, decoding and
+    `map` run while the model waits. Only the speed differs, never the values, so
+    `keraslint verify` runs no experiment for it.
 
     ## Example
     ```python
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).map(augment).batch(32)
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).with_options(options)
     model.fit(ds, epochs=10)
     ```
 
     ## Use instead
     ```python
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).map(augment).batch(32).prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).with_options(options).prefetch(tf.data.AUTOTUNE)
     model.fit(ds, epochs=10)
     ```
     """
@@ -1250,7 +1307,7 @@ class MissingPrefetch(_PipelineRule):
     name = "missing-prefetch"
     severity = "info"
     fix_applicability = "safe"
-    tokens = ("fit",)
+    tokens = ("inject_prefetch", "apply_default_optimizations")
 
     def finish(self) -> None:
         for site in self.flow.fits:
@@ -1262,12 +1319,37 @@ class MissingPrefetch(_PipelineRule):
             sums = [f.summary() for f in flats]
             if any(pref is not False for _, pref in sums) or any(state == "U" for state, _ in sums):
                 continue
+            offs = [self._turned_off(f) for f in flats]
+            if any(o is None for o in offs):
+                continue
+            node, option = offs[0]
             self.report(
                 site.x.value,
-                f"`{_short(site.x.value)}` reaches `fit()` without `.prefetch`: the next batch is prepared only "
-                f"after each training step instead of during it; append `.prefetch(tf.data.AUTOTUNE)`",
+                f"`{_short(site.x.value)}` reaches `fit()` with TensorFlow's automatic prefetch turned off "
+                f"(`{option} = False`, {{ctx}}) and no `.prefetch`: the next batch is prepared only after each "
+                f"training step instead of during it; append `.prefetch(tf.data.AUTOTUNE)`",
                 fix=self._fix(flats[0]) if len(flats) == 1 else None,
+                refs={"ctx": node},
             )
+
+    def _turned_off(self, flat: Flat) -> Optional[tuple]:
+        """(assignment, option) if the pipeline's options turn the injected prefetch off and
+        its last step does not already run ahead of the training step."""
+        off = None
+        for s in flat.steps:
+            if s.name == "with_options":
+                off = self.flow.prefetch_off(s) or off
+        if off is None:
+            return None
+        steps = [s for s in flat.steps if s.name != "with_options"]
+        if not steps:
+            return off
+        last = steps[-1]
+        if last.name in ("map", "interleave") and get_arg(last.call, "num_parallel_calls") is not None:
+            return None  # a parallel map/interleave runs ahead by itself
+        if off[1] == "inject_prefetch" and last.kind == "batch" and len(steps) > 1 and steps[-2].name == "map":
+            return None  # the default map_and_batch fusion runs ahead (MapAndBatch is asynchronous)
+        return off
 
     def _fix(self, flat: Flat) -> Optional[Fix]:
         src = flat.source

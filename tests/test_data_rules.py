@@ -67,6 +67,71 @@ def test_keras_dataset_utils_prefetch_and_batch_size_none_unbatches(tf_keras):
     assert rows.element_spec.shape.rank == 2  # (steps, features): no batch axis
 
 
+def _pipeline_ends_in(tf, ds, names) -> bool:
+    """Does the *optimized* pipeline (what an iterator really runs, after TensorFlow's
+    graph rewrites) continue with the transformations ``names`` after ``ds``'s source?
+    `assert_next` checks the transformations that follow it when the iterator is made;
+    nothing is timed."""
+    from tensorflow.python.data.experimental.ops import testing
+
+    try:
+        list(ds(tf.data.Dataset.range(8).apply(testing.assert_next(names))).as_numpy_iterator())
+        return True
+    except tf.errors.InvalidArgumentError as e:
+        assert "Asserted" in str(e)
+        return False
+
+
+def _options(tf, **fields):
+    o = tf.data.Options()
+    for k, v in fields.items():
+        setattr(o.experimental_optimization, k, v)
+    return o
+
+
+def test_tensorflow_injects_a_prefetch_by_default(tf_keras):
+    """KL505's premise: inject_prefetch is None (documented "If None, defaults to True"), and
+    a pipeline that ends in a synchronous `batch` runs with a Prefetch appended; turning the
+    injection or the default optimizations off removes it."""
+    tf, _ = tf_keras
+    from keraslint.rules.data import PREFETCH_OFF_OPTIONS
+
+    opt = tf.data.Options().experimental_optimization
+    for field in PREFETCH_OFF_OPTIONS:
+        assert getattr(opt, field) is None, field
+    assert "If None, defaults to True" in type(opt).inject_prefetch.__doc__
+
+    def batched(d):
+        return d.batch(2)
+
+    assert _pipeline_ends_in(tf, batched, ["BatchV2", "Prefetch"]) or _pipeline_ends_in(tf, batched, ["Batch", "Prefetch"])
+    for off in ({"inject_prefetch": False}, {"apply_default_optimizations": False}):
+        def off_ds(d, off=off):
+            return d.batch(2).with_options(_options(tf, **off))
+        assert not _pipeline_ends_in(tf, off_ds, ["BatchV2", "Prefetch"])
+        assert not _pipeline_ends_in(tf, off_ds, ["Batch", "Prefetch"])
+
+        def explicit(d, off=off):
+            return d.batch(2).with_options(_options(tf, **off)).prefetch(1)
+        assert _pipeline_ends_in(tf, explicit, ["BatchV2", "Prefetch"]) or _pipeline_ends_in(tf, explicit, ["Batch", "Prefetch"])
+
+
+def test_map_then_batch_runs_ahead_without_the_injection(tf_keras):
+    """KL505's near-miss: with only inject_prefetch off, `map().batch()` is still fused into
+    an asynchronous MapAndBatch, and a parallel map stays a ParallelMap; with the default
+    optimizations off neither rewrite happens."""
+    tf, _ = tf_keras
+
+    def fused(d, **off):
+        return d.map(lambda v: v * 2).batch(2).with_options(_options(tf, **off))
+    assert _pipeline_ends_in(tf, lambda d: fused(d, inject_prefetch=False), ["MapAndBatch"])
+    assert not _pipeline_ends_in(tf, lambda d: fused(d, apply_default_optimizations=False), ["MapAndBatch"])
+
+    def parallel(d):
+        return d.batch(2).map(lambda v: v * 2, num_parallel_calls=2).with_options(_options(tf, inject_prefetch=False))
+    assert _pipeline_ends_in(tf, parallel, ["BatchV2", "ParallelMapV2"]) or _pipeline_ends_in(tf, parallel, ["Batch", "ParallelMapV2"])
+
+
 def _has_prefetch(ds) -> bool:
     todo = [ds]
     while todo:
@@ -196,7 +261,10 @@ def main():
     model.fit(build())
 
 def build():
-    return tf.data.Dataset.range(10).batch(2)
+    return tf.data.Dataset.range(10).batch(2).with_options(OFF)
+
+OFF = tf.data.Options()
+OFF.experimental_optimization.inject_prefetch = False
 """
     assert codes(src) == [("model.fit(build())", "KL505")]
 
@@ -316,14 +384,16 @@ model.predict(batches, batch_size=2)
 def test_prefetch_fix_adds_tensorflow_import_when_needed():
     src = """\
     import keras
-    from tensorflow.data import Dataset
+    from tensorflow.data import Dataset, Options
 
+    off = Options()
+    off.experimental_optimization.apply_default_optimizations = False
     model = keras.Sequential([keras.layers.Dense(1)])
-    model.fit(Dataset.range(8).batch(2))
+    model.fit(Dataset.range(8).batch(2).with_options(off))
     """
     out = fixed(src, unsafe=False)
     assert "import tensorflow\n" in out
-    assert "model.fit(Dataset.range(8).batch(2).prefetch(tensorflow.data.AUTOTUNE))" in out
+    assert "model.fit(Dataset.range(8).batch(2).with_options(off).prefetch(tensorflow.data.AUTOTUNE))" in out
 
 
 def test_prefetch_fix_uses_the_files_alias():
@@ -331,10 +401,12 @@ def test_prefetch_fix_uses_the_files_alias():
     import keras
     import tensorflow as tfx
 
+    off = tfx.data.Options()
+    off.experimental_optimization.inject_prefetch = False
     model = keras.Sequential([keras.layers.Dense(1)])
-    model.fit(tfx.data.Dataset.range(8).batch(2))
+    model.fit(tfx.data.Dataset.range(8).batch(2).with_options(off))
     """
-    assert "batch(2).prefetch(tfx.data.AUTOTUNE))" in fixed(src, unsafe=False)
+    assert "with_options(off).prefetch(tfx.data.AUTOTUNE))" in fixed(src, unsafe=False)
 
 
 def test_batch_fix_at_the_use_and_in_parentheses():
