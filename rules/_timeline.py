@@ -94,6 +94,22 @@ POLICY_SETTERS = {"keras.mixed_precision.set_global_policy", "keras.mixed_precis
 # function given to them when they are fitted.
 SKLEARN_WRAPPERS = {"KerasClassifier", "KerasRegressor", "SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer"}
 RUNNERS = {"absl.app.run", "tensorflow.compat.v1.app.run", "tensorflow.app.run", "fire.Fire"}
+# A script whose settings come from the command line: it is meant to be run several times
+# with different settings and the runs compared (KL101's "runs are compared" context).
+CLI_CALLS = {"argparse.ArgumentParser", "fire.Fire", "click.command", "click.option", "hydra.main",
+             "typer.Typer", "typer.run", "docopt.docopt"}
+CLI_PREFIXES = ("absl.flags.DEFINE", "tensorflow.compat.v1.flags.DEFINE", "tensorflow.compat.v1.app.flags.DEFINE",
+                "tensorflow.app.flags.DEFINE", "tensorflow.flags.DEFINE", "ml_collections.config_flags.DEFINE")
+# Keyword arguments only Keras's `Model.fit` takes (scikit-learn / xgboost / Lightning `fit` take
+# none of them): a `fit` given one trains a Keras model even when the model's origin is unknown
+# (an imported factory, `self.model`).
+KERAS_FIT_KWARGS = {"epochs", "validation_data", "validation_split", "steps_per_epoch", "initial_epoch",
+                    "validation_steps", "validation_freq", "class_weight"}
+# Optimizer methods that change weights: a GradientTape loop trains only when it applies them.
+APPLY_METHODS = {"apply_gradients", "minimize", "stateless_apply"}
+# keras-hub task names whose head is created, not loaded, when `num_classes=` is given to
+# `from_preset` (fine-tuning a pretrained backbone with a new head trains random weights).
+HEAD_TASK_SUFFIXES = ("Classifier", "Segmenter", "Detector", "Regressor")
 
 # Random functions and the 0-based position of their `seed` parameter (None: they have no
 # seed parameter and always use the global generator).
@@ -127,6 +143,8 @@ TORCH_PARAM_MODULES = {"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "Conv
 MODEL_LOADERS = {"keras.models.load_model", "keras.saving.load_model", "keras.models.model_from_json",
                  "keras.models.model_from_config", "keras.models.clone_model"}
 HUB_ROOTS = ("keras_hub.", "keras_nlp.", "keras_cv.")
+# Loaders that restore trained weights: nothing random until the model is trained.
+RESTORING_LOADERS = {"keras.models.load_model", "keras.saving.load_model"}
 
 
 # ---------------------------------------------------------------------------
@@ -147,12 +165,13 @@ class Build:
 
 @dataclass
 class Event:
-    kind: str  # "seed" | "opaque-seed" | "build" | "train" | "call" | "floatx" | "clear"
+    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "call" | "floatx" | "clear"
     node: Any  # the Call
     chain: tuple  # ((statement, body), ...) innermost first, within the event's scope
     covers: frozenset = frozenset()
     build: Optional[Build] = None
     target: str = ""  # "call": name of the local function / class
+    loaded: bool = False  # "train": the trained model's weights were all loaded (not random)
 
 
 @dataclass
@@ -215,6 +234,10 @@ class Timeline:
         self._last_assign: Any = None
         self.maybe_opaque: list = []
         self.compiled: set = set()  # (scope key, name) of `name.compile(optimizer=/loss=)` calls
+        self.loaded: set = set()  # (scope key, name) of `name.load_weights(...)` / `set_weights` calls
+        self.scope_draws: dict = {}  # scope key -> generators drawn from directly in that scope
+        self.cli: Optional[tuple] = None  # (node, what): settings from the command line
+        self.intent: Optional[tuple] = None  # (node, what): determinism asked for (op determinism, hash seed)
         self._seq: Optional[list] = None
 
     # -------------------------------------------------------------- classification
@@ -269,6 +292,9 @@ class Timeline:
             return False
         if self.classify_build(expr) is not None:
             return True
+        q = self.ctx.resolve(expr.func)
+        if q is not None and q.rsplit(".", 1)[-1] in SKLEARN_WRAPPERS and q.startswith(("keras.", "scikeras.")):
+            return True  # KerasClassifier(build_fn=...).fit trains the model the function builds
         if isinstance(expr.func, cst.Name) and self.ctx.resolve(expr.func) is None:
             for r in self.ctx.returns_of(expr.func.value):
                 if isinstance(r, cst.Call) and self.classify_build(r) is not None:
@@ -324,6 +350,8 @@ class Timeline:
 
     def _use(self, gen: str, desc: str, node: Any) -> None:
         self.uses.setdefault(gen, []).append((desc, node))
+        fn = self.ctx.function
+        self.scope_draws.setdefault(id(fn) if fn is not None else 0, set()).add(gen)
 
     def on_assign(self, node: cst.Assign) -> None:
         if node is self._last_assign:
@@ -343,6 +371,14 @@ class Timeline:
             self.legacy_env = True
         elif key == "TF_DETERMINISTIC_OPS" and str(value).lower() in ("1", "true"):
             self.determinism = True
+            self._intent("`TF_DETERMINISTIC_OPS=1`")
+        elif key == "PYTHONHASHSEED" and value is not None:
+            self._intent("`PYTHONHASHSEED`")
+
+    def _intent(self, what: str) -> None:
+        if self.intent is None:
+            stack = self.ctx.stack
+            self.intent = (stack[-1] if stack else None, what)
 
     def on_call(self, node: cst.Call) -> None:
         if node is self._last:
@@ -360,12 +396,15 @@ class Timeline:
             covers = SEED_APIS[q]
             if q == SET_RANDOM_SEED and self.backend == "torch":
                 covers = covers | {TORCH}
-            self.seed_anywhere = True
             self._add("seed", node, covers=covers)
             return
         if q in DETERMINISM_CALLS:
             self.determinism = True
+            if self.intent is None:
+                self.intent = (node, f"`{short(node.func)}()`")
             return
+        if q is not None and self.cli is None and (q in CLI_CALLS or q.startswith(CLI_PREFIXES)):
+            self.cli = (node, f"`{short(node.func)}`")
         if q in CLEAR_SESSION:
             self._add("clear", node)
             return
@@ -410,15 +449,24 @@ class Timeline:
             fn = ctx.function
             self.compiled.add((id(fn) if fn is not None else 0, func.value.value))
             return
-        if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch") \
-                and (self.is_model_value(func.value) or self._keras_callbacks(node)):
-            self._add("train", node)
+        if isinstance(func, cst.Attribute) and func.attr.value in ("load_weights", "set_weights") \
+                and isinstance(func.value, cst.Name) and q is None:
+            fn = ctx.function
+            self.loaded.add((id(fn) if fn is not None else 0, func.value.value))
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch", "fit_generator") \
+                and (self.is_model_value(func.value) or self._keras_callbacks(node) or self._keras_fit_kwargs(node)):
+            self._add("train", node, loaded=self._loaded_model(func.value))
             if func.attr.value == "fit" and node.args and not ctx.is_dataset(node.args[0].value):
                 sh = get_arg(node, "shuffle")
                 if sh is None or literal_value(sh.value) not in (False,):
                     self._use(TF, "`fit` shuffles arrays with `tf.random.shuffle`", node)
             return
         if q == "tensorflow.GradientTape":
+            self._add("tape", node)
+            return
+        if isinstance(func, cst.Attribute) and (q is None or q.startswith("keras.")) and self._applies_gradients(func):
+            # optimizer.apply_gradients(...) / .minimize / .apply(grads, vars): weights change
             self._add("train", node)
             return
         # -- local calls (inlined in execution order) and unknown seeding helpers
@@ -428,6 +476,10 @@ class Timeline:
             # self.create_model() inside a method: that method of this file's class runs here
             # (resolved when the order is computed: it may be defined further down)
             self._add("call", node, target=f"self:{owner}.{func.attr.value}")
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and q is None \
+                and self._local_instance(func.value.value) is not None:
+            # trainer = Trainer(...); trainer.train(): that method of this file's class runs here
+            self._add("call", node, target=f"self:{self._local_instance(func.value.value)}.{func.attr.value}")
         elif isinstance(func, cst.Name) and q is None:
             self._add("call", node, target=func.value)
             if _seedish(func.value):
@@ -441,6 +493,64 @@ class Timeline:
                 self._add("opaque-seed", node)
         # -- generator uses (KL102)
         self._record_use(node, q)
+
+    def _keras_fit_kwargs(self, node: cst.Call) -> bool:
+        return any(a.keyword is not None and a.keyword.value in KERAS_FIT_KWARGS for a in node.args)
+
+    def _applies_gradients(self, func: cst.Attribute) -> bool:
+        attr = func.attr.value
+        if attr in APPLY_METHODS:
+            return True
+        if attr != "apply":
+            return False
+        recv = func.value
+        name = recv.attr.value if isinstance(recv, cst.Attribute) else recv.value if isinstance(recv, cst.Name) else ""
+        if "optim" in name.lower():
+            return True
+        if isinstance(recv, cst.Name):
+            v = self.ctx.assigned_value(recv.value)
+            if isinstance(v, cst.Call):
+                q = self.ctx.resolve(v.func)
+                return q is not None and q.startswith("keras.optimizers.")
+        return False
+
+    def _local_instance(self, name: str) -> Optional[str]:
+        """The class of this file that ``name`` was assigned an instance of, if any."""
+        if name == "self":
+            return None
+        v = self.ctx.assigned_value(name)
+        if isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in self.ctx.classes \
+                and self.ctx.resolve(v.func) is None:
+            return v.func.value
+        return None
+
+    def _loaded_model(self, expr: Any) -> bool:
+        """Are the weights of the model ``expr`` (a fit receiver) all loaded: a name given
+        `load_weights`/`set_weights`, or assigned `load_model(...)`, a pretrained
+        `keras.applications` model, a keras-hub `from_preset` with no new head?"""
+        if not isinstance(expr, cst.Name):
+            return False
+        fn = self.ctx.function
+        if (id(fn) if fn is not None else 0, expr.value) in self.loaded:
+            return True
+        v = self.ctx.assigned_value(expr.value)
+        return isinstance(v, cst.Call) and self.restores_weights(v)
+
+    def restores_weights(self, call: cst.Call) -> bool:
+        """A construction whose weights all come from a file or a preset."""
+        ctx = self.ctx
+        q = ctx.resolve(call.func)
+        if q is not None and q in RESTORING_LOADERS:
+            return True
+        if q is not None and q.startswith("keras.applications.") and q.rsplit(".", 1)[-1][:1].isupper():
+            w = get_arg(call, "weights")
+            return w is None or literal_value(w.value) is not None
+        raw = ctx.qualname(call.func)
+        if raw is not None and raw.startswith(HUB_ROOTS) and raw.endswith(".from_preset"):
+            parts = raw.split(".")
+            owner = parts[-2] if len(parts) > 2 else ""
+            return not (owner.endswith(HEAD_TASK_SUFFIXES) and get_arg(call, "num_classes") is not None)
+        return False
 
     def _record_use(self, node: cst.Call, q: Optional[str]) -> None:
         func = node.func
@@ -537,6 +647,8 @@ class Timeline:
                         self.seed_anywhere = True
                         out.append(Step(Event("opaque-seed", ev.node, ev.chain), p))
                     continue
+                if ev.kind == "seed" and self.local_seed(key, ev):
+                    ev = Event("local-seed", ev.node, ev.chain, covers=ev.covers)
                 out.append(Step(ev, p))
 
         run(start, (), frozenset({start}))
@@ -546,13 +658,38 @@ class Timeline:
 
     def finalize_opaque(self) -> None:
         """Unknown seeding helpers (``seed_everything(0)`` imported or undefined) count as
-        seeds anywhere in the file."""
+        seeds anywhere in the file; so does every seed call that is not local to a helper
+        (see :meth:`local_seed`)."""
         for n in self.maybe_opaque:
             if isinstance(n.func, cst.Name) and not self._callee_keys(n.func.value):
                 self.seed_anywhere = True
+        for key, evs in self.scopes.items():
+            for ev in evs:
+                if ev.kind == "seed" and not self.local_seed(key, ev):
+                    self.seed_anywhere = True
+
+    def local_seed(self, key: int, ev: Event) -> bool:
+        """A seed that belongs to one helper's own draws, not to the script: a function
+        (not a seeding helper: it draws itself from the generator it seeds) that builds and
+        trains nothing, e.g. a teaching helper ``def apply_noise(x, seed): np.random.seed(seed);
+        return x * np.random.normal(...)``. The script's seeding is at module level, in the
+        main function, or in a helper that only seeds."""
+        if key == 0 or ev.kind != "seed":
+            return False
+        if any(e.kind in ("build", "train", "tape") for e in self.scopes.get(key, ())):
+            return False
+        return bool(self.scope_draws.get(key, set()) & ev.covers)
+
+    def trains(self) -> list:
+        """Training events anywhere in the file (every scope, in file order): `fit` /
+        `train_on_batch` on a Keras model, optimizer updates (`apply_gradients`, `minimize`)."""
+        out = []
+        for evs in self.scopes.values():
+            out.extend(e for e in evs if e.kind == "train")
+        return out
 
     def is_script(self) -> bool:
-        return any(s.kind in ("build", "train") for s in self.sequence())
+        return any(s.kind in ("build", "train", "tape") for s in self.sequence())
 
     def function_keys(self) -> Iterator[int]:
         for fi in self.ctx.all_functions:

@@ -23,6 +23,18 @@ from ._timeline import POLICY_SETTERS, TimelineRule, move_before, short
 # ---------------------------------------------------------------------------
 
 DEFAULT_FLOATX = "float32"
+# Machine epsilon of each float type (np.finfo / ml_dtypes.finfo): how closely two
+# implementations that compute in different types can agree.
+FLOAT_EPS = {"float64": "2.2e-16", "float32": "1.2e-7", "float16": "9.8e-4", "bfloat16": "7.8e-3"}
+# What, on the reference side of a parity context, shows that it computes in the same
+# float type as Keras after `set_floatx(v)`: dtype names, conversion methods, global switches.
+REFERENCE_DTYPES = {
+    "float64": ({"torch.float64", "torch.double", "tensorflow.float64", "jax.numpy.float64", "tensorflow.double",
+                 "torch.DoubleTensor"}, {"double"}),
+    "float16": ({"torch.float16", "torch.half", "tensorflow.float16", "jax.numpy.float16", "torch.HalfTensor"},
+                {"half"}),
+    "bfloat16": ({"torch.bfloat16", "tensorflow.bfloat16", "jax.numpy.bfloat16"}, {"bfloat16"}),
+}
 SET_FLOATX = {"keras.config.set_floatx", "keras.backend.set_floatx"}
 FLOATX_READS = {"keras.config.floatx", "keras.backend.floatx"}
 # Compute dtype of the mixed policies and what it means for a model's output.
@@ -71,30 +83,39 @@ def _is_restore(ctx: Any, call: cst.Call) -> bool:
 class GlobalFloatx(Rule):
     """
     ## What it does
-    Flags every call of `set_floatx(...)` through any alias (`keras.config.set_floatx`,
+    Flags a call of `set_floatx(...)` through any alias (`keras.config.set_floatx`,
     `keras.backend.set_floatx`, `tf.keras.backend.set_floatx`, `from keras.config import
-    set_floatx`) that switches away from the default. Reading `keras.config.floatx()`,
-    per-layer `dtype=`, `set_floatx("float32")`, and files that save `floatx()` and put it
-    back (`tearDown`, a context manager: the switch is scoped) are not flagged.
+    set_floatx`) that switches away from the default, in a file that compares Keras with
+    another implementation (the parity context: a PyTorch, raw-TensorFlow or JAX side)
+    whose side does not make the same switch. A reference that computes in the same type
+    (`torch.float64`, `.double()`, `torch.set_default_dtype`, `tf.float64`, JAX x64) is
+    not flagged: a conversion script that sets float64 on purpose to compare with a
+    float64 reference does the right thing. A Keras-only file is not flagged either:
+    nothing there computes in float32 beside it. Reading `keras.config.floatx()`,
+    per-layer `dtype=`, `set_floatx("float32")`, and files that save `floatx()` and put
+    it back (`tearDown`, a context manager: the switch is scoped) are not flagged. With
+    `strict = true` every switch is reported.
 
     ## Why is this bad?
     Keras's default float type is `float32`, like PyTorch's and TensorFlow's. A global
     switch to `float64` (or `float16`) changes the precision of every layer, variable and
     tensor created afterwards, far from the line that did it; a reference implementation
-    that never made the switch computes in `float32`, so the two agree only to about
-    1e-7 relative error (float32's epsilon is 1.2e-7, float64's 2.2e-16).
-    `keraslint verify` runs the model in float32 and float64 in fresh processes and reports
-    the largest output difference.
+    that never made the switch computes in `float32`, so the two agree only to float32's
+    epsilon (1.2e-7 relative; float64's is 2.2e-16), or float16's (9.8e-4) after a switch
+    to float16, however exact the port is. `keraslint verify` runs the model in float32
+    and float64 in fresh processes and reports the largest output difference.
 
     ## Example
     ```python
     keras.config.set_floatx("float64")
     model = keras.Sequential([keras.layers.Dense(10)])
+    reference = torch.nn.Linear(4, 10)  # float32
     ```
 
     ## Use instead
     ```python
-    model = keras.Sequential([keras.layers.Dense(10, dtype="float64")])
+    model = keras.Sequential([keras.layers.Dense(10)])  # float32 like the reference
+    reference = torch.nn.Linear(4, 10)
     ```
     """
 
@@ -109,6 +130,8 @@ class GlobalFloatx(Rule):
         self.calls: list = []
         self.saved_attrs: set = set()  # self.X = floatx()
         self.restores = False
+        self.ref_names: set = set()  # canonical dtype names used in the file
+        self.ref_methods: set = set()  # `.double()` / `.half()` conversions
 
     def visit_Assign(self, node: cst.Assign) -> None:
         v = node.value
@@ -117,30 +140,60 @@ class GlobalFloatx(Rule):
                 if isinstance(t.target, cst.Attribute):
                     self.saved_attrs.add(t.target.attr.value)
 
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value in ("float64", "double", "float16", "half", "bfloat16", "DoubleTensor", "HalfTensor"):
+            q = self.ctx.resolve(node)
+            if q is not None:
+                self.ref_names.add(q)
+
     def visit_Call(self, node: cst.Call) -> None:
-        if self.ctx.resolve(node.func) not in SET_FLOATX:
+        f = node.func
+        if isinstance(f, cst.Attribute) and f.attr.value in ("double", "half", "bfloat16") and not node.args:
+            self.ref_methods.add(f.attr.value)
+            return
+        if isinstance(f, cst.Attribute) and f.attr.value == "update" and len(node.args) >= 2 \
+                and literal_value(node.args[0].value) == "jax_enable_x64" and literal_value(node.args[1].value):
+            self.ref_names.add("jax.numpy.float64")
+            return
+        if self.ctx.resolve(f) not in SET_FLOATX:
             return
         if _is_restore(self.ctx, node):
             self.restores = True
             return
         self.calls.append(node)
 
+    def _shared(self, v: Any) -> bool:
+        """Does the reference side compute in ``v`` too?"""
+        names, methods = REFERENCE_DTYPES.get(v, (set(), set()))
+        return bool(self.ref_names & names or self.ref_methods & methods)
+
     def finish(self) -> None:
         for node in self.calls:
             a = get_arg(node, "value", 0)
             if a is not None and isinstance(a.value, cst.Attribute) and a.value.attr.value in self.saved_attrs:
                 self.restores = True  # set_floatx(self._floatx) after self._floatx = floatx()
-        if self.restores:
+        if self.restores or not self.calls:
             return  # the file saves floatx() and puts it back: its switches are scoped, not global
+        par = self.ctx.parity
+        if par is None:
+            return
         for node in self.calls:
             v = _floatx_value(self.ctx, node)
             if v == DEFAULT_FLOATX:
                 continue
+            if par.kind != "strict" and self._shared(v):
+                continue
             what = f"'{v}'" if isinstance(v, str) else "another float type"
+            low = v if v in ("float16", "bfloat16") else DEFAULT_FLOATX
+            if par.kind == "strict":
+                why = f"{par.phrase()}; a reference that does not share the switch computes in float32"
+            else:
+                why = (f"{par.phrase()}, and that side shows no {v if isinstance(v, str) else 'such'} switch, "
+                       f"so it computes in float32")
             self.report(node, f"`{short(node)}` switches Keras's global float type from '{DEFAULT_FLOATX}' (the "
                               f"default, as in PyTorch and TensorFlow) to {what} for every layer and tensor "
-                              f"created afterwards; a reference that does not share the switch computes in "
-                              f"float32")
+                              f"created afterwards; {why}: the two agree only to {low}'s epsilon "
+                              f"({FLOAT_EPS[low]})", refs={"ctx": par.node} if par.node is not None else None)
 
 
 class FloatxAfterBuild(TimelineRule):
@@ -265,6 +318,10 @@ class Float16Output(TimelineRule):
         self.seq_vars: dict = {}  # variable -> index in candidates
         self.self_attrs: dict = {}  # (class, attr) -> value
         self.returns: list = []  # (class, expr, FunctionInfo)
+        self.class_n: dict = {}  # class name -> call count when its definition was reached
+        self.call_assigns: dict = {}  # local function name -> names assigned its result
+        self.inner_names: set = set()  # names used as a block of another model/layer
+        self.inner_classes: set = set()  # local classes instantiated inside another class
 
     def _scope(self) -> int:
         fn = self.ctx.function
@@ -283,10 +340,72 @@ class Float16Output(TimelineRule):
                 return self._policy_name(val, depth + 1)
         return None
 
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.class_n.setdefault(node.name.value, self.n)
+
+    def _in_class_method(self) -> bool:
+        fn = self.ctx.function
+        while fn is not None:
+            if fn.cls is not None:
+                return True
+            fn = fn.parent
+        return False
+
+    def _symbolic(self, expr: Any, depth: int = 0) -> bool:
+        """Is ``expr`` a symbolic tensor of a functional graph under construction
+        (``keras.Input(...)``, a layer's output, a name bound to one)?"""
+        if depth > 8:
+            return False
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return v is not None and v is not expr and self._symbolic(v, depth + 1)
+        if isinstance(expr, cst.Subscript):
+            return self._symbolic(expr.value, depth + 1)
+        if isinstance(expr, cst.Call):
+            b = self.tl.classify_build(expr)
+            if b is not None:
+                return b.layer in ("Input", "InputLayer")
+            f = expr.func
+            if isinstance(f, cst.Call):
+                b = self.tl.classify_build(f)
+                return b is not None and b.layer is not None
+            if isinstance(f, cst.Name) and f.value in self.inner_names | set(self.seq_vars):
+                return True
+            return any(self._symbolic(a.value, depth + 1) for a in expr.args[:1])
+        return False
+
+    def _record_inner_uses(self, node: cst.Call) -> None:
+        """Names and local classes used as a block of another model: given to a Keras
+        model/layer constructor (`Sequential([encoder, ...])`, `Siamese(encoder)`,
+        `TimeDistributed(block)`), called on a symbolic tensor (`encoder(inputs)`), or
+        called / instantiated inside a method of a class of this file."""
+        ctx = self.ctx
+        f = node.func
+        in_method = self._in_class_method()
+        if isinstance(f, cst.Name) and ctx.resolve(f) is None:
+            if f.value in ctx.classes and in_method:
+                self.inner_classes.add(f.value)
+            if in_method or any(self._symbolic(a.value) for a in node.args):
+                self.inner_names.add(f.value)
+        local_ctor = isinstance(f, cst.Name) and f.value in ctx.classes and ctx.resolve(f) is None
+        if local_ctor or self.tl.classify_build(node) is not None:
+            for a in node.args:
+                vals = [a.value]
+                if isinstance(a.value, (cst.List, cst.Tuple)):
+                    vals = [e.value for e in a.value.elements]
+                for v in vals:
+                    if isinstance(v, cst.Name):
+                        self.inner_names.add(v.value)
+                        if v.value in ctx.classes:
+                            self.inner_classes.add(v.value)
+                    elif isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.classes:
+                        self.inner_classes.add(v.func.value)
+
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
         self.n += 1
         ctx = self.ctx
+        self._record_inner_uses(node)
         q = ctx.resolve(node.func)
         if q in POLICY_SETTERS:
             a = get_arg(node, "policy", 0) or get_arg(node, "value", 0)
@@ -301,16 +420,34 @@ class Float16Output(TimelineRule):
             last = None
             if a is not None and isinstance(a.value, (cst.List, cst.Tuple)) and a.value.elements:
                 last = self._ctor_now(a.value.elements[-1].value)
-            self.candidates.append([last, self._scope(), node])
+            self.candidates.append([last, self._scope(), node, self.n, self._bound(node)])
             self._bind_seq(node, len(self.candidates) - 1)
         elif q == "keras.models.Model":
             a = get_arg(node, "outputs", 1)
             if a is not None:
                 for e in self._outputs(a.value):
-                    self.candidates.append([self._ctor_now(e), self._scope(), node])
+                    self.candidates.append([self._ctor_now(e), self._scope(), node, self.n, self._bound(node)])
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "add" and node.args \
                 and isinstance(node.func.value, cst.Name) and node.func.value.value in self.seq_vars:
             self.candidates[self.seq_vars[node.func.value.value]][0] = self._ctor_now(node.args[0].value)
+
+    def _bound(self, node: cst.Call) -> set:
+        """Names the model built by ``node`` is assigned to; for a model a local function
+        returns, also the names its callers assign the result to (resolved in finish)."""
+        out: set = set()
+        stack = self.ctx.stack
+        if len(stack) >= 2 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
+            for t in stack[-2].targets:
+                if isinstance(t.target, cst.Name):
+                    out.add(t.target.value)
+        fn = self.ctx.function
+        if fn is not None and fn.cls is None and isinstance(fn.node, cst.FunctionDef) and len(stack) >= 2 and (
+                (isinstance(stack[-2], cst.Return) and stack[-2].value is node) or out):
+            out.add("()" + fn.name)  # returned (directly or through a name; checked in finish)
+        return out
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._visit_assign(node)
 
     def _bind_seq(self, node: cst.Call, idx: int) -> None:
         stack = self.ctx.stack
@@ -330,8 +467,13 @@ class Float16Output(TimelineRule):
                 return self._outputs(v, depth + 1)
         return [expr]
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def _visit_assign(self, node: cst.Assign) -> None:
         super().visit_Assign(node)
+        v = node.value
+        if isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and self.ctx.resolve(v.func) is None:
+            for t in node.targets:
+                if isinstance(t.target, cst.Name):
+                    self.call_assigns.setdefault(v.func.value, set()).add(t.target.value)
         fn = self.ctx.function
         if fn is not None and fn.name == "__init__" and fn.cls is not None:
             for t in node.targets:
@@ -422,24 +564,31 @@ class Float16Output(TimelineRule):
     def finish(self) -> None:
         if not self.policies or self.other_policy:
             return
-        pname, pnode, pscope, _ = self.policies[0]
-        # What runs after the policy call: the rest of its scope, with the functions and
-        # classes it calls; a module-level policy also covers every function body.
+        pname, pnode, pscope, pn = self.policies[0]
+        # The policy is read when a layer is constructed: only models built after the policy
+        # call in execution order count (the rest of its scope, with the functions and
+        # classes it calls). A model in a function that never runs before the call counts
+        # when the function is defined after it (it can only run afterwards).
         after: set = set()
+        before: set = set()
         classes_after: set = set()
+        classes_before: set = set()
         seen_policy = False
         for st in self.tl.sequence(pscope):
             if st.node is pnode:
                 seen_policy = True
-            elif seen_policy and st.kind == "build":
-                after.add(id(st.node))
-                classes_after.add(st.event.build.name)
+            elif st.kind == "build":
+                (after if seen_policy else before).add(id(st.node))
+                (classes_after if seen_policy else classes_before).add(st.event.build.name)
         finals: list = []
-        for layer, scope, model in self.candidates:
-            if id(model) in after or (pscope == 0 and scope != 0):
-                finals.append(layer)
+        for layer, scope, model, n, bound in self.candidates:
+            if id(model) in after or (scope != 0 and id(model) not in before and n > pn):
+                if not self._inner(bound):
+                    finals.append(layer)
         for cls, expr, fn in self.returns:
-            if pscope == 0 or cls in classes_after:
+            if cls in self.inner_classes:
+                continue
+            if cls in classes_after or (cls not in classes_before and self.class_n.get(cls, -1) >= pn):
                 finals.append(self._layer_ctor(expr, cls, fn))
         compute, facts = MIXED_FACTS[pname]
         seen: set = set()
@@ -453,8 +602,18 @@ class Float16Output(TimelineRule):
             if self._dtype_ok(layer) is not False:
                 continue
             self.report(layer, f"final layer `{short(layer)}` has no `dtype=\"float32\"` under the global "
-                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so the loss sees "
-                               f"{compute} outputs; give it `dtype=\"float32\"` or end with a float32 `Activation`")
+                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so the model's "
+                               f"outputs (`predict`, the metrics) carry {compute} rounding and large logits "
+                               f"overflow before a softmax; Keras losses cast predictions to float32 only after "
+                               f"that; give it `dtype=\"float32\"` or end with a float32 `Activation`")
+
+    def _inner(self, bound: set) -> bool:
+        """Is the model bound to these names used as a block of another model?"""
+        names = {b for b in bound if not b.startswith("()")}
+        for b in bound:
+            if b.startswith("()"):
+                names |= self.call_assigns.get(b[2:], set())
+        return bool(names & self.inner_names)
 
 
 _KERAS3_ROOTS = ("keras", "keras_hub", "keras_nlp")

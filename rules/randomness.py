@@ -18,6 +18,7 @@ from keraslint.semantics import get_arg, literal_value
 
 from ._timeline import (
     GENERATOR_NAMES,
+    HEAD_TASK_SUFFIXES,
     KERAS_SEED_DRAW,
     NP,
     PY,
@@ -29,11 +30,6 @@ from ._timeline import (
     move_before,
     short,
 )
-
-
-# Loaders that restore trained weights: nothing random until the model is trained.
-RESTORING_LOADERS = {"keras.models.load_model", "keras.saving.load_model", "keras.models.model_from_json",
-                     "keras.models.model_from_config"}
 
 
 def _standalone(step) -> Optional[cst.SimpleStatementLine]:
@@ -74,38 +70,56 @@ def _call_site(late, early):
 class UnseededTraining(_TimelineRule):
     """
     ## What it does
-    Flags a script that builds or trains a Keras model (layers, initializers or models
-    created, `fit`, a `GradientTape` loop, at module level, in an `if __name__ ==
-    "__main__":` block or in a `main()`-style function it calls) and never sets a seed.
-    The finding is on the first build or training call in execution order. A library
-    module that only defines layers or model factories is not a script and is not flagged;
-    nor is an inference script that only loads a trained model (`load_model`, a pretrained
-    `keras.applications` model) and predicts. Preprocessing layers built on their own
-    (`TextVectorization`, `Rescaling`) draw no seed and do not count as the start of the model.
+    Flags a script that trains a Keras model from random weights and never sets a seed,
+    where the file gives a reason to compare runs: it compares Keras with another
+    implementation (the parity context: a PyTorch, raw-TensorFlow or JAX side), it asks
+    for repeatable runs (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`,
+    `PYTHONHASHSEED`) but seeds nothing, or it takes its settings from the command line
+    (`argparse`, `absl.flags`, `fire`, `click`, `hydra`: an experiment script whose runs
+    are compared with each other). The finding is on the first construction that draws
+    random weights in execution order (module level, an `if __name__ == "__main__":`
+    block, a `main()`-style function it calls, methods of this file's classes), or on the
+    training call when the model comes from elsewhere.
+
+    Training means `fit`/`train_on_batch` on a Keras model, or an optimizer update
+    (`apply_gradients`, `minimize`, `optimizer.apply`) in a custom loop. A `GradientTape`
+    that only computes gradients (saliency maps, deep dream) does not train. A script
+    that does not train (a guide that calls a layer to show its mask, a checkpoint
+    conversion that loads weights and compares outputs, an inference script) is not
+    flagged, nor is one that trains only a model whose weights are all loaded
+    (`load_model`, `load_weights`, a pretrained `keras.applications` model, a keras-hub
+    `from_preset` model with no new head). Fine-tuning a pretrained backbone with a new
+    randomly initialized head does train random weights. A tutorial or notebook that only
+    shows training is not flagged: nobody compares two of its runs number by number. With
+    `strict = true` (or `check --strict`) every unseeded training script is reported.
 
     ## Why is this bad?
     Keras 3 layers and initializers draw their seed from Python's `random`
     (`random.randint(1, int(1e9))`) in their constructor, dropout layers draw theirs the
     same way, and `fit` shuffles arrays with `tf.random.shuffle` under TensorFlow's global
     seed. With no seed every run starts from different weights and sees batches in a
-    different order, so two runs of the same script, or a Keras run and its PyTorch port,
-    cannot be compared number by number. `keraslint verify` measures it by running the
-    script twice in fresh processes and comparing initial weights and losses
-    (`max |Δ|` of the first loss and the initial weights).
+    different order, so two runs of the same script (two settings of an experiment), or a
+    Keras run and its PyTorch port, cannot be compared number by number. `keraslint
+    verify` measures it by running the script twice in fresh processes and comparing
+    initial weights and losses (`max |Δ|` of the first loss and the initial weights).
 
     ## Example
     ```python
+    import argparse
     import keras
 
+    args = argparse.ArgumentParser().parse_args()
     model = keras.Sequential([keras.layers.Dense(10)])
     model.fit(x, y, epochs=3)
     ```
 
     ## Use instead
     ```python
+    import argparse
     import keras
 
     keras.utils.set_random_seed(42)  # seeds Python, NumPy and the backend
+    args = argparse.ArgumentParser().parse_args()
     model = keras.Sequential([keras.layers.Dense(10)])
     model.fit(x, y, epochs=3)
     ```
@@ -122,38 +136,69 @@ class UnseededTraining(_TimelineRule):
         seq = tl.sequence()
         if tl.seed_anywhere:
             return
-        first = next((s for s in seq if s.kind == "train" or (s.kind == "build" and self._random_build(s))), None)
-        if first is None:
+        trains = [e for e in tl.trains() if not e.loaded]
+        if not trains:
             return
-        if first.kind == "build":
-            what = f"`{short(first.node)}` builds a Keras model"
+        why = self._context()
+        if why is None:
+            return
+        reason, ctx_node = why
+        builds = [s for s in seq if s.kind == "build" and self._random_build(s)]
+        first = next((s for s in builds if s.event.build.draws), builds[0] if builds else None)
+        train = next((s.event for s in seq if s.kind == "train" and not s.event.loaded), trains[0])
+        refs = {"ctx": ctx_node} if ctx_node is not None else {}
+        if first is not None:
+            what = f"`{short(first.node)}` creates random weights that this script trains (`{short(train.node)}`, {{train}})"
+            refs["train"] = train.node
+            node = first.node
         else:
-            what = f"`{short(first.node)}` trains a Keras model"
-        msg = (f"{what} and this script never sets a seed: Keras 3 layers draw their initializer/dropout seed "
-               f"from Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from "
-               f"different weights (call `keras.utils.set_random_seed(n)` after the imports)")
-        self.report(first.node, msg, self._fix())
+            what = f"`{short(train.node)}` trains a Keras model"
+            node = train.node
+        msg = (f"{what} and no seed is set; {reason}: Keras 3 layers draw their initializer/dropout seed from "
+               f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different weights "
+               f"(call `keras.utils.set_random_seed(n)` after the imports)")
+        self.report(node, msg, self._fix(), refs=refs)
+
+    def _context(self) -> Optional[tuple]:
+        """Why two runs of this file are compared: (reason, node quoted as {ctx})."""
+        par = self.ctx.parity
+        if par is not None and par.kind != "strict":
+            return (f"{par.phrase()}, and the two sides can only be compared number by number from "
+                    f"repeatable runs"), par.node
+        tl = self.tl
+        if tl.intent is not None:
+            return f"the script asks for repeatable runs ({tl.intent[1]}, {{ctx}}) but seeds nothing", tl.intent[0]
+        if tl.cli is not None:
+            return (f"the script takes its settings from the command line ({tl.cli[1]}, {{ctx}}), so its runs "
+                    f"are compared with each other"), tl.cli[0]
+        if par is not None:
+            return par.phrase(), None
+        return None
 
     def _random_build(self, step) -> bool:
-        """Does this construction start a randomly initialized model? Layers that draw a
-        seed, models, `Input` (a functional model starts there), this file's layer classes
-        and keras-hub models do; a preprocessing layer built on its own (`Rescaling`,
-        `TextVectorization`), a model loaded with its weights (`load_model`) or a pretrained
-        `keras.applications` model (weights other than None) do not."""
+        """Does this construction create random weights? Layers that draw a seed, `Input`
+        (a functional model starts there), this file's layer classes, keras-hub models
+        built from a config and keras-hub tasks given a new head (`from_preset(...,
+        num_classes=...)`) do; a preprocessing layer built on its own (`Rescaling`,
+        `TextVectorization`), a model loaded with its weights (`load_model`), a pretrained
+        `keras.applications` model (weights other than None) or a keras-hub preset do not."""
         b = step.event.build
         if b.draws:
             return True
         if b.layer is not None:
             return b.layer in ("Input", "InputLayer")
-        q = self.ctx.resolve(step.node.func)
-        if q is None:
-            return True  # a layer/model class of this file, keras-hub
-        if q.startswith("keras.applications."):
-            w = get_arg(step.node, "weights")
-            return w is not None and literal_value(w.value) is None
-        if q in RESTORING_LOADERS:
+        if self.tl.restores_weights(step.node):
             return False
-        return True
+        q = self.ctx.resolve(step.node.func)
+        raw = self.ctx.qualname(step.node.func)
+        if raw is not None and raw.endswith(".from_preset"):
+            owner = raw.split(".")[-2]
+            return owner.endswith(HEAD_TASK_SUFFIXES)
+        if q is None:
+            return True  # a layer/model class of this file
+        if q.startswith("keras.applications."):
+            return True  # weights=None
+        return q not in ("keras.models.Sequential", "keras.models.Model")
 
     def _fix(self) -> Optional[Fix]:
         spelling, imp = self.tl.set_random_seed_spelling()
@@ -163,7 +208,6 @@ class UnseededTraining(_TimelineRule):
         if imp is not None:
             edits.insert(0, AddImport(*imp))
         return Fix.unsafe(*edits, description="seed Python, NumPy and the backend after the imports")
-
 
 class PartialSeeding(_TimelineRule):
     """
@@ -362,20 +406,28 @@ class SeedAfterBuild(_TimelineRule):
 class OpDeterminismOff(_TimelineRule):
     """
     ## What it does
-    Flags a script that sets seeds (so its author wants repeatable runs) and trains or
-    builds a Keras/TensorFlow model, but never calls
-    `tf.config.experimental.enable_op_determinism()` (nor sets `TF_DETERMINISTIC_OPS=1`).
-    The finding is on the seed call. Files that select a non-TensorFlow Keras backend
-    (`os.environ["KERAS_BACKEND"] = "jax"`) are not flagged: the call only affects
-    TensorFlow ops.
+    Flags a script that sets seeds (so its author wants repeatable runs) and trains a
+    Keras/TensorFlow model (`fit`, `train_on_batch`, an optimizer update in a custom
+    loop), but never calls `tf.config.experimental.enable_op_determinism()` (nor sets
+    `TF_DETERMINISTIC_OPS=1`). The finding is on the seed call. Files that select a
+    non-TensorFlow Keras backend (`os.environ["KERAS_BACKEND"] = "jax"`) are not flagged:
+    the call only affects TensorFlow ops. Seeds in a script that does not train (seeding
+    the inputs of a forward comparison between two frameworks) are not flagged: the
+    nondeterministic kernels in question are the ones training runs.
+
+    Not in the default rule set: on CPU a seeded TensorFlow training run is already
+    bitwise repeatable (measured on TensorFlow 2.21: two fresh processes give identical
+    losses and weights without op determinism), so the finding only matters for runs on
+    a GPU. Select it (`--select KL104`) for code that trains on GPUs.
 
     ## Why is this bad?
     Seeds fix the random numbers, not the arithmetic. Op determinism is off by default in
-    TensorFlow (2.21 included), so ops with nondeterministic kernels (GPU reductions,
-    `scatter`/segment sums, cuDNN convolution algorithms picked by autotuning, parallel
-    `tf.data` maps) can still sum in a different order, and two seeded runs drift apart
-    after a few steps. `keraslint verify` runs the script twice and reports the largest
-    loss difference.
+    TensorFlow (2.21 included), and on a GPU several kernels are nondeterministic
+    (atomic-add reductions and `scatter`/segment sums, the cuDNN convolution algorithms
+    that autotuning picks, `tf.data` maps run in parallel), so they can sum in a
+    different order and two seeded GPU runs drift apart after a few steps. On CPU the
+    same seeded run repeats exactly. `keraslint verify` runs the script twice and reports
+    the largest loss difference.
 
     ## Example
     ```python
@@ -394,13 +446,14 @@ class OpDeterminismOff(_TimelineRule):
     code = "KL104"
     name = "op-determinism-off"
     severity = "info"
+    default = False
     fix_applicability = "unsafe"
     tokens = ("seed",)
 
     def finish(self) -> None:
         tl = self.tl
         seq = tl.sequence()
-        if tl.determinism or not tl.is_script():
+        if tl.determinism or not tl.trains():
             return
         if tl.backend is not None and tl.backend != "tensorflow":
             return
@@ -410,8 +463,9 @@ class OpDeterminismOff(_TimelineRule):
         if not seeds:
             return
         s = next((x for x in seeds if TF in x.event.covers), seeds[0])
-        msg = (f"seeds are set (`{short(s.node)}`) but TensorFlow op determinism is off (the default): "
-               f"nondeterministic kernels can still make two seeded runs differ; call "
+        msg = (f"seeds are set (`{short(s.node)}`) and the script trains, but TensorFlow op determinism is off "
+               f"(the default): on a GPU, nondeterministic kernels (atomic reductions, cuDNN autotuning) make two "
+               f"seeded runs differ (on CPU they repeat exactly); call "
                f"`tf.config.experimental.enable_op_determinism()` after the seed")
         self.report(s.node, msg, self._fix(s))
 
