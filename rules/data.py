@@ -24,7 +24,7 @@ from typing import Any, Optional
 import libcst as cst
 
 from keraslint.rule import AddImport, Fix, Replace, Rule
-from keraslint.semantics import get_arg, literal_value, target_names
+from keraslint.semantics import NOT_LITERAL, get_arg, literal_value, target_names
 
 # ---------------------------------------------------------------------------
 # What the analysis knows about tf.data
@@ -715,6 +715,8 @@ class PipelineFlow:
                     state, last_batch = "B", i
                     if s.name == "bucket_by_sequence_length":
                         last_batch = None  # shuffling the buckets' batches is the recommended practice
+                    elif s.name == "batch" and _batch_of_one(s.call):
+                        last_batch = None  # batches of one sample: shuffling them shuffles the samples
                 elif s.kind == "unbatch":
                     state, last_batch = "U", None
                 elif s.kind == "opaque":
@@ -754,6 +756,11 @@ class PipelineFlow:
                         found.setdefault(id(s), (s, t, flat, j, i))
                         break
         return [v for k, v in found.items() if k not in suppressed]
+
+
+def _batch_of_one(call: cst.Call) -> bool:
+    a = get_arg(call, "batch_size", 0)
+    return a is not None and literal_value(a.value) == 1
 
 
 def flow_of(ctx) -> PipelineFlow:
@@ -908,6 +915,18 @@ def _short(node: Any) -> str:
         return "the dataset"
     text = " ".join(text.split())
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _same_expr(a: Any, b: Any) -> bool:
+    """The same literal value, or the same expression text (a constant, an attribute)."""
+    va, vb = literal_value(a), literal_value(b)
+    if va is not NOT_LITERAL and va is not None:
+        return va == vb and type(va) is type(vb)
+    try:
+        code = cst.Module([]).code_for_node
+        return " ".join(code(a).split()) == " ".join(code(b).split()) and isinstance(a, (cst.Name, cst.Attribute))
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _arg_text(call: cst.Call) -> str:
@@ -1115,6 +1134,8 @@ class BatchSizeWithDataset(_PipelineRule):
                 flats = self._batched_param(site.x_val)
             if not flats:
                 continue
+            if all(self._same_batch_size(f, arg.value, site.x_val, site.fn) for f in flats):
+                continue  # the ignored argument says what the dataset does anyway: harmless
             own = ""
             if len(flats) == 1 and flats[0].summary()[0] == "B":
                 last = [s for s in flats[0].steps if s.kind == "batch"]
@@ -1130,6 +1151,50 @@ class BatchSizeWithDataset(_PipelineRule):
                 fix=Fix.safe(Replace(arg, None), description="drop `batch_size=`"),
             )
 
+
+    def _same_batch_size(self, flat: Flat, given: Any, x_val: Any, fn: Any) -> bool:
+        """Is ``given`` (fit's ``batch_size=``) visibly the dataset's own batch size: the
+        same literal or the same expression (``BATCH_SIZE``, ``CFG.batch_size``) as its
+        last ``batch`` step, also through a helper's parameter, or as the Keras utility's
+        ``batch_size``?"""
+        batches = [s for s in flat.steps if s.kind in ("batch", "unbatch", "opaque")]
+        if batches:
+            last = batches[-1]
+            if last.name not in ("batch", "padded_batch", "ragged_batch"):
+                return False
+            a = get_arg(last.call, "batch_size", 0)
+            if a is None:
+                return False
+            own = a.value
+            if last.fn is fn and _same_expr(own, given):
+                return True  # `ds.batch(batch_size)` and `fit(batch_size=batch_size)` in one function
+            if isinstance(own, cst.Name) and last.fn is not None and own.value in {p.name.value for p in last.fn.params}:
+                own = self._helper_argument(last.fn, own.value, x_val)
+            return own is not None and _same_expr(own, given)
+        src = flat.source
+        if isinstance(src, Source) and src.label in KERAS_DATASET_UTILS:
+            pos, default_bs, _ = KERAS_DATASET_UTILS[src.label]
+            a = get_arg(src.node, "batch_size", pos)
+            if a is None:
+                return literal_value(given) == default_bs
+            return _same_expr(a.value, given)
+        return False
+
+    @staticmethod
+    def _helper_argument(fn: Any, name: str, x_val: Any) -> Any:
+        """The expression passed for parameter ``name`` of helper ``fn`` where the dataset
+        given to fit is that helper's result (``valid_ds = build_dataset(..., batch_size=B)``)."""
+        if not (isinstance(x_val, Pipe) and isinstance(x_val.origin, HelperCall)):
+            return None
+        call = x_val.origin.call
+        params = [p for p in fn.params if p.star not in ("*", "**")]
+        if fn.cls is not None and params and params[0].name.value in ("self", "cls"):
+            params = params[1:]
+        names = [p.name.value for p in params]
+        if name not in names:
+            return None
+        a = get_arg(call, name, names.index(name))
+        return a.value if a is not None else None
 
     # Keywords only `tf.data` steps take (NumPy arrays, lists and generators have no
     # `.batch`; other dataset libraries do not spell these).
