@@ -69,6 +69,17 @@ OPTIMIZER_CLASSES = frozenset({
     "Optimizer", "RMSprop", "SGD", "ScheduleFreeAdamW",
 })
 
+# APIs of Keras 2 that Keras 3 removed (tests/test_defaults_training.py checks that the
+# installed Keras lacks each): a file using them targets Keras 2.
+KERAS2_ONLY_METHODS = frozenset({"fit_generator", "evaluate_generator", "predict_generator", "predict_classes"})
+KERAS2_ONLY_MODULES = ("keras.layers.core", "keras.layers.convolutional", "keras.layers.merge",
+                       "keras.layers.recurrent", "keras.engine", "keras.utils.np_utils", "keras.wrappers.scikit_learn")
+KERAS2_ONLY_NAMES = frozenset({
+    "keras.backend.get_session", "keras.backend.set_session", "keras.backend.set_learning_phase",
+    "keras.backend.learning_phase", "keras.backend.function", "keras.layers.CuDNNLSTM", "keras.layers.CuDNNGRU",
+    "keras.preprocessing.image.ImageDataGenerator",
+})
+
 # Probability losses: string identifier -> (display, family); from_logits defaults to False.
 LOSS_STRINGS: dict = {
     "binary_crossentropy": "binary", "bce": "binary", "BinaryCrossentropy": "binary",
@@ -442,9 +453,50 @@ class LegacyOptimizerKwargs(Rule):
     fix_applicability = "safe"
     tokens = ("lr", "decay")
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.pending: list = []
+        self.keras2: Optional[str] = None  # first sign that the file targets Keras 2
+
+    def _keras2(self, what: str) -> None:
+        if self.keras2 is None:
+            self.keras2 = what
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for a in node.names:
+            name = dotted(a.name) or ""
+            if name.startswith(KERAS2_ONLY_MODULES):
+                self._keras2(f"`import {name}`")
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or node.module is None:
+            return
+        mod = dotted(node.module) or ""
+        if mod.startswith(KERAS2_ONLY_MODULES):
+            self._keras2(f"`from {mod} import ...`")
+        elif not isinstance(node.names, cst.ImportStar):
+            for a in node.names:
+                if f"{mod}.{dotted(a.name)}" in KERAS2_ONLY_NAMES or f"{mod}.{dotted(a.name)}".startswith(
+                        KERAS2_ONLY_MODULES):
+                    self._keras2(f"`from {mod} import {dotted(a.name)}`")
+
+    def finish(self) -> None:
+        # A file written for Keras 2 (it also uses APIs Keras 3 removed: `fit_generator`,
+        # `keras.layers.core`, `K.get_session`...) does not run on Keras 3 anyway, and there
+        # `lr=`/`decay=` are the right spellings (Keras 2.0-2.2 had no `learning_rate=`).
+        if self.keras2 is not None:
+            return
+        for node, msg, fix in self.pending:
+            self.report(node, msg, fix=fix)
+
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in KERAS2_ONLY_METHODS:
+            self._keras2(f"`.{func.attr.value}()`")
         raw = ctx.qualname(node.func)
+        if raw is not None and ctx.resolve(node.func) in KERAS2_ONLY_NAMES:
+            self._keras2(f"`{raw}`")
         if raw is None or ".legacy." in raw or keras_flavor(raw) in (None, "tf_keras"):
             return
         q = ctx.resolve(node.func)
@@ -463,19 +515,20 @@ class LegacyOptimizerKwargs(Rule):
                 if get_arg(node, "learning_rate") is None and not positional and not _has_star(node):
                     fix = Fix.safe(Replace(arg, arg.with_changes(keyword=cst.Name("learning_rate"))),
                                    description="rename lr= to learning_rate=")
-                self.report(
+                self.pending.append((
                     arg,
                     f"`lr=` on Keras `{cls_name}`: Keras 3 raises `ValueError: Argument(s) not recognized` "
                     f"(use `learning_rate=`)",
-                    fix=fix,
-                )
+                    fix,
+                ))
             elif kw == "decay":
-                self.report(
+                self.pending.append((
                     arg,
                     f"`decay=` on Keras `{cls_name}`: Keras 3 ignores it with only a warning, so the learning "
                     f"rate never decays (Keras 2 used lr / (1 + decay * step)); use "
                     f"`keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate={_short(arg.value, 20)})`",
-                )
+                    None,
+                ))
 
 
 # ---------------------------------------------------------------------------

@@ -248,6 +248,38 @@ def test_inverse_time_decay_is_keras2_decay():
         assert float(s(step)) == pytest.approx(0.1 / (1 + 1e-2 * step))
 
 
+def test_keras2_only_apis_are_gone_from_installed_keras():
+    """KL402 stays silent in a file that also uses these: it targets Keras 2 (where `lr=` is
+    right) and fails on Keras 3 before any optimizer is built."""
+    import importlib
+
+    keras = keras_mod()
+    for m in T.KERAS2_ONLY_METHODS:
+        assert not hasattr(keras.Model, m) and not hasattr(keras.Sequential, m), m
+    for mod in T.KERAS2_ONLY_MODULES:
+        with pytest.raises(ImportError):
+            importlib.import_module(mod)
+    for q in T.KERAS2_ONLY_NAMES:
+        mod, name = q.rsplit(".", 1)
+        assert not hasattr(importlib.import_module(mod), name), q
+
+
+def test_kl402_silent_in_a_keras2_file():
+    code = (
+        "from keras import optimizers\n"
+        "m.compile(optimizer=optimizers.RMSprop(lr=1e-4), loss='mse')\n"
+    )
+    assert codes(code, select=("KL402",)) == [(2, "KL402")]
+    for extra in ("m.fit_generator(gen, steps_per_epoch=10)\n",
+                  "from keras.layers.core import Dense\n",
+                  "from keras.utils.np_utils import to_categorical\n",
+                  "from keras.preprocessing.image import ImageDataGenerator\n",
+                  "from keras import backend as K\nsess = K.get_session()\n"):
+        assert codes(code + extra, select=("KL402",)) == [], extra
+    # sklearn's predict_proba is not a sign of Keras 2
+    assert codes(code + "clf.predict_proba(x)\n", select=("KL402",)) == [(2, "KL402")]
+
+
 def test_kl402_fix_only_when_unambiguous():
     code = (
         "import keras\n"
