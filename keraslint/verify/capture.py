@@ -367,8 +367,9 @@ def _ensure_built(cap: Capture) -> None:
         try:
             cap.model(cap.batches[0][0])
         except Exception as e:  # noqa: BLE001
-            raise CaptureError(f"could not build the model on its first batch: {type(e).__name__}: "
-                               f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+            from keraslint.verify.util import plain
+
+            raise CaptureError(f"could not build the model on its first batch: {type(e).__name__}: {plain(e, 200)}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -415,9 +416,26 @@ def train(cap: Capture, steps: int, seed: int = 1234) -> list:
     losses = []
     for i in range(steps):
         x, y, sw = cap.batches[i % len(cap.batches)]
-        logs = cap.model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        logs = train_batch(cap.model, x, y, sw)
         losses.append(float(np.asarray(logs["loss"])))
     return losses
+
+
+def custom_train_step(model) -> bool:
+    import keras
+
+    return type(model).train_step is not keras.Model.train_step and any(
+        "train_step" in c.__dict__ for c in type(model).__mro__ if not c.__module__.startswith("keras"))
+
+
+def train_batch(model, x, y, sw=None) -> dict:
+    """One training step on one batch. A model with its own ``train_step`` gets the batch as
+    ``fit`` gives it (``(x, y)`` without a sample weight); others use ``train_on_batch``."""
+    if custom_train_step(model):
+        n = int(np.shape(__import__("keras").tree.flatten(x)[0])[0])
+        h = model.fit(x, y, sample_weight=sw, batch_size=n, epochs=1, verbose=0, shuffle=False)
+        return {k: v[-1] for k, v in h.history.items()}
+    return model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
 
 
 def weights_of(model) -> list:

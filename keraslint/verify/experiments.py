@@ -10,6 +10,7 @@ experiment. Each returns ``{"metric", "value", "value_fixed", "tolerance", "verd
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import time
 from typing import Optional
@@ -17,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from keraslint.verify.capture import (CaptureError, max_abs_diff, recompile, restore, run_target, snapshot,
-                                      train, weights_of)
+                                      train, train_batch, weights_of)
 from keraslint.verify.util import fmt_num
 
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not-confirmed", "inconclusive"
@@ -111,24 +112,25 @@ def _outputs(model, x, compiled: bool):
     return [_np(t) for t in keras.tree.flatten(out)]
 
 
-def _graph_arm(cap, w0, x, y, sw) -> dict:
-    """Eager vs compiled on one batch: predictions and one training step; gradient connectivity."""
+def _graph_arm(cap, w0, x, y, sw, all_eager: bool = False) -> dict:
+    """Eager vs compiled on one batch: predictions and one training step; gradient connectivity.
+    ``all_eager``: the compiled side runs with run_eagerly=True too (the KL302 removal)."""
     import keras
 
     model = cap.model
     r: dict = {"errors": {}}
     for side, compiled in (("eager", False), ("compiled", True)):
         restore(model, w0)
-        recompile(cap, run_eagerly=not compiled, jit_compile=False)
+        recompile(cap, run_eagerly=(not compiled) or all_eager, jit_compile=False)
         try:
             r[f"pred_{side}"] = _outputs(model, x, compiled)
         except Exception as e:  # noqa: BLE001
             r["errors"][f"predict ({side})"] = _first_line(e)
         restore(model, w0)
-        recompile(cap, run_eagerly=not compiled, jit_compile=False)
+        recompile(cap, run_eagerly=(not compiled) or all_eager, jit_compile=False)
         try:
             keras.utils.set_random_seed(1234)
-            logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+            logs = train_batch(model, x, y, sw)
             r[f"loss_{side}"] = float(_np(logs["loss"]))
             r[f"w_{side}"] = weights_of(model)
         except Exception as e:  # noqa: BLE001
@@ -231,18 +233,110 @@ def _remove_graph_hazard(cap, code: str) -> Optional[str]:
                         setattr(v, meth, tf.autograph.to_graph(v.__dict__[meth]))
                         n += 1
         return "Python control flow on tensors converted to graph ops (tf.cond/tf.while_loop)" if n else None
+    if code == "KL302":
+        return "run_eagerly=True (the only way to keep .numpy()/.item() on a tensor in call)"
+    if code == "KL305":
+        create_once(cap.path, cap.namespace)
+        return "each variable created once, on the first call (as in build)"
     return None
+
+
+class _TfProxy:
+    """The user's ``tf`` with ``Variable`` replaced (anything else is TensorFlow's)."""
+
+    def __init__(self, mod, variable):
+        self._mod, self.Variable = mod, variable
+
+    def __getattr__(self, name):
+        return getattr(self._mod, name)
+
+
+def create_once(path: str, namespace: Optional[dict] = None) -> list:
+    """The KL305 removal: ``add_weight`` / ``tf.Variable`` called from the user's ``call`` create
+    their variable once per layer and call site, then return it (as if created in ``build``)."""
+    import sys
+
+    from keras.src.layers.layer import Layer
+
+    cache: dict = {}
+    orig = Layer.add_weight
+
+    def site(depth):
+        f = sys._getframe(depth)
+        return f.f_code.co_filename, f.f_lineno, f.f_code.co_name, f.f_locals.get("self")
+
+    def add_weight(self, *a, **k):
+        fn, line, name, _ = site(2)
+        if fn != path or name in ("build", "__init__") or name.startswith("_build"):
+            return orig(self, *a, **k)
+        key = (id(self), line)
+        if key not in cache:
+            tracker = getattr(self, "_tracker", None)
+            locked = bool(tracker and getattr(tracker, "locked", False))
+            if locked:
+                tracker.unlock()
+            try:
+                cache[key] = orig(self, *a, **k)
+            finally:
+                if locked:
+                    tracker.lock()
+        return cache[key]
+
+    Layer.add_weight = add_weight
+    undo = [lambda: setattr(Layer, "add_weight", orig)]
+    if namespace is not None:
+        try:
+            import tensorflow as tf
+        except ImportError:
+            tf = None
+        if tf is not None:
+            tf_var = tf.Variable
+
+            def variable(*a, **k):
+                fn, line, name, owner = site(2)
+                if fn != path or name in ("build", "__init__"):
+                    return tf_var(*a, **k)
+                key = (id(owner), line, "tf")
+                if key not in cache:
+                    with tf.init_scope():
+                        cache[key] = tf_var(*a, **k)
+                return cache[key]
+
+            for k, v in list(namespace.items()):
+                if v is tf:
+                    namespace[k] = _TfProxy(tf, variable)
+                    undo.append(lambda k=k: namespace.__setitem__(k, tf))
+                elif v is tf_var:
+                    namespace[k] = variable
+                    undo.append(lambda k=k: namespace.__setitem__(k, tf_var))
+    return undo
 
 
 def eager_vs_compiled(spec: dict) -> dict:
     code = spec["code"]
-    cap = _capture(spec)
+    capture_error = None
+    try:
+        cap = _capture(spec)
+    except CaptureError as e:
+        if code != "KL305":
+            raise
+        capture_error = str(e)
+        create_once(os.path.abspath(spec["target"].partition("::")[0]))
+        cap = _capture(spec)
     x, y, sw = cap.batches[0]
     w0 = snapshot(cap.model)
+    if capture_error:
+        b = _graph_arm(cap, w0, x, y, sw)
+        value_fixed = b["value"]
+        detail = (f"as written the model cannot run: {capture_error}; with each variable created once, on the first "
+                  f"call (as in build): eager vs compiled max |Δ| = {fmt_num(value_fixed)}"
+                  + (f" ({b['text']})" if b["text"] else ""))
+        return {"metric": "max_abs_diff", "value": None, "value_fixed": value_fixed, "tolerance": 1e-5 * b["scale"],
+                "verdict": CONFIRMED, "detail": detail, "series": {"fixed": [value_fixed]}}
     a = _graph_arm(cap, w0, x, y, sw)
     tol = 1e-5 * a["scale"]
     fixed_desc = _remove_graph_hazard(cap, code)
-    b = _graph_arm(cap, w0, x, y, sw) if fixed_desc else None
+    b = _graph_arm(cap, w0, x, y, sw, all_eager=code == "KL302") if fixed_desc else None
     value, value_fixed = a["value"], (b["value"] if b else None)
     hazard = bool(a["one_sided"] or a["no_grad"] or (value is not None and value > tol))
     if hazard:
@@ -401,7 +495,7 @@ def _train_track(cap, w0, steps: int, probe, loss) -> tuple:
     losses, preds = [], []
     for i in range(steps):
         x, y, sw = cap.batches[i % len(cap.batches)]
-        logs = cap.model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        logs = train_batch(cap.model, x, y, sw)
         losses.append(float(_np(logs["loss"])))
         preds.append([_np(t) for t in keras.tree.flatten(cap.model(probe, training=False))])
     return losses, preds
@@ -654,7 +748,7 @@ def _train_noseed(cap, steps: int) -> list:
     losses = []
     for i in range(steps):
         x, y, sw = cap.batches[i % len(cap.batches)]
-        logs = cap.model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        logs = train_batch(cap.model, x, y, sw)
         losses.append(float(_np(logs["loss"])))
     return losses
 

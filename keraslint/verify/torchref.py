@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from keraslint.verify.capture import recompile, restore, snapshot
+from keraslint.verify.capture import recompile, restore, snapshot, train_batch
 from keraslint.verify.util import fmt_num
 
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not-confirmed", "inconclusive"
@@ -504,7 +504,7 @@ def experiment(cap, spec: dict) -> dict:
     k_w = []
     for i in range(steps):
         x, y, sw = cap.batches[i % len(cap.batches)]
-        model.train_on_batch(x, y, sample_weight=sw)
+        train_batch(model, x, y, sw)
         k_w.append([np.asarray(v.numpy()) for ly in layers for v in ly.weights])
     runs = {}
     try:
