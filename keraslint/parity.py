@@ -70,20 +70,26 @@ class ParityContext:
 class ParityRecorder:
     """Collects the evidence; one per Context, filled by the semantic model's handlers."""
 
-    __slots__ = ("first", "seeds")
+    __slots__ = ("first", "seeds", "all")
 
     def __init__(self) -> None:
         self.first: dict = {}  # kind -> (node, evidence)
         self.seeds: list = []  # (node, canonical name) of seed / determinism calls
+        # every piece of evidence in file order: (kind, node, evidence, subject); ``subject``
+        # is what a judge may find to be Keras after all (see ``context(judge=...)``)
+        self.all: list = []
 
-    def _add(self, kind: str, node: Any, evidence: str) -> None:
+    def _add(self, kind: str, node: Any, evidence: str, subject: Any = None) -> None:
+        self.all.append((kind, node, evidence, subject))
         if kind not in self.first:
             self.first[kind] = (node, evidence)
 
     def record_base(self, node: Any, qualname: str) -> None:
         """A class statement with base ``qualname`` (canonical)."""
         if qualname == "torch.nn.Module" or qualname.startswith("torch.nn.") and qualname[9:10].isupper():
-            self._add("pytorch", node, f"a subclass of `{qualname}`")
+            # a torch module that only wraps a Keras model (Keras on the torch backend) is no
+            # second implementation: the judge decides (``("class", node)``)
+            self._add("pytorch", node, f"a subclass of `{qualname}`", ("class", node))
         elif qualname == "tensorflow.Module":
             self._add("tensorflow", node, "a subclass of `tf.Module`")
         elif qualname.startswith(("flax.linen.Module", "flax.nnx.Module", "haiku.Module")):
@@ -93,9 +99,31 @@ class ParityRecorder:
         """A call of the canonical name ``q``."""
         if q.startswith(_TORCH_BUILD_PREFIXES):
             last = q.rsplit(".", 1)[-1]
-            # a module or optimizer class (nn.Linear, optim.Adam), not nn.functional / init
-            if last[:1].isupper() and ".functional." not in q and ".init." not in q:
-                self._add("pytorch", node, f"`{q}`")
+            # a module or optimizer class (nn.Linear, optim.Adam), not nn.functional / init;
+            # not a loss (a function, no implementation), a parallel wrapper (DDP wraps any
+            # model, a Keras one on the torch backend too) or a learning-rate schedule
+            if (last[:1].isupper() and ".functional." not in q and ".init." not in q
+                    and not last.endswith("Loss") and not q.startswith(_TORCH_NOT_A_MODEL)):
+                if q.startswith("torch.optim."):
+                    # an optimizer over a Keras model's weights trains that Keras model (Keras on
+                    # the torch backend): the judge decides from its first argument
+                    subject = _optimizer_params(node)
+                    if subject is _KERAS_WEIGHTS:
+                        return
+                    self._add("pytorch", node, f"`{q}`", subject)
+                else:
+                    self._add("pytorch", node, f"`{q}`")
+        elif q.startswith("transformers.") and q.endswith((".from_pretrained", ".from_config")):
+            cls = q.split(".")[-2]
+            if not any(w in cls for w in _HF_NOT_A_MODEL):
+                if cls.startswith("TF"):
+                    self._add("tensorflow", node, f"`{q}` (a Hugging Face TensorFlow model)")
+                elif cls.startswith("Flax"):
+                    self._add("jax", node, f"`{q}` (a Hugging Face Flax model)")
+                else:
+                    self._add("pytorch", node, f"`{q}` (a Hugging Face PyTorch model)")
+        elif q in _TORCH_MODEL_CALLS or q.startswith(_TORCH_MODEL_PREFIXES) and q.rsplit(".", 1)[-1][:1].islower():
+            self._add("pytorch", node, f"`{q}`")
         elif q in _TORCH_CALLS:
             self._add("pytorch", node, f"`{q}`")
         elif q in _TF_REFERENCE or q.startswith(_TF_REFERENCE_PREFIXES):
@@ -105,14 +133,145 @@ class ParityRecorder:
         elif q in _SEED_CALLS:
             self.seeds.append((node, q))
 
-    def context(self, strict: bool = False) -> Optional[ParityContext]:
+    def context(self, strict: bool = False, judge: Any = None) -> Optional[ParityContext]:
+        """The strongest context. With ``judge`` (see :func:`keras_judge`), evidence with a
+        subject (a torch optimizer over a model's parameters, an ``nn.Module`` subclass)
+        counts only when the judge finds that subject is not Keras after all."""
         for kind in _ORDER:
             hit = self.first.get(kind)
+            if judge is not None and hit is not None:
+                hit = next(((node, ev) for k, node, ev, subject in self.all
+                            if k == kind and (subject is None or not judge(subject))), None)
             if hit is not None:
                 return ParityContext(kind, hit[0], hit[1])
         if strict:
             return ParityContext("strict", None, "")
         return None
+
+
+_TORCH_NOT_A_MODEL = ("torch.nn.parallel.", "torch.nn.DataParallel", "torch.optim.lr_scheduler.",
+                      "torch.optim.swa_utils.", "torch.nn.utils.")
+# Hugging Face classes whose from_pretrained is no model
+_HF_NOT_A_MODEL = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Pipeline", "GenerationConfig")
+# builders of a PyTorch model (lower-case functions: ``torchvision.models.resnet50()``)
+_TORCH_MODEL_PREFIXES = ("torchvision.models.", "open_clip.create_model")
+_TORCH_MODEL_CALLS = {"timm.create_model", "safetensors.torch.load_file", "safetensors.torch.load",
+                      "open_clip.create_model_and_transforms", "open_clip.create_model"}
+# attributes that only a Keras layer/model has: its weights trained by a torch optimizer
+_KERAS_WEIGHT_ATTRS = {"trainable_weights", "trainable_variables", "weights", "variables",
+                       "non_trainable_weights"}
+_KERAS_WEIGHTS = object()
+
+
+def _optimizer_params(call: Any) -> Any:
+    """What a torch optimizer trains: ``("model", expr)`` for ``expr.parameters()`` /
+    ``expr.named_parameters()``, ``_KERAS_WEIGHTS`` for ``model.trainable_weights`` (a Keras
+    attribute), else None (plain evidence)."""
+    import libcst as cst
+
+    args = [a for a in getattr(call, "args", ()) if a.keyword is None or a.keyword.value == "params"]
+    if not args:
+        return None
+    v = args[0].value
+    # [v for v in model.trainable_weights], list(model.parameters())
+    if isinstance(v, (cst.ListComp, cst.GeneratorExp)):
+        v = v.for_in.iter
+    elif isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ("list", "tuple") and v.args:
+        v = v.args[0].value
+    if isinstance(v, cst.Attribute) and v.attr.value in _KERAS_WEIGHT_ATTRS:
+        return _KERAS_WEIGHTS
+    if (isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute)
+            and v.func.attr.value in ("parameters", "named_parameters")):
+        return ("model", v.func.value)
+    return None
+
+
+def keras_judge(ctx: Any):
+    """A judge for :meth:`ParityRecorder.context`, built on the semantic model ``ctx``
+    (after the traversal): is a subject Keras after all? ``("model", expr)``: ``expr`` is a
+    Keras model or layer (a Keras constructor, a local Keras class, a helper returning one,
+    a torch module that wraps one); ``("class", classdef)``: an ``nn.Module`` subclass that
+    builds a Keras model or layer in its body (a wrapper, not a second implementation)."""
+    import libcst as cst
+
+    def values_of(name: str, scope: Any) -> list:
+        # every value assigned to ``name`` in ``scope`` (a function node), or anywhere in the
+        # module; ``x = x.to(device)`` keeps what ``x`` was and is skipped
+        out: list = []
+        todo = [scope if scope is not None else ctx.module]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, cst.Assign):
+                if any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+                    out.append(node.value)
+            elif isinstance(node, (cst.AnnAssign, cst.NamedExpr)):
+                if isinstance(node.target, cst.Name) and node.target.value == name and node.value is not None:
+                    out.append(node.value)
+            todo.extend(node.children)
+        return [v for v in out if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute)
+                                       and v.func.attr.value in ("to", "cuda", "cpu", "float")
+                                       and isinstance(v.func.value, cst.Name) and v.func.value.value == name)]
+
+    def keras_value(expr: Any, depth: int = 0, scope: Any = None) -> bool:
+        # scope: the function node whose names ``expr`` uses (None: the module)
+        if expr is None or depth > 8:
+            return False
+        if isinstance(expr, cst.Name):
+            vals = [v for v in values_of(expr.value, scope) if v is not expr]
+            return bool(vals) and all(keras_value(v, depth + 1) for v in vals)
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            return False
+        if not isinstance(expr, cst.Call):
+            return False
+        func = expr.func
+        q = ctx.resolve(func)
+        if q is not None:
+            return q.split(".", 1)[0] in ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras")
+        if isinstance(func, cst.Attribute) and func.attr.value in ("to", "cuda", "cpu"):
+            return keras_value(func.value, depth + 1)
+        if isinstance(func, cst.Name):
+            info = ctx.classes.get(func.value)
+            if info is not None:
+                if ctx.class_kind(info) is not None:
+                    return True
+                node = getattr(info, "node", None)
+                return node is not None and wraps_keras(node, depth + 1)
+            rets = [(r, fi.node) for fi in ctx.functions.get(func.value, ()) for r in fi.returns]
+            return bool(rets) and all(keras_value(r, depth + 1, fn) for r, fn in rets)
+        return False
+
+    def wraps_keras(classdef: Any, depth: int = 0) -> bool:
+        body = getattr(getattr(classdef, "body", None), "body", ())
+        for fn in body:
+            if not isinstance(fn, cst.FunctionDef):
+                continue
+            for stmt in getattr(fn.body, "body", ()):
+                if not isinstance(stmt, cst.SimpleStatementLine):
+                    continue
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
+                        if keras_value(small.value, depth + 1):
+                            return True
+        return False
+
+    def judge(subject: Any) -> bool:
+        try:
+            kind, what = subject
+            if kind == "model":
+                return keras_value(what)
+            if kind == "class":
+                return wraps_keras(what)
+        except Exception:  # noqa: BLE001 - a judge never breaks a rule
+            return False
+        return False
+
+    return judge
+
+
+def context_of(ctx: Any) -> Optional[ParityContext]:
+    """``ctx.parity`` with the Keras judge applied: a torch optimizer over a Keras model's
+    weights or a torch module wrapping a Keras model is no PyTorch side."""
+    return ctx._parity.context(strict=bool(getattr(ctx.config, "strict", False)), judge=keras_judge(ctx))
 
 
 _SEED_CALLS = {

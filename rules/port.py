@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import libcst as cst
 
+from keraslint import parity as _parity
 from keraslint.rule import Rule
 from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value, target_names
 
@@ -30,6 +31,28 @@ UNKNOWN = object()  # passed, but not as a literal (or hidden behind *args/**kwa
 
 def both_frameworks(ctx) -> bool:
     return ctx.uses_torch() and (ctx.uses_keras() or ctx.uses_tensorflow())
+
+
+def port_context(ctx) -> Any:
+    """The file's Keras ↔ PyTorch parity context, or None. A hidden default only matters
+    where the file really ports or compares: a PyTorch side that is a model of its own (an
+    ``nn.Module``, ``torch.nn`` layers, a loaded PyTorch or Hugging Face model, an optimizer
+    over such a model). A torch optimizer or loop training a *Keras* model on the torch backend
+    is no second implementation (see :func:`keraslint.parity.keras_judge`). With ``strict``
+    every file that uses both frameworks counts. Ask it in ``finish()``."""
+    par = _parity.context_of(ctx)
+    if par is not None and par.kind == "pytorch":
+        return par
+    if getattr(ctx.config, "strict", False):
+        return _parity.ParityContext("strict", None, "")
+    return None
+
+
+def report_in_port(rule: Rule, node: Any, message: str, par: Any) -> None:
+    """Report a hidden-default finding naming the context that makes it matter."""
+    refs = {"ctx": par.node} if par.node is not None else None
+    why = par.phrase() if par.kind == "strict" else f"it matters because {par.phrase()}"
+    rule.report(node, f"{message}; {why}", refs=refs)
 
 
 def _keras_family(q: str) -> bool:
@@ -209,6 +232,9 @@ class _PairedDefaults(Rule):
     def finish(self) -> None:
         if not both_frameworks(self.ctx):
             return
+        par = port_context(self.ctx)
+        if par is None:
+            return  # both frameworks, but nothing is ported or compared: defaults are harmless
         for group, sides in self.sides.items():
             keras_sides = [s for s in sides if s.framework == "keras"]
             torch_sides = [s for s in sides if s.framework == "torch"]
@@ -228,7 +254,7 @@ class _PairedDefaults(Rule):
                             diffs.append((p, mine, theirs, o))
                             break
                 if diffs:
-                    self.report(side.node, self.message(side, diffs))
+                    report_in_port(self, side.node, self.message(side, diffs), par)
 
     def message(self, side: Side, diffs: list) -> str:
         mine, theirs, suggest = [], [], []
@@ -1476,12 +1502,15 @@ class RnnBatchFirst(Rule):
     def finish(self) -> None:
         if not both_frameworks(self.ctx) or not self.keras_rnn or self.keras_time_major:
             return
+        par = port_context(self.ctx)
+        if par is None:
+            return
         for node, cls, bound in self.torch_rnns:
             if bound is not None and bound in self.time_major_calls:
                 continue
-            self.report(node, f"`nn.{cls}` without `batch_first=True` beside Keras RNNs: it reads "
-                              f"(time, batch, features) while Keras reads (batch, time, features), so the same "
-                              f"tensor is run along the batch axis (pass `batch_first=True`)")
+            report_in_port(self, node, f"`nn.{cls}` without `batch_first=True` beside Keras RNNs: it reads "
+                                       f"(time, batch, features) while Keras reads (batch, time, features), so the "
+                                       f"same tensor is run along the batch axis (pass `batch_first=True`)", par)
 
 
 # ---------------------------------------------------------------------------

@@ -575,3 +575,101 @@ def test_kl603_imported_factory_stays_keras():
         opt = torch.optim.Adam([torch.zeros(1)], lr=1e-3)
     """
     assert _codes(src) == [(7, "KL603"), (12, "KL603")]
+
+
+# ---------------------------------------------------------------------------
+# Hidden defaults matter only in a port (issue 13): the parity context
+# ---------------------------------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+
+
+@pytest.mark.parametrize("path", sorted(
+    os.path.join(d, f) for d in os.listdir(FIXTURES) if d.startswith("KL6")
+    for f in os.listdir(os.path.join(FIXTURES, d)) if f.startswith("good_") and f.endswith(".py")))
+def test_extra_good_fixtures_are_silent(path):
+    """fixtures/KL6xx/good_*.py: near-misses that need a file of their own (a file whose
+    whole point is that it has no PyTorch side)."""
+    with open(os.path.join(FIXTURES, path), encoding="utf-8") as fh:
+        text = fh.read()
+    got = [(f.line, f.code, f.message) for f in check_source(text, path=path)]
+    assert not got, got
+
+
+def test_a_keras_model_on_the_torch_backend_is_a_torch_module():
+    """The premise of the torch-backend near-miss, measured: with KERAS_BACKEND=torch a Keras
+    model *is* an ``nn.Module`` whose ``parameters()`` are its Keras weights, so
+    ``torch.optim.Adam(model.parameters())`` trains the Keras model itself (one
+    implementation, no port). Run in a child process: the backend is fixed at import."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import os
+        os.environ["KERAS_BACKEND"] = "torch"
+        import keras, torch
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        opt = torch.optim.Adam(m.parameters(), lr=0.1)
+        before = m.layers[0].kernel.numpy().copy()
+        loss = m(torch.ones(4, 3)).sum()
+        loss.backward()
+        opt.step()
+        after = m.layers[0].kernel.numpy()
+        print(isinstance(m, torch.nn.Module), len(list(m.parameters())), bool((before != after).any()))
+    """)
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-3:] == ["True", "2", "True"], r.stdout
+
+
+def test_kl603_silent_without_a_pytorch_model_and_names_the_context():
+    keras_only_loop = """
+        import keras, torch
+        def get_model():
+            return keras.Sequential([keras.layers.Dense(1)])
+        model = get_model()
+        opt = torch.optim.Adam(model.parameters())
+        kopt = keras.optimizers.Adam()
+    """
+    assert _codes(keras_only_loop) == []
+    port_file = keras_only_loop + """
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = torch.nn.Linear(3, 1)
+        net = Net()
+        topt = torch.optim.Adam(net.parameters())
+    """
+    got = check_source(textwrap.dedent(port_file), path="port.py", select=["KL603"])
+    assert [(f.line, f.code) for f in got] == [(6, "KL603"), (7, "KL603"), (14, "KL603")]
+    assert all("this file compares Keras with PyTorch (a subclass of `torch.nn.Module`, line 9)" in f.message
+               for f in got), got[0].message
+
+
+@pytest.mark.parametrize("src,kind", [
+    ("import keras, transformers\nm = transformers.AutoModel.from_pretrained('x')\n", "pytorch"),
+    ("from transformers import BertModel\nimport keras\nm = BertModel.from_pretrained('x')\n", "pytorch"),
+    ("import keras, transformers\nm = transformers.TFAutoModel.from_pretrained('x')\n", "tensorflow"),
+    ("import keras, transformers\nt = transformers.AutoTokenizer.from_pretrained('x')\n", None),
+    ("import keras, timm\nm = timm.create_model('resnet50')\n", "pytorch"),
+    ("import keras, torchvision\nm = torchvision.models.resnet50()\n", "pytorch"),
+    ("import keras, torch\nloss = torch.nn.CrossEntropyLoss()\n", None),
+    ("import keras, torch\nm = keras.Sequential()\nopt = torch.optim.SGD(m.trainable_weights, lr=1)\n", None),
+    ("import keras, torch\ndef f(net):\n    return torch.optim.SGD(net.parameters(), lr=1)\n", "pytorch"),
+])
+def test_parity_evidence_of_a_second_implementation(src, kind):
+    from keraslint import engine, parity
+    from keraslint.rule import Rule
+
+    got = {}
+
+    class P(Rule):
+        code, name, severity, fix_applicability = "KL998", "probe", "warning", None
+
+        def finish(self):
+            got["ctx"] = parity.context_of(self.ctx)
+
+    engine.analyze(engine.Source("p.py", src), [P], gate=False)
+    ctx = got["ctx"]
+    assert (ctx.kind if ctx else None) == kind, ctx
