@@ -14,7 +14,7 @@ import libcst as cst
 
 from keraslint.names import canonical, keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Report, Rule
-from keraslint.semantics import dotted
+from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value
 
 
 def _short(node) -> str:
@@ -1055,10 +1055,244 @@ class MissingGetConfig(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._constructions: dict = {}  # class name -> [Call]
+        self._free: set = set()  # classes constructed outside the methods of a Keras class
+        self._trained: set = set()  # classes whose instance is compiled/fit here (top-level models)
+        self._events: list = []  # (target, what): what serializes, see `_target`
+        self._checkpoints: dict = {}  # name -> ModelCheckpoint call saving whole models
+        self._intent: dict = {}  # class name -> what states the intent to serialize it
+        self._class_scope: dict = {}  # class name -> outermost function it is defined in (None: module)
+        self._seq = 0  # order of calls and class definitions
+        self._class_seq: dict = {}  # class name -> position of its definition
+        self._pending: dict = {}  # id(outermost function) -> classes built since the last model
+        self._graph_sets: dict = {}  # id(keras.Model/Sequential call) -> classes in that model
 
+    # -- where the file serializes --------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._constructions.setdefault(node.func.value, []).append(node)
+        func = node.func
+        self._seq += 1
+        if isinstance(func, cst.Name):
+            self._constructions.setdefault(func.value, []).append(node)
+            if func.value in self.ctx.classes and not _in_keras_method(self.ctx.function):
+                self._free.add(func.value)
+                self._pending.setdefault(id(_outermost(self.ctx.function)), set()).add(func.value)
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value == "custom_objects":
+                self._note_custom_objects(arg.value, "listed in `custom_objects`")
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            recv = func.value
+            if isinstance(recv, cst.Name) and recv.value in self.ctx.classes and attr == "from_config":
+                self._intent.setdefault(recv.value, f"`{recv.value}.from_config` is called")
+                return
+            q = self.ctx.resolve(func)
+            if q is None:
+                if attr == "save" and node.args and _model_path(node.args[0].value):
+                    self._event(recv, f"`{_short(func)}(...)`")
+                elif attr in ("get_config", "to_json") and not node.args and not _is_super(recv):
+                    self._event(recv, f"`{_short(func)}()`")
+                elif attr in ("compile", "fit"):
+                    c = self._instance_class(recv)
+                    if c is not None:
+                        self._trained.add(c)
+                    if attr == "fit":
+                        cb = get_arg(node, "callbacks")
+                        for el in _elements(cb.value if cb is not None else None):
+                            if isinstance(el, cst.Name) and el.value in self._checkpoints:
+                                self._event(recv, self._checkpoints[el.value])
+                return
+        q = self.ctx.resolve(func)
+        if q is None:
+            return
+        if q in ("keras.models.Model", "keras.models.Sequential"):
+            # The custom layers of a functional model: those built in the same scope since
+            # the previous model (a Sequential lists its own).
+            key = id(_outermost(self.ctx.function))
+            got = set(self._pending.pop(key, ()))
+            if q == "keras.models.Sequential":
+                got = self._listed(node)
+            self._graph_sets[id(node)] = frozenset(got)
+            return
+        last = q.rsplit(".", 1)[-1]
+        if last in ("save_model", "clone_model", "serialize_keras_object", "serialize", "dump", "dumps",
+                    "deepcopy") and node.args:
+            if q.startswith("keras.") or q in ("pickle.dump", "pickle.dumps", "copy.deepcopy", "joblib.dump",
+                                                "cloudpickle.dump", "cloudpickle.dumps"):
+                self._event(node.args[0].value, f"`{_short(func)}(...)`")
+        elif last == "ModelCheckpoint" and q.startswith("keras."):
+            swo = get_arg(node, "save_weights_only", 4)
+            if swo is not None and literal_value(swo.value) is True:
+                return
+            what = f"`{_short(func)}(...)` saves whole models"
+            fit = _enclosing_fit(self.ctx.stack)
+            if fit is not None:
+                self._event(fit.func.value, what)
+            else:
+                parent = self.ctx.stack[-2] if len(self.ctx.stack) >= 2 else None
+                if isinstance(parent, cst.Assign):
+                    for t in parent.targets:
+                        if isinstance(t.target, cst.Name):
+                            self._checkpoints[t.target.value] = what
+        elif last in ("custom_object_scope", "CustomObjectScope") and node.args:
+            for a in node.args:
+                self._note_custom_objects(a.value, "listed in a custom object scope")
+
+    def _listed(self, call) -> set:
+        """Local classes whose instances are given to ``call`` (a Sequential's list, a
+        wrapper's arguments)."""
+        got = set()
+        for a in call.args:
+            for el in _elements(a.value):
+                c = self._instance_class(el)
+                if c is not None:
+                    got.add(c)
+        return got
+
+    def _note_custom_objects(self, expr, why: str) -> None:
+        for n in _walk(expr):
+            if isinstance(n, cst.Name) and n.value in self.ctx.classes:
+                self._intent.setdefault(n.value, f"it is {why}")
+
+    def _instance_class(self, expr, depth: int = 0) -> Optional[str]:
+        """The local Keras class ``expr`` is an instance of, when known."""
+        if depth > 4:
+            return None
+        if isinstance(expr, cst.Name):
+            if expr.value == "self":
+                o = self.ctx.function
+                while o is not None and o.parent is not None:
+                    o = o.parent
+                return o.cls.name if o is not None and o.cls is not None and o.cls.kind else None
+            v = self.ctx.assigned_value(expr.value)
+            return self._instance_class(v, depth + 1) if v is not None and v is not expr else None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+            name = expr.func.value
+            if name in self.ctx.classes:
+                return name if self.ctx.classes[name].kind else None
+            for r in self.ctx.returns_of(name):
+                c = self._instance_class(r, depth + 1)
+                if c is not None:
+                    return c
+        return None
+
+    def _target(self, expr, depth: int = 0):
+        """What saving ``expr`` serializes: ("class", C) an instance of the local class C;
+        ("graph",) a functional/Sequential model or a component of another object (its
+        free-standing layers are serialized); ("unknown",) a model of unknown origin;
+        None: not a Keras model (a resolved non-Keras object)."""
+        c = self._instance_class(expr)
+        if c is not None:
+            return ("class", c)
+        if depth > 4:
+            return ("unknown",)
+        if isinstance(expr, cst.Attribute):
+            return ("graph", None)
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            if v is None or v is expr:
+                return ("unknown",)
+            return self._target(v, depth + 1)
+        if isinstance(expr, cst.Call):
+            q = self.ctx.resolve(expr.func)
+            if q is not None:
+                if q == "keras.models.Sequential":
+                    return ("classes", frozenset(self._listed(expr)))
+                if q == "keras.models.Model":
+                    got = self._graph_sets.get(id(expr))
+                    if got is None:  # built inline in the save call: not visited yet
+                        got = self._pending.get(id(_outermost(self.ctx.function)), ())
+                    return ("classes", frozenset(got))
+                if q.startswith("keras.applications."):
+                    return None
+                if "load_model" in q or "model_from" in q:
+                    return None  # it was deserialized, so it can be serialized again
+                if q.startswith("keras."):
+                    # a built-in wrapper (`Distiller(teacher=t, ...)`, `Bidirectional(MyCell())`)
+                    # serializes the instances it is given
+                    inner = self._listed(expr)
+                    if inner:
+                        return ("classes", frozenset(inner))
+                return None  # a built-in layer, a NumPy/PIL/torch object: no class of this file
+            if isinstance(expr.func, cst.Name) and expr.func.value in self.ctx.functions:
+                # a local factory: what its returns are (a Name returned is looked up in
+                # the factory's own assignments)
+                found = []
+                for fi in self.ctx.functions[expr.func.value]:
+                    for r in fi.returns:
+                        if isinstance(r, cst.Name) and r.value in fi.assigned:
+                            r = fi.assigned[r.value]
+                        if isinstance(r, cst.Name):
+                            found.append(("unknown",))
+                        else:
+                            found.append(self._target(r, depth + 1))
+                found = [t for t in found if t is not None]
+                if not found:
+                    return None if self.ctx.returns_of(expr.func.value) else ("unknown",)
+                if len(found) == 1:
+                    return found[0]
+                if all(t[0] in ("class", "classes") for t in found):
+                    out = set()
+                    for t in found:
+                        out |= {t[1]} if t[0] == "class" else set(t[1])
+                    return ("classes", frozenset(out))
+            return ("unknown",)
+        return ("unknown",)
+
+    def _event(self, expr, what: str) -> None:
+        if _in_keras_method(self.ctx.function) and not (isinstance(expr, cst.Name) and expr.value == "self"):
+            return  # a layer's own method reading another object's config (`inner.get_config()`)
+        t = self._target(expr)
+        if t is not None:
+            self._events.append((t, what, _outermost(self.ctx.function), self._seq))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._seq += 1
+        self._class_scope[node.name.value] = _outermost(self.ctx.function)
+        self._class_seq[node.name.value] = self._seq
+
+    def _serialized(self, info) -> Optional[str]:
+        """Why the file serializes ``info`` (a call that saves/serializes it, or a stated
+        intent: registration, export decorator, custom_objects), or None."""
+        name = info.name
+        for dec in info.node.decorators:
+            d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+            q = self.ctx.resolve(d) or dotted(d) or ""
+            last = q.rsplit(".", 1)[-1]
+            if last == "register_keras_serializable":
+                return "it is registered with `register_keras_serializable`"
+            if last.endswith("_export"):
+                return f"it is a public API class (`@{last}`), meant to be saved by users"
+        if name in self._intent:
+            return self._intent[name]
+        top_level = name in self._trained or self._is_model(info)
+        scope = self._class_scope.get(name)
+        for t, what, where, seq in self._events:
+            if scope is not None and where is not scope:
+                continue  # a class local to one function is saved only there
+            if where is None and scope is None and seq < self._class_seq.get(name, 0):
+                continue  # a script/notebook line that runs before the class exists
+            if t[0] == "class":
+                if t[1] == name or _local_ancestor(self.ctx, t[1], name):
+                    return what
+            elif t[0] == "classes":
+                if any(c == name or _local_ancestor(self.ctx, c, name) for c in t[1]):
+                    return what
+            elif t[0] == "graph":  # a component of another object: its free layers
+                if name in self._free and not top_level:
+                    return what
+            elif name in self._free:
+                return what
+        proj = getattr(self.ctx, "project", None)
+        hook = getattr(proj, "serializes", None) if proj is not None else None
+        if callable(hook):
+            try:
+                return hook(self.ctx, name)
+            except Exception:  # noqa: BLE001 - an index that cannot answer is no evidence
+                return None
+        return None
+
+    def _is_model(self, info) -> bool:
+        r = self._roots(info)
+        return r is not None and "keras.models.Model" in r[0]
 
     # -- class analysis --------------------------------------------------------
     def _roots(self, info, seen=None) -> Optional[tuple]:
@@ -1103,6 +1337,15 @@ class MissingGetConfig(Rule):
             init = _method(info.node, "__init__")
             if init is None:
                 continue
+            # The hazard is real only where the class is serialized: `save`/`save_model`,
+            # a whole-model ModelCheckpoint, `clone_model`, `get_config`/`to_json`,
+            # `serialize_keras_object`, pickling, or a stated intent (registration, an
+            # export decorator, `custom_objects`). `save_weights`, `tf.train.Checkpoint`,
+            # `export` and `tf.saved_model.save` never ask for the config (measured).
+            saved = self._serialized(info)
+            if saved is None:
+                continue
+            because = f" (here {saved})"
             params = [p for p in list(init.params.posonly_params) + list(init.params.params)
                       + list(init.params.kwonly_params)]
             names = [p.name.value for p in params][1:]  # drop self
@@ -1112,7 +1355,8 @@ class MissingGetConfig(Rule):
                 if extra:
                     self.report(info.node.name,
                                 f"`{info.name}` has no `get_config` and takes {_names(extra)} in `__init__`: "
-                                f"tf_keras raises NotImplementedError when the model is saved; add `get_config`")
+                                f"tf_keras raises NotImplementedError when the model is saved{because}; add "
+                                f"`get_config`")
                 continue
             if None in flavors or flavors - {"keras", "tf.keras"}:
                 continue
@@ -1120,23 +1364,27 @@ class MissingGetConfig(Rule):
                 extra = [n for n in names if n != "name"]
                 if not extra:
                     continue
-                required = [p.name.value for p in params[1:] if p.default is None and p.name.value != "name"]
+                required = [p.name.value for p in params[1:] if p.default is None and p.star != "*"
+                            and p.star != "**" and p.name.value != "name"]
                 if required:
                     what = ("saving raises NotImplementedError (Keras 3 `Model.__new__` does not record "
                             "constructor arguments, so the automatic config cannot rebuild it)")
                 else:
+                    calls = self._constructions.get(info.name, ())
+                    if calls and not any(_passes_non_default(c, params[1:]) for c in calls):
+                        continue  # only the defaults are ever passed: the saved defaults are right
                     what = ("saving silently stores the *default* values (Keras 3 `Model.__new__` does not "
                             "record constructor arguments), so a reloaded model can differ")
                 self.report(info.node.name,
                             f"model `{info.name}` has no `get_config` and takes {_names(extra)} in `__init__`: "
-                            f"{what}; add `get_config`")
+                            f"{what}{because}; add `get_config`")
                 continue
             why = self._layer_hazard(info, init, names)
             if why:
                 self.report(info.node.name,
                             f"`{info.name}` has no `get_config` and {why}: Keras 3's automatic config only "
-                            f"records plain values, so `get_config()`/saving raises NotImplementedError; add "
-                            f"`get_config` (and `from_config`)")
+                            f"records plain values, so `get_config()`/saving raises NotImplementedError{because}; "
+                            f"add `get_config` (and `from_config`)")
 
     def _layer_hazard(self, info, init, names) -> Optional[str]:
         # (a) a constructor argument stored on self and called as a layer/function.
@@ -1207,6 +1455,93 @@ class MissingGetConfig(Rule):
                 if v is not None and v is not expr:
                     return self._non_serializable(v, depth + 1)
         return None
+
+
+def _passes_non_default(call, params) -> bool:
+    """Does ``call`` give the constructor a value other than a parameter's literal default
+    (``name=`` aside)? ``Teacher(vocab_size=10)`` with ``vocab_size=10`` in the signature
+    passes only the default, which is what saving records anyway."""
+    by_name = {p.name.value: p for p in params}
+    positional = [p for p in params if p.star not in ("*", "**")]
+    pos = 0
+    for a in call.args:
+        if a.star:
+            return True
+        if a.keyword is not None:
+            if a.keyword.value == "name":
+                continue
+            p = by_name.get(a.keyword.value)
+        else:
+            p = positional[pos] if pos < len(positional) else None
+            pos += 1
+        if p is None or p.default is None:
+            return True
+        v = literal_value(a.value)
+        if v is NOT_LITERAL or v != literal_value(p.default) or type(v) is not type(literal_value(p.default)):
+            return True
+    return False
+
+
+def _outermost(fn):
+    while fn is not None and fn.parent is not None:
+        fn = fn.parent
+    return fn
+
+
+def _in_keras_method(fn) -> bool:
+    """Is ``fn`` (or the function it is nested in) a method of a Keras class of the file?
+    A layer built there is rebuilt by its owner's constructor, never serialized itself."""
+    while fn is not None and fn.parent is not None:
+        fn = fn.parent
+    return fn is not None and fn.cls is not None and fn.cls.kind is not None
+
+
+def _local_ancestor(ctx, sub: str, base: str, depth: int = 0) -> bool:
+    info = ctx.classes.get(sub)
+    if info is None or depth > 8:
+        return False
+    for b in info.bases:
+        if b == "local:" + base or (b.startswith("local:") and _local_ancestor(ctx, b[6:], base, depth + 1)):
+            return True
+    return False
+
+
+def _is_super(expr) -> bool:
+    return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "super"
+
+
+def _elements(expr) -> list:
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return [e.value for e in expr.elements]
+    return [expr] if expr is not None else []
+
+
+def _enclosing_fit(stack):
+    for anc in reversed(stack[:-1]):
+        if isinstance(anc, cst.Call) and isinstance(anc.func, cst.Attribute) and anc.func.attr.value == "fit":
+            return anc
+        if isinstance(anc, (cst.FunctionDef, cst.ClassDef)):
+            return None
+    return None
+
+
+_NOT_MODEL_EXT = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".npy", ".npz", ".txt", ".csv", ".json", ".pt",
+                  ".pth", ".pkl", ".pickle", ".wav", ".mp3", ".mp4", ".svg", ".pdf", ".tiff", ".webp", ".ckpt")
+
+
+def _model_path(expr) -> bool:
+    """Could ``expr`` be where a model is saved? Not a literal path with an image/array/
+    torch extension (``img.save("out.png")``)."""
+    text = None
+    if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
+        v = literal_value(expr)
+        text = v if isinstance(v, str) else None
+    elif isinstance(expr, cst.FormattedString):
+        parts = [p.value for p in expr.parts if isinstance(p, cst.FormattedStringText)]
+        text = parts[-1] if parts and isinstance(expr.parts[-1], cst.FormattedStringText) else None
+    if text is None:
+        return True
+    return not text.lower().endswith(_NOT_MODEL_EXT)
 
 
 def _defines(cls_node, name: str) -> bool:

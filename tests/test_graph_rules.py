@@ -328,7 +328,9 @@ def test_kl306_tf_keras_any_extra_argument():
         "        return {**super().get_config(), 'units': self.units}\n\n\n"
         "class NoArgs(tf_keras.layers.Layer):\n"
         "    def __init__(self, name=None, trainable=True, **kwargs):\n"
-        "        super().__init__(name=name, trainable=trainable, **kwargs)\n"
+        "        super().__init__(name=name, trainable=trainable, **kwargs)\n\n\n"
+        "model = tf_keras.Sequential([Block(4), Configured(2), NoArgs()])\n"
+        "model.save('model.h5')\n"
     )
     got = [(f.line, f.code) for f in check_source(text, select=["KL306"])]
     assert got == [(4, "KL306")]
