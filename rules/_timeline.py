@@ -100,6 +100,8 @@ CLI_CALLS = {"argparse.ArgumentParser", "fire.Fire", "click.command", "click.opt
              "typer.Typer", "typer.run", "docopt.docopt"}
 CLI_PREFIXES = ("absl.flags.DEFINE", "tensorflow.compat.v1.flags.DEFINE", "tensorflow.compat.v1.app.flags.DEFINE",
                 "tensorflow.app.flags.DEFINE", "tensorflow.flags.DEFINE", "ml_collections.config_flags.DEFINE")
+CONFIG_LOADERS = {"yaml.safe_load", "yaml.load", "yaml.full_load", "omegaconf.OmegaConf.load", "gin.parse_config_file",
+                  "gin.parse_config_files_and_bindings", "configparser.ConfigParser", "toml.load", "tomllib.load"}
 # Keyword arguments only Keras's `Model.fit` takes (scikit-learn / xgboost / Lightning `fit` take
 # none of them): a `fit` given one trains a Keras model even when the model's origin is unknown
 # (an imported factory, `self.model`).
@@ -165,7 +167,7 @@ class Build:
 
 @dataclass
 class Event:
-    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "call" | "floatx" | "clear"
+    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "use" | "call" | "floatx" | "clear"
     node: Any  # the Call
     chain: tuple  # ((statement, body), ...) innermost first, within the event's scope
     covers: frozenset = frozenset()
@@ -236,7 +238,8 @@ class Timeline:
         self.compiled: set = set()  # (scope key, name) of `name.compile(optimizer=/loss=)` calls
         self.loaded: set = set()  # (scope key, name) of `name.load_weights(...)` / `set_weights` calls
         self.scope_draws: dict = {}  # scope key -> generators drawn from directly in that scope
-        self.cli: Optional[tuple] = None  # (node, what): settings from the command line
+        self.implicit_uses: set = set()  # id(node) of draws made by building / training a model
+        self.cli: Optional[tuple] = None  # (node, what, source): settings from the command line / a config file
         self.intent: Optional[tuple] = None  # (node, what): determinism asked for (op determinism, hash seed)
         self._seq: Optional[list] = None
 
@@ -348,8 +351,13 @@ class Timeline:
         key = id(fn) if fn is not None else 0
         self.scopes.setdefault(key, []).append(Event(kind, node, self._chain(), **kw))
 
-    def _use(self, gen: str, desc: str, node: Any) -> None:
+    def _use(self, gen: str, desc: str, node: Any, implicit: bool = False) -> None:
+        """A draw from ``gen``; ``implicit``: made by building or training a model (an
+        initializer's seed, `fit`'s shuffling), not by an explicit random call."""
         self.uses.setdefault(gen, []).append((desc, node))
+        if implicit:
+            self.implicit_uses.add(id(node))
+        self._add("use", node, covers=frozenset({gen}), target=desc)
         fn = self.ctx.function
         self.scope_draws.setdefault(id(fn) if fn is not None else 0, set()).add(gen)
 
@@ -403,8 +411,11 @@ class Timeline:
             if self.intent is None:
                 self.intent = (node, f"`{short(node.func)}()`")
             return
-        if q is not None and self.cli is None and (q in CLI_CALLS or q.startswith(CLI_PREFIXES)):
-            self.cli = (node, f"`{short(node.func)}`")
+        if q is not None and self.cli is None:
+            if q in CLI_CALLS or q.startswith(CLI_PREFIXES):
+                self.cli = (node, f"`{short(node.func)}`", "the command line")
+            elif q in CONFIG_LOADERS:
+                self.cli = (node, f"`{short(node.func)}`", "a config file")
         if q in CLEAR_SESSION:
             self._add("clear", node)
             return
@@ -434,9 +445,9 @@ class Timeline:
             self.builds_anywhere.append((b, node))
             self._add("build", node, build=b)
             if b.draws:
-                self._use(b.draws, f"Keras 3 `{b.name}` draws its seed from it when constructed", node)
+                self._use(b.draws, f"Keras 3 `{b.name}` draws its seed from it when constructed", node, True)
             elif b.legacy and (b.layer in DRAWING_LAYERS or b.name in DRAWING_INITIALIZERS):
-                self._use(TF, f"Keras 2 `{b.name}` initializes from it", node)
+                self._use(TF, f"Keras 2 `{b.name}` initializes from it", node, True)
             if isinstance(func, cst.Name) and func.value in ctx.classes:
                 self._add("call", node, target=func.value)
             return
@@ -460,7 +471,7 @@ class Timeline:
             if func.attr.value == "fit" and node.args and not ctx.is_dataset(node.args[0].value):
                 sh = get_arg(node, "shuffle")
                 if sh is None or literal_value(sh.value) not in (False,):
-                    self._use(TF, "`fit` shuffles arrays with `tf.random.shuffle`", node)
+                    self._use(TF, "`fit` shuffles arrays with `tf.random.shuffle`", node, True)
             return
         if q == "tensorflow.GradientTape":
             self._add("tape", node)

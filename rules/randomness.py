@@ -71,12 +71,14 @@ class UnseededTraining(_TimelineRule):
     """
     ## What it does
     Flags a script that trains a Keras model from random weights and never sets a seed,
-    where the file gives a reason to compare runs: it compares Keras with another
-    implementation (the parity context: a PyTorch, raw-TensorFlow or JAX side), it asks
-    for repeatable runs (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`,
-    `PYTHONHASHSEED`) but seeds nothing, or it takes its settings from the command line
-    (`argparse`, `absl.flags`, `fire`, `click`, `hydra`: an experiment script whose runs
-    are compared with each other). The finding is on the first construction that draws
+    where the file gives a reason to compare its runs: it asks for repeatable runs
+    (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`, `PYTHONHASHSEED`) but seeds
+    nothing, or it is an experiment script that takes its settings from the command line
+    or a config file (`argparse`, `absl.flags`, `fire`, `click`, `hydra`, `sys.argv`,
+    a YAML/gin config): it is run several times with different settings and the runs
+    are compared with each other. A parity context alone (a PyTorch or raw-TensorFlow
+    side) is not a reason: seeding Keras does not make a Keras run equal a PyTorch run,
+    each framework has its own generators. The finding is on the first construction that draws
     random weights in execution order (module level, an `if __name__ == "__main__":`
     block, a `main()`-style function it calls, methods of this file's classes), or on the
     training call when the model comes from elsewhere.
@@ -159,19 +161,23 @@ class UnseededTraining(_TimelineRule):
                f"(call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
 
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value == "argv" and self.tl.cli is None and self.ctx.resolve(node) == "sys.argv":
+            self.tl.cli = (node, "`sys.argv`")
+
     def _context(self) -> Optional[tuple]:
-        """Why two runs of this file are compared: (reason, node quoted as {ctx})."""
-        par = self.ctx.parity
-        if par is not None and par.kind != "strict":
-            return (f"{par.phrase()}, and the two sides can only be compared number by number from "
-                    f"repeatable runs"), par.node
+        """Why two runs of this file are compared: (reason, node quoted as {ctx}). A
+        parity context alone is not one: seeding Keras does not make a Keras run equal a
+        PyTorch run (each framework has its own generators and initializers); what a seed
+        buys is that two runs of this script are equal."""
         tl = self.tl
         if tl.intent is not None:
             return f"the script asks for repeatable runs ({tl.intent[1]}, {{ctx}}) but seeds nothing", tl.intent[0]
         if tl.cli is not None:
-            return (f"the script takes its settings from the command line ({tl.cli[1]}, {{ctx}}), so its runs "
-                    f"are compared with each other"), tl.cli[0]
-        if par is not None:
+            return (f"the script takes its settings from {tl.cli[2] if len(tl.cli) > 2 else 'the command line'} "
+                    f"({tl.cli[1]}, {{ctx}}), so its runs are compared with each other"), tl.cli[0]
+        par = self.ctx.parity
+        if par is not None and par.kind == "strict":
             return par.phrase(), None
         return None
 
@@ -269,7 +275,26 @@ class PartialSeeding(_TimelineRule):
         covered = set()
         for s in seeds:
             covered |= s.event.covers
-        missing = [g for g in (PY, NP, TF, TORCH) if g in tl.uses and g not in covered]
+        # A draw that runs before the first seed in execution order is not something the
+        # seed could cover (KL103's business if a seed was meant for it); draws whose order
+        # is unknown (a layer's `call`, a function run by a callback) count.
+        first = next(i for i, s in enumerate(seq) if s.kind == "seed")
+        last_at: dict = {}
+        for i, s in enumerate(seq):
+            if s.kind == "use":
+                last_at[id(s.node)] = i
+        # Weight initialization and `fit`'s shuffling matter only if a model is trained after
+        # the seed (a seed set to sample inputs for a loaded or already trained model covers
+        # those samples, not the earlier training).
+        in_seq = {id(s.node): i for i, s in enumerate(seq) if s.kind == "train"}
+        if in_seq:  # training in execution order (an optimizer step in `train_step` runs under that `fit`)
+            trains_after = any(not s.event.loaded and i > first for i, s in enumerate(seq) if s.kind == "train")
+        else:
+            trains_after = any(not e.loaded for e in tl.trains())
+        uses = {g: [(d, n) for d, n in tl.uses.get(g, ()) if last_at.get(id(n), first + 1) > first
+                    and (trains_after or id(n) not in tl.implicit_uses)]
+                for g in (PY, NP, TF, TORCH)}
+        missing = [g for g in (PY, NP, TF, TORCH) if uses[g] and g not in covered]
         if not missing:
             return
         names = []
@@ -281,7 +306,7 @@ class PartialSeeding(_TimelineRule):
         parts = []
         for g in missing:
             descs: list = []
-            for desc, _ in tl.uses[g]:
+            for desc, _ in uses[g]:
                 if desc not in descs:
                     descs.append(desc)
             shown = "; ".join(descs[:2]) + (f"; +{len(descs) - 2} more" if len(descs) > 2 else "")
