@@ -996,8 +996,20 @@ class LogitsMismatch(Rule):
 # default), and array methods that keep the row order.
 _SHUFFLING_SPLITS = {"sklearn.model_selection.train_test_split", "sklearn.utils.shuffle",
                      "sklearn.cross_validation.train_test_split"}
-_PERMUTATIONS = {"numpy.random.permutation", "numpy.random.shuffle"}
-_ROWWISE_METHODS = {"reshape", "astype", "copy", "to_numpy", "values"}
+_ROWWISE_METHODS = {"reshape", "astype", "copy", "to_numpy", "values", "squeeze", "flatten"}
+# Calls whose result's rows are visibly in order (KL406), and what the last rows then are.
+_SORTED = "the largest values only"
+_WINDOWS = ("windows cut from a series in time order", "the last stretch of the series only")
+_CONCATENATIONS = {"numpy.concatenate", "numpy.vstack", "numpy.row_stack", "numpy.append", "pandas.concat",
+                   "tensorflow.concat", "keras.ops.concatenate"}
+_GRIDS = {"numpy.linspace", "numpy.arange", "numpy.logspace", "numpy.geomspace", "tensorflow.range",
+          "tensorflow.linspace", "keras.ops.linspace", "keras.ops.arange"}
+# Functions whose result keeps the rows of their first argument in the same order.
+_ROW_KEEPING_FUNCS = {"numpy.array", "numpy.asarray", "numpy.stack", "numpy.expand_dims", "numpy.reshape",
+                      "numpy.squeeze", "numpy.float32", "numpy.log", "numpy.log1p", "numpy.exp", "numpy.abs",
+                      "numpy.sqrt", "numpy.clip", "tensorflow.convert_to_tensor", "tensorflow.constant",
+                      "tensorflow.expand_dims", "tensorflow.reshape", "keras.utils.to_categorical",
+                      "keras.ops.convert_to_tensor", "keras.ops.expand_dims", "keras.ops.reshape"}
 
 
 def _fit_xy(node: cst.Call) -> tuple:
@@ -1205,19 +1217,28 @@ def _pipeline(ctx, values: _Values, expr: Any, depth: int = 0) -> Optional[tuple
 class ValidationSplitOrder(Rule):
     """
     ## What it does
-    Flags `validation_split=` in a `fit(x, y, ...)` call on arrays.
+    Flags `validation_split=` in a `fit(x, y, ...)` call on arrays whose rows are visibly
+    in order: concatenated by class or source (`np.concatenate`, `np.vstack`, `pd.concat`),
+    sorted (`np.sort`, `sort_values`, an `argsort` index), an evenly spaced grid
+    (`np.linspace`, `np.arange`), or windows cut from a series in time order (a loop or
+    comprehension appending `series[i:i + n]`), followed through assignments, row-wise
+    operations (`reshape`, `astype`, arithmetic, slicing, a scaler's `transform`),
+    `train_test_split(..., shuffle=False)` and helper functions of the file. Data in random
+    order is not flagged: `keras.datasets` arrays, `np.random` draws, `train_test_split`,
+    a permutation; nor is data of unknown order (a CSV, a parameter).
 
     ## Why is this bad?
     Keras takes the validation rows from the **end** of `x`/`y`, before any shuffling
-    (`shuffle=True` only shuffles the training part). Data sorted by class, date or source
-    (the usual state of a freshly loaded array) then gets a validation set of one class
-    or of the last months only, and validation metrics disagree with a reference that
-    splits at random (`train_test_split`, `random_split` in PyTorch). With a
-    `tf.data.Dataset` Keras raises (`validation_split` is only supported for tensors or
-    NumPy arrays), so datasets are not flagged.
+    (`shuffle=True` only shuffles the training part). For ordered data the validation set
+    is then one class, one source, the largest inputs or the last months only, and the
+    validation metrics disagree with a reference that splits at random
+    (`train_test_split`, `random_split` in PyTorch). With a `tf.data.Dataset` Keras raises
+    (`validation_split` is only supported for tensors or NumPy arrays), so datasets are
+    not flagged.
 
     ## Example
     ```python
+    x = np.concatenate([cats, dogs])
     model.fit(x, y, epochs=5, validation_split=0.2)
     ```
 
@@ -1238,8 +1259,11 @@ class ValidationSplitOrder(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        # (scope, name) -> is the array last bound to it already in random row order?
-        self.shuffled: dict = {}
+        self.values = _Values(ctx)
+        # (scope, name) -> (evidence node, reason) for an array last bound in row order
+        self.order: dict = {}
+        self.windows: dict = {}  # (scope, list name) -> append node: windows of a series
+        self.helper_returns: dict = {}  # function name -> [order of each return]
 
     def _key(self, name: str) -> tuple:
         fn = self.ctx.function
@@ -1247,72 +1271,119 @@ class ValidationSplitOrder(Rule):
             fn = fn.parent
         return (id(fn) if fn is not None else 0, name)
 
-    def _is_shuffled(self, expr: Any, depth: int = 0) -> bool:
-        """Is ``expr`` an array whose rows were put in random order (sklearn
-        `train_test_split` / `shuffle`, indexing by a permutation), or one derived row by
-        row from such an array (`reshape`, `astype`, arithmetic, a scaler's `transform`)?"""
-        if depth > 8 or expr is None:
-            return False
+    def _ordered(self, expr: Any, depth: int = 0) -> Optional[tuple]:
+        """(evidence node, reason) if ``expr`` is an array whose rows are visibly in order."""
+        if depth > 10 or expr is None:
+            return None
         ctx = self.ctx
         if isinstance(expr, cst.Name):
-            return self.shuffled.get(self._key(expr.value), False)
-        if isinstance(expr, cst.Call):
-            q = ctx.resolve(expr.func)
-            if q in _SHUFFLING_SPLITS:
-                sh = get_arg(expr, "shuffle")
-                return sh is None or literal_value(sh.value) is not False
-            if q in _PERMUTATIONS:
-                return True
-            f = expr.func
-            if isinstance(f, cst.Attribute):
-                if f.attr.value == "permutation" and q is None:
-                    return True  # rng.permutation(n)
-                if f.attr.value == "sample" and literal_value(getattr(get_arg(expr, "frac"), "value", None)) == 1:
-                    return True  # df.sample(frac=1)
-                if f.attr.value in _ROWWISE_METHODS and self._is_shuffled(f.value, depth + 1):
-                    return True  # x.reshape(...), x.astype(...)
-                if f.attr.value in ("transform", "fit_transform") and expr.args:
-                    return self._is_shuffled(expr.args[0].value, depth + 1)  # scaler.transform(x)
-            return False
+            hit = self.order.get(self._key(expr.value))
+            if hit is not None:
+                return hit
+            w = self.windows.get(self._key(expr.value))
+            return (w, _WINDOWS) if w is not None else None
+        if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+            return (expr, _WINDOWS) if _window_elt(expr.elt, expr.for_in) else None
         if isinstance(expr, cst.BinaryOperation):
-            return self._is_shuffled(expr.left, depth + 1)
-        if isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "iloc", "loc"):
-            return self._is_shuffled(expr.value, depth + 1)  # df.values, df.iloc[...]
+            left = self._ordered(expr.left, depth + 1)
+            if left is not None or literal_value(expr.left) is NOT_LITERAL:
+                return left
+            return self._ordered(expr.right, depth + 1)  # 2 * x
+        if isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "iloc", "loc", "T"):
+            return self._ordered(expr.value, depth + 1) if expr.attr.value != "T" else None
         if isinstance(expr, cst.Subscript):
-            if self._is_shuffled(expr.value, depth + 1):
-                return True  # x[:, 1:] keeps the row order
+            if isinstance(expr.slice[0].slice, cst.Slice):
+                return self._ordered(expr.value, depth + 1)  # x[:n], x[:, 1:] keep the row order
             if len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
-                return self._is_shuffled(expr.slice[0].slice.value, depth + 1)  # x[perm]
-        return False
+                idx = expr.slice[0].slice.value
+                if isinstance(idx, cst.Call) and isinstance(idx.func, cst.Attribute) \
+                        and idx.func.attr.value == "argsort" or ctx.resolve(getattr(idx, "func", None)) == "numpy.argsort":
+                    return (expr, ("sorted (indexed by `argsort`)", _SORTED))
+            return None
+        if not isinstance(expr, cst.Call):
+            return None
+        q = ctx.resolve(expr.func)
+        first = expr.args[0].value if expr.args and not expr.args[0].star else None
+        if q in _CONCATENATIONS:
+            axis = get_arg(expr, "axis", None if q in ("numpy.vstack", "numpy.row_stack") else 1)
+            if axis is None or literal_value(axis.value) in (0, "index", "rows"):
+                return (expr, (f"concatenated by class or source (`{_short(expr.func, 30)}`)", "the last part only"))
+            if isinstance(first, (cst.List, cst.Tuple)) and first.elements:
+                return self._ordered(first.elements[0].value, depth + 1)  # columns added: rows as in the first part
+            return None
+        if q in ("numpy.sort", "sorted") or (q is None and isinstance(expr.func, cst.Name) and expr.func.value == "sorted"):
+            return (expr, ("sorted", _SORTED))
+        if q in _GRIDS:
+            return (expr, (f"an evenly spaced, sorted grid (`{_short(expr.func, 30)}`)", "the end of the range only: validation measures extrapolation"))
+        if q in _SHUFFLING_SPLITS:
+            sh = get_arg(expr, "shuffle")
+            if sh is not None and literal_value(sh.value) is False and first is not None:
+                return self._ordered(first, depth + 1)
+            return None
+        if q in _ROW_KEEPING_FUNCS and first is not None:
+            if q in ("numpy.array", "numpy.asarray", "numpy.stack") and isinstance(first, cst.Name):
+                w = self.windows.get(self._key(first.value))
+                if w is not None:
+                    return (w, _WINDOWS)
+            return self._ordered(first, depth + 1)
+        f = expr.func
+        if isinstance(f, cst.Attribute) and q is None:
+            if f.attr.value in ("sort_values", "sort_index"):
+                return (expr, (f"sorted (`.{f.attr.value}()`)", _SORTED))
+            if f.attr.value in _ROWWISE_METHODS:
+                return self._ordered(f.value, depth + 1)  # x.reshape(...), x.astype(...)
+            if f.attr.value in ("transform", "fit_transform") and first is not None:
+                return self._ordered(first, depth + 1)  # scaler.transform(x)
+            return None
+        if isinstance(f, cst.Name) and q is None:
+            rets = self.helper_returns.get(f.value)
+            if rets and all(r is not None for r in rets):
+                return rets[0]
+        return None
 
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
-        shuffled = self._is_shuffled(value)
         for t in node.targets:
             tgt = t.target
             if isinstance(tgt, cst.Name):
-                self.shuffled[self._key(tgt.value)] = shuffled
+                self.order[self._key(tgt.value)] = self._ordered(value)
+                if isinstance(value, cst.List) and not value.elements:
+                    self.windows.pop(self._key(tgt.value), None)
             elif isinstance(tgt, (cst.Tuple, cst.List)):
                 pairs = isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(tgt.elements)
+                split = None
+                if isinstance(value, cst.Call) and self.ctx.resolve(value.func) in _SHUFFLING_SPLITS:
+                    split = value
                 for i, el in enumerate(tgt.elements):
-                    if isinstance(el.value, cst.Name):
-                        sh = self._is_shuffled(value.elements[i].value) if pairs else shuffled  # type: ignore[union-attr]
-                        self.shuffled[self._key(el.value.value)] = sh
+                    if not isinstance(el.value, cst.Name):
+                        continue
+                    if pairs:
+                        hit = self._ordered(value.elements[i].value)  # type: ignore[union-attr]
+                    elif split is not None:
+                        # x_tr, x_te, y_tr, y_te = train_test_split(x, y, shuffle=False)
+                        arrays = [a for a in split.args if a.keyword is None and not a.star]
+                        sh = get_arg(split, "shuffle")
+                        hit = None
+                        if sh is not None and literal_value(sh.value) is False and i // 2 < len(arrays):
+                            hit = self._ordered(arrays[i // 2].value)
+                    else:
+                        hit = None
+                    self.order[self._key(el.value.value)] = hit
 
-    def visit_Expr(self, node: cst.Expr) -> None:
-        # np.random.shuffle(x) / rng.shuffle(x) / random.shuffle(x): x is shuffled in place
-        call = node.value
-        if isinstance(call, cst.Call) and isinstance(call.func, (cst.Attribute, cst.Name)) and len(call.args) == 1 \
-                and isinstance(call.args[0].value, cst.Name):
-            q = self.ctx.resolve(call.func)
-            last = call.func.attr.value if isinstance(call.func, cst.Attribute) else call.func.value
-            if q in ("numpy.random.shuffle", "random.shuffle") or (
-                    q is None and last == "shuffle" and isinstance(call.func, cst.Attribute)
-                    and not self.ctx.is_dataset(call.func.value)):
-                self.shuffled[self._key(call.args[0].value.value)] = True
+    def visit_Return(self, node: cst.Return) -> None:
+        fn = self.ctx.function
+        if fn is not None and node.value is not None and fn.parent is None and fn.cls is None:
+            self.helper_returns.setdefault(fn.name, []).append(self._ordered(node.value))
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
+        f = node.func
+        if isinstance(f, cst.Attribute) and f.attr.value == "append" and isinstance(f.value, cst.Name) \
+                and len(node.args) == 1:
+            loops = [n for n in ctx.stack if isinstance(n, cst.For)]
+            if loops and _window_elt(node.args[0].value, None, loops[-1]):
+                self.windows.setdefault(self._key(f.value.value), node)
+            return
         if not _is_model_method(ctx, node, "fit") or not _keras_file(ctx):
             return
         a = get_arg(node, "validation_split")
@@ -1324,10 +1395,52 @@ class ValidationSplitOrder(Rule):
         x, y = _fit_xy(node)
         if x is None or y is None or ctx.is_dataset(x.value):
             return
-        if self._is_shuffled(x.value):
-            return  # rows already in random order: the last rows are a random sample
+        hit = self._ordered(x.value)
+        if hit is None:
+            return  # random or unknown row order: the last rows are not known to be biased
+        evidence, (reason, consequence) = hit
         self.report(
             a,
-            f"`validation_split={_short(a.value, 20)}` takes the last rows of the arrays, before shuffling: "
-            f"sorted data gives an unrepresentative validation set (shuffle once, or pass `validation_data=`)",
+            f"`validation_split={_short(a.value, 20)}` takes the last rows of `{_short(x.value, 30)}`, before "
+            f"shuffling, and its rows are {reason} ({{ctx}}): the validation set is {consequence}, unlike a "
+            f"random split (shuffle once, or pass `validation_data=`)",
+            refs={"ctx": evidence},
         )
+
+
+def _window_elt(elt: Any, comp: Any, loop: Any = None) -> bool:
+    """Is ``elt`` (or does it contain) ``seq[i : i + n]`` with ``i`` the variable of the
+    enclosing ``for`` loop or comprehension: a window cut from a series in order?"""
+    names: set = set()
+    if loop is not None and isinstance(loop.target, cst.Name):
+        names.add(loop.target.value)
+    c = comp
+    while c is not None:
+        if isinstance(c.target, cst.Name):
+            names.add(c.target.value)
+        c = c.inner_for_in
+    if not names:
+        return False
+    found = False
+
+    class _V(cst.CSTVisitor):
+        def visit_Slice(self, sl: cst.Slice) -> None:  # noqa: N802
+            nonlocal found
+            low, up = sl.lower, sl.upper
+            if isinstance(low, cst.Name) and low.value in names and up is not None and any(
+                    isinstance(n, cst.Name) and n.value == low.value for n in _names_in(up)):
+                found = True
+
+    elt.visit(_V())
+    return found
+
+
+def _names_in(expr: Any) -> list:
+    out: list = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:  # noqa: N802
+            out.append(n)
+
+    expr.visit(_V())
+    return out

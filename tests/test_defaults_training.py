@@ -494,15 +494,43 @@ def test_validation_split_takes_the_last_rows_and_rejects_datasets():
         model.fit(ds, validation_split=0.2, verbose=0)  # noqa: KL505
 
 
+def test_keras_datasets_that_load_data_shuffles():
+    """KL406's near-miss: imdb, reuters and boston_housing shuffle in load_data (seed 113),
+    so their last rows are a random sample; KL406 needs visible order evidence anyway."""
+    import inspect as _inspect
+
+    keras = keras_mod()
+    for name in ("imdb", "reuters", "boston_housing"):
+        fn = getattr(keras.datasets, name).load_data
+        assert _inspect.signature(fn).parameters["seed"].default == 113, name
+        src = _inspect.getsource(fn)
+        assert "shuffle" in src or "permutation" in src, name
+
+
+def test_kl406_needs_visible_order():
+    code = (
+        "import numpy as np\nimport keras\n"
+        "x = np.random.rand(100, 4)\n"
+        "model.fit(x, y, validation_split=0.2)\n"
+        "s = np.sort(x, axis=0)\n"
+        "model.fit(s, y, validation_split=0.2)\n"
+        "w = np.array([x[i:i + 5] for i in range(90)])\n"
+        "model.fit(w, y, validation_split=0.2)\n"
+        "df = frame.sort_values('date')\n"
+        "model.fit(df.values, y, validation_split=0.2)\n"
+    )
+    assert codes(code, select=("KL406",)) == [(6, "KL406"), (8, "KL406"), (10, "KL406")]
+
+
 def test_kl406_not_on_datasets_or_without_y():
     code = (
-        "import tensorflow as tf\nimport keras\n"
+        "import tensorflow as tf\nimport keras\nimport numpy as np\n"
         "ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).prefetch(2)\n"
         "model.fit(ds, validation_split=0.2)\n"
         "model.fit(gen, validation_split=0.2)\n"
-        "model.fit(x, y, validation_split=0.2)\n"
+        "model.fit(np.concatenate([a, b]), y, validation_split=0.2)\n"
     )
-    assert codes(code, select=("KL406",)) == [(6, "KL406")]
+    assert codes(code, select=("KL406",)) == [(7, "KL406")]
 
 
 def test_kl405_needs_a_training_tape_and_the_same_kind_of_model():
