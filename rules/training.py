@@ -1023,7 +1023,10 @@ class FitVsLoopDefaults(Rule):
     gradients reach `apply_gradients`, outside a `train_step`) and with `fit` on arrays
     (`fit(x, y)`), flags the `fit` calls that leave `shuffle` or `batch_size` implicit,
     when both train the same kind of model (same builder, or a loop over a model of
-    unknown origin).
+    unknown origin) and the file compares the two: a statement uses both the loop's model
+    and the fitted one (an assertion or printed difference of their outputs or weights,
+    `set_weights(get_weights())`). A tutorial that shows a loop and `fit` one after the
+    other, never compared, is not flagged (`strict` flags it).
 
     ## Why is this bad?
     `fit` on arrays silently uses `batch_size=32` (its signature says `None`) and
@@ -1064,6 +1067,8 @@ class FitVsLoopDefaults(Rule):
         self.loop_models: list = []  # kinds of models trained by a tape loop
         self.applies = 0
         self.loop_batches: list = []  # (batch size, shuffled) of datasets iterated around a tape
+        self.loop_names: set = set()  # names of the models a tape loop trains (`loop_model`, `self.net`)
+        self._compared: dict = {}
 
     def _kind(self, expr: Any) -> Any:
         """What builds a model: a canonical constructor, a helper's name, or None."""
@@ -1118,11 +1123,13 @@ class FitVsLoopDefaults(Rule):
                 vs = a.value.args[1].value
                 if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
                     self.loop_models.append(self._kind(vs.value))
+                    self._loop_name(vs.value)
             return
         if _is_method_call(node, "gradient") and not self._in_train_step() and len(node.args) >= 2:
             vs = node.args[1].value
             if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
                 self.loop_models.append(self._kind(vs.value))
+                self._loop_name(vs.value)
             return
         if _is_model_method(ctx, node, "fit") and not self._in_train_step():
             x, y = _fit_xy(node)
@@ -1130,16 +1137,53 @@ class FitVsLoopDefaults(Rule):
                 return
             self.fits.append((node, self._kind(node.func.value)))  # type: ignore[union-attr]
 
+    def _loop_name(self, expr: Any) -> None:
+        text = _code(expr)
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            self.loop_names.add(text)
+
+    def _comparison(self, fit_receiver: Any) -> Any:
+        """The first statement that uses both a model trained by the tape loop and the model
+        given to ``fit`` (two different names): the file compares the two trainings
+        (`np.testing.assert_allclose(a.predict(x), b.predict(x))`, a printed difference,
+        `b.set_weights(a.get_weights())`). Without one, the loop and `fit` are two demos."""
+        fit_text = _code(fit_receiver)
+        others = self.loop_names - {fit_text}
+        if not others:
+            return None
+        key = (fit_text, tuple(sorted(others)))
+        if key in self._compared:
+            return self._compared[key]
+        found = None
+
+        class _Finder(cst.CSTVisitor):
+            def visit_SimpleStatementLine(self, line: cst.SimpleStatementLine) -> bool:  # noqa: N802
+                nonlocal found
+                if found is None:
+                    texts = _expr_texts(line)
+                    if fit_text in texts and texts & others:
+                        found = line
+                return False
+
+        self.ctx.module.visit(_Finder())
+        self._compared[key] = found
+        return found
+
     def finish(self) -> None:
         if not self.tapes or not self.applies or not self.fits:
             return
         loop_kinds = set(self.loop_models)
         if not loop_kinds:
             return
+        parity = self.ctx.parity
+        strict = parity is not None and parity.kind == "strict"
         batch = self.loop_batches[0] if len(set(self.loop_batches)) == 1 else None
         for call, kind in self.fits:
             if None not in loop_kinds and kind not in loop_kinds:
                 continue
+            compared = self._comparison(call.func.value)
+            if compared is None and not strict:
+                continue  # two ways of training shown side by side, never compared
             missing = [k for k in ("batch_size", "shuffle") if get_arg(call, k) is None]
             if batch is not None and batch[0] is not None:
                 loop_values = {"batch_size": batch[0], "shuffle": batch[1]}
@@ -1169,12 +1213,31 @@ class FitVsLoopDefaults(Rule):
             loop = ""
             if batch is not None and batch[0] is not None:
                 loop = f" while the GradientTape loop uses batches of {batch[0]}{', shuffled' if batch[1] else ' in a fixed order'}"
+            why = " (the file compares the two trainings, {ctx})" if compared is not None else ""
             self.report(
                 call,
-                f"`fit` leaves {implicit} implicit{loop}: the custom loop and `fit` see different batches "
+                f"`fit` leaves {implicit} implicit{loop}: the custom loop and `fit` see different batches{why} "
                 f"(pass {' and '.join(f'`{k}=`' for k in missing)} explicitly)",
                 fix=fix,
+                refs={"ctx": compared} if compared is not None else None,
             )
+
+
+def _expr_texts(node: Any) -> set:
+    """The texts of the names and attribute chains used in ``node`` (`a`, `self.net`)."""
+    out: set = set()
+
+    class _V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:  # noqa: N802
+            out.add(n.value)
+
+        def visit_Attribute(self, n: cst.Attribute) -> None:  # noqa: N802
+            d = dotted(n)
+            if d is not None:
+                out.add(d)
+
+    node.visit(_V())
+    return out
 
 
 def _multiline(call: cst.Call) -> bool:

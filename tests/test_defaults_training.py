@@ -604,6 +604,28 @@ def test_kl401_no_fix_in_keras2_files():
     assert [(f.line, f.fix) for f in found] == [(4, None)]
 
 
+def test_kl405_needs_the_two_trainings_compared():
+    code = (
+        "import tensorflow as tf\nimport keras\nimport numpy as np\n"
+        "def build():\n    return keras.Sequential()\n"
+        "a = build()\nopt = keras.optimizers.SGD(learning_rate=0.1)\n"
+        "ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)\n"
+        "for xb, yb in ds:\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        loss = tf.reduce_mean(a(xb))\n"
+        "    grads = tape.gradient(loss, a.trainable_variables)\n"
+        "    opt.apply_gradients(zip(grads, a.trainable_variables))\n"
+        "b = build()\nb.compile(optimizer=opt2, loss='mse')\nb.fit(x, y)\n"
+    )
+    assert codes(code, select=("KL405",), config=None) == []
+    compared = code + "np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-5)\n"
+    found = check_source(compared, select=["KL405"])
+    assert [f.line for f in found] == [16] and "compares the two trainings, line 17" in found[0].message
+    # the same name trained by the loop, then by fit: one model, nothing to compare
+    same = code.replace("b = build()\nb.compile", "a = build()\na.compile").replace("b.fit(x, y)", "a.fit(x, y)")
+    assert codes(same + "print(a.predict(x))\n", select=("KL405",), config=None) == []
+
+
 def test_kl405_silent_when_fit_defaults_equal_the_loop():
     code = (
         "import tensorflow as tf\nimport keras\n"
@@ -618,6 +640,6 @@ def test_kl405_silent_when_fit_defaults_equal_the_loop():
         "b = build()\nb.compile(optimizer=opt2, loss='mse')\nb.fit(x, y)\n"
     )
     assert codes(code.format(bs=32), select=("KL405",)) == []
-    found = check_source(code.format(bs=16), select=["KL405"])
+    found = check_source(code.format(bs=16), select=["KL405"], config=STRICT)
     assert [(f.line, f.fix) for f in found] == [(15, "unsafe")]
     assert "b.fit(x, y, batch_size=16)\n" in fix_text(code.format(bs=16), unsafe=True)
