@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import gc
 import json
 import logging
 import os
@@ -232,7 +233,15 @@ def check_document(uri: str, version: Optional[int], text: str, path: Optional[s
     if isinstance(src, Finding):
         findings = [src]
     else:
-        analysis = engine.analyze(src, res.classes, cfg, severity=cfg.severity, keep_tree=False)
+        # As in the runner: no cyclic collection while libcst builds the tree (it would scan
+        # the tree being built: the 50% outliers); the server collects when idle.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            analysis = engine.analyze(src, res.classes, cfg, severity=cfg.severity, keep_tree=False)
+        finally:
+            if enabled:
+                gc.enable()
         findings = sorted(analysis.findings, key=Finding.sort_key)
     res.findings = findings
     by_cell = {c.index: c.uri for c in cells} if cells is not None else {}
@@ -406,6 +415,7 @@ class KerasLintServer(LanguageServer):
         self.pending: dict = {}  # uri -> asyncio.TimerHandle / Task
         self.last_change: dict = {}  # uri -> monotonic time of the last change
         self.busy: set = set()  # uris being checked right now
+        self.checks = 0
 
     # -- logging ---------------------------------------------------------------
     def log(self, message: str, kind: lsp.MessageType = lsp.MessageType.Log) -> None:
@@ -479,6 +489,9 @@ class KerasLintServer(LanguageServer):
         previous = self.results.get(uri)
         self.results[uri] = checked
         self.publish(checked, previous)
+        self.checks += 1
+        if self.checks % 20 == 0:
+            loop.run_in_executor(self.executor, gc.collect)  # after publishing: off the latency path
 
     def publish(self, checked: Checked, previous: Optional[Checked] = None) -> None:
         targets = dict(checked.diagnostics)
