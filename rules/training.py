@@ -269,7 +269,9 @@ class ImplicitOptimizerDefaults(Rule):
     flagged. Only in a file with a *parity context*: one that builds a PyTorch model or
     optimizer, a raw-TensorFlow reference (`tf.Module`, TF1 optimizers, sessions) or a
     JAX reference; the message names it. In a Keras-only tutorial or test the string is
-    harmless and not reported (`strict = true` / `--strict` reports it everywhere).
+    harmless and not reported (`strict = true` / `--strict` reports it everywhere); nor
+    where the file's PyTorch side builds only other optimizers (`torch.optim.SGD` beside
+    `optimizer="rmsprop"`: no PyTorch twin to drift from).
 
     ## Why is this bad?
     The string hides every hyperparameter, and Keras's defaults are not the ones a
@@ -307,7 +309,8 @@ class ImplicitOptimizerDefaults(Rule):
         super().__init__(ctx)
         self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
         self._port = None
-        self.pending: list = []  # (node, message with {parity}, fix) until the context is known
+        self.pending: list = []  # (PyTorch twin, node, message with {parity}, fix) until the context is known
+        self.torch_optimizers: set = set()  # class names of torch.optim optimizers built in the file
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
@@ -364,6 +367,10 @@ class ImplicitOptimizerDefaults(Rule):
                 arg = get_arg(node, "identifier", 0)
                 where = "get"
         if arg is None:
+            if ctx.uses_torch():
+                twin = self._torch_optimizer(node)
+                if twin is not None:
+                    self.torch_optimizers.add(twin)
             return
         value = literal_value(arg.value)
         indirect = False
@@ -395,6 +402,7 @@ class ImplicitOptimizerDefaults(Rule):
                 fix = Fix.safe(Replace(target, new_expr), *imports,
                                description=f"write out {cls_name}'s defaults")
         self.pending.append((
+            torch[0] if torch is not None else None,
             arg.value if where == "compile" else node,
             f"`{shown}`{f' (= {value!r})' if indirect else ''} hides Keras {cls_name}'s defaults {hidden}{vs}"
             f"{{parity}}: pass `{cls_name}(...)` with the values written out",
@@ -409,8 +417,22 @@ class ImplicitOptimizerDefaults(Rule):
             return
         refs = {"ctx": parity.node} if parity.node is not None else None
         why = f" ({parity.phrase()})" if parity.kind == "strict" else f", which matters because {parity.phrase()}"
-        for node, msg, fix in self.pending:
+        for counterpart, node, msg, fix in self.pending:
+            if parity.kind == "pytorch" and self.torch_optimizers and counterpart not in self.torch_optimizers:
+                # the PyTorch side trains with other optimizers: this string's defaults
+                # are not compared with a PyTorch twin (a book chapter showing each framework)
+                continue
             self.report(node, msg.replace("{parity}", why), fix=fix, refs=refs)
+
+    def _torch_optimizer(self, node: cst.Call) -> Optional[str]:
+        """The class name of a `torch.optim` optimizer built by ``node`` (`Adam`, `SGD`)."""
+        if not isinstance(node.func, (cst.Name, cst.Attribute)):
+            return None
+        q = self.ctx.resolve(node.func)
+        if q is None or not q.startswith("torch.optim."):
+            return None
+        last = q.rsplit(".", 1)[1]
+        return last if last[:1].isupper() and q.count(".") == 2 else None
 
 
 # ---------------------------------------------------------------------------

@@ -185,6 +185,16 @@ def test_kl401_needs_a_parity_context():
     assert [f.line for f in found] == [5] and "raw-TensorFlow reference" in found[0].message
 
 
+def test_kl401_needs_the_pytorch_twin_when_the_file_builds_optimizers():
+    """A chapter that trains a PyTorch model with SGD and a Keras one with "rmsprop" has no
+    PyTorch RMSprop for the hidden defaults to drift from; "adam" beside torch.optim.Adam does."""
+    head = "import torch\nimport keras\nopt = torch.optim.SGD(net.parameters(), lr=0.1)\nm = keras.Sequential()\n"
+    assert codes(head + "m.compile(optimizer='rmsprop', loss='mse')\n", config=None) == []
+    assert codes(head + "m.compile(optimizer='sgd', loss='mse')\n", config=None) == [(5, "KL401")]
+    no_opt = "import torch\nimport keras\nnet = torch.nn.Linear(2, 1)\nm = keras.Sequential()\n"
+    assert codes(no_opt + "m.compile(optimizer='rmsprop', loss='mse')\n", config=None) == [(5, "KL401")]
+
+
 def test_kl401_silent_on_a_pytorch_training_wrapper():
     """torchkeras/poutyne `compile(optimizer="adam")` is torch.optim.Adam, not Keras's."""
     code = (
