@@ -723,11 +723,43 @@ class TraceTimeSideEffect(Rule):
         self._owners: dict = {}  # id(reported node) -> enclosing FunctionInfo owning the mutated local
         self._owner = None  # set by `_outside` for the report about to be made
         self._state_reports: set = set()  # id(reported node) of mutation reports
+        self._eager_models: list = []  # classes compiled with run_eagerly=True (None: a model of unknown class)
+        self._all_eager = False  # tf.config.run_functions_eagerly(True)
 
     def finish(self) -> None:
         # Helpers (module functions, methods of the same class) called from a graph
         # function are traced with it. Mutation reports are not followed into helpers.
         _adopt_helper_reports(self, self._calls, skip=self._state_reports)
+        # Nothing is traced where the code runs eagerly: a model compiled with
+        # `run_eagerly=True` runs train_step/call as Python at every step (measured), and
+        # `tf.config.run_functions_eagerly(True)` does so for every tf.function.
+        if self._all_eager:
+            self.reports.clear()
+            return
+        if not self._eager_models:
+            return
+        named = {c for c in self._eager_models if c is not None}
+        unknown = None in self._eager_models
+        kept = []
+        for rep in self.reports:
+            o = _origin(rep.scope) if rep.scope is not None else None
+            cls = o.cls if o is not None else None
+            if cls is not None and (cls.name in named or any(_local_ancestor(self.ctx, cls.name, n) for n in named)
+                                    or (unknown and cls.kind == "layer")):
+                continue
+            kept.append(rep)
+        self.reports[:] = kept
+
+    def _prints_tensor(self, node) -> bool:
+        for a in node.args:
+            v = a.value
+            if isinstance(v, cst.FormattedString):
+                if any(isinstance(p, cst.FormattedStringExpression) and self.ctx.is_tainted(p.expression)
+                       for p in v.parts):
+                    return True
+            elif self.ctx.is_tainted(v):
+                return True
+        return False
 
     def _active(self):
         fn = self.ctx.function
@@ -747,10 +779,18 @@ class TraceTimeSideEffect(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         _record_helper_call(self.ctx, node, self._calls)
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "compile":
+            a = get_arg(node, "run_eagerly")
+            if a is not None and literal_value(a.value) is True:
+                self._eager_models.append(_instance_class(self.ctx, func.value))
+            return
         fn = self._active()
         if fn is None:
+            if (node.args and literal_value(node.args[0].value) is True
+                    and self.ctx.resolve(func) == "tensorflow.config.run_functions_eagerly"):
+                self._all_eager = True
             return
-        func = node.func
         q = self.ctx.resolve(func)
         if q is not None:
             if q.startswith("random.") or q.startswith("numpy.random."):
@@ -763,8 +803,15 @@ class TraceTimeSideEffect(Rule):
                           "step sees that one value")
             return
         if _builtin(self.ctx, func, ("print",)):
-            self._say(node, "`print(...)`", "runs only when the function is traced, not at every compiled "
-                      "step; use `tf.print`")
+            # A print of static things (shapes, dtypes, strings) or one that announces
+            # tracing is printed at trace time on purpose: its text is the same at every
+            # step. A print of a tensor's value shows the symbolic tensor once (measured:
+            # `Tensor("x:0", shape=(), dtype=float32)`), never the values.
+            if _announces_tracing(node) or not self._prints_tensor(node):
+                return
+            self._say(node, "`print(...)` of a tensor", "prints the symbolic tensor (`Tensor(\"x:0\", shape=..., "
+                      "dtype=...)`) once, when the function is traced, never its values at the compiled steps; "
+                      "use `tf.print`")
             return
         if isinstance(func, cst.Attribute) and func.attr.value in _MUTATORS:
             target = self._outside(func.value, fn)
@@ -777,6 +824,8 @@ class TraceTimeSideEffect(Rule):
         self._owner = None
         if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
                 and _origin(fn).cls is not None):
+            if not _may_hold_container(self.ctx, _origin(fn).cls, expr.attr.value):
+                return None  # `self.augmenter.update(...)`: a method of a sub-layer, not a list/dict
             return f"`{_short(expr)}`"
         if isinstance(expr, cst.Name):
             name = expr.value
@@ -843,6 +892,50 @@ class TraceTimeSideEffect(Rule):
                     self._say(node, f"`{_short(tgt)} = ...`", f"mutates {target} only when the function is "
                               f"traced, not at every compiled step", state=True)
                     return
+
+
+_CONTAINER_CALLS = {"list", "dict", "set", "collections.deque", "collections.defaultdict",
+                    "collections.OrderedDict", "collections.Counter"}
+
+
+def _may_hold_container(ctx, cls, attr: str, depth: int = 0) -> bool:
+    """Is ``self.<attr>`` assigned a list/dict/set somewhere in the class (or a local
+    base)? Unknown (never assigned here) counts as yes."""
+    seen_any = False
+    info = cls
+    while info is not None and depth < 8:
+        for n in _walk(info.node):
+            if isinstance(n, (cst.Assign, cst.AnnAssign)) and n.value is not None:
+                targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
+                if not any(isinstance(t, cst.Attribute) and t.attr.value == attr and isinstance(t.value, cst.Name)
+                           and t.value.value == "self" for t in targets):
+                    continue
+                seen_any = True
+                v = n.value
+                if isinstance(v, (cst.List, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)):
+                    return True
+                if isinstance(v, cst.Call):
+                    q = ctx.resolve(v.func) or (v.func.value if isinstance(v.func, cst.Name) else None)
+                    if q in _CONTAINER_CALLS or (q or "").rsplit(".", 1)[-1] in ("deque", "defaultdict",
+                                                                                  "OrderedDict"):
+                        return True
+        nxt = None
+        for b in info.bases:
+            if b.startswith("local:"):
+                nxt = ctx.classes.get(b[6:])
+                break
+        info, depth = nxt, depth + 1
+    return not seen_any
+
+
+def _announces_tracing(call) -> bool:
+    """``print("Tracing", x)``: a print that says it marks tracing is there on purpose."""
+    for n in _walk(call):
+        if isinstance(n, cst.SimpleString) and "trac" in n.value.lower():
+            return True
+        if isinstance(n, cst.FormattedStringText) and "trac" in n.value.lower():
+            return True
+    return False
 
 
 def _in_shape_method_early(fn) -> bool:
@@ -1152,27 +1245,8 @@ class MissingGetConfig(Rule):
             if isinstance(n, cst.Name) and n.value in self.ctx.classes:
                 self._intent.setdefault(n.value, f"it is {why}")
 
-    def _instance_class(self, expr, depth: int = 0) -> Optional[str]:
-        """The local Keras class ``expr`` is an instance of, when known."""
-        if depth > 4:
-            return None
-        if isinstance(expr, cst.Name):
-            if expr.value == "self":
-                o = self.ctx.function
-                while o is not None and o.parent is not None:
-                    o = o.parent
-                return o.cls.name if o is not None and o.cls is not None and o.cls.kind else None
-            v = self.ctx.assigned_value(expr.value)
-            return self._instance_class(v, depth + 1) if v is not None and v is not expr else None
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
-            name = expr.func.value
-            if name in self.ctx.classes:
-                return name if self.ctx.classes[name].kind else None
-            for r in self.ctx.returns_of(name):
-                c = self._instance_class(r, depth + 1)
-                if c is not None:
-                    return c
-        return None
+    def _instance_class(self, expr) -> Optional[str]:
+        return _instance_class(self.ctx, expr)
 
     def _target(self, expr, depth: int = 0):
         """What saving ``expr`` serializes: ("class", C) an instance of the local class C;
@@ -1455,6 +1529,28 @@ class MissingGetConfig(Rule):
                 if v is not None and v is not expr:
                     return self._non_serializable(v, depth + 1)
         return None
+
+
+def _instance_class(ctx, expr, depth: int = 0) -> Optional[str]:
+    """The local Keras class ``expr`` is an instance of, when known (``C(...)``, a name
+    assigned one, ``self`` in a method, a local factory returning one)."""
+    if depth > 4:
+        return None
+    if isinstance(expr, cst.Name):
+        if expr.value == "self":
+            o = _outermost(ctx.function)
+            return o.cls.name if o is not None and o.cls is not None and o.cls.kind else None
+        v = ctx.assigned_value(expr.value)
+        return _instance_class(ctx, v, depth + 1) if v is not None and v is not expr else None
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+        name = expr.func.value
+        if name in ctx.classes:
+            return name if ctx.classes[name].kind else None
+        for r in ctx.returns_of(name):
+            c = _instance_class(ctx, r, depth + 1)
+            if c is not None:
+                return c
+    return None
 
 
 def _passes_non_default(call, params) -> bool:
