@@ -693,8 +693,36 @@ class PipelineFlow:
     # -- the questions the rules ask ------------------------------------------------
     def analysis(self) -> dict:
         if self._analysis is None:
-            self._analysis = {"KL503": self._shuffle_after_batch(), "KL504": self._cache_after_shuffle()}
+            trained = self._training_steps()
+            found = {"KL503": self._shuffle_after_batch(), "KL504": self._cache_after_shuffle()}
+            if trained is not None:
+                # Only the order of what `fit` trains on matters: a pipeline made for
+                # plotting, `evaluate` or `predict` may shuffle or cache as it likes.
+                found = {code: [hit for hit in hits if id(hit[0]) in trained] for code, hits in found.items()}
+            self._analysis = found
         return self._analysis
+
+    def _training_steps(self) -> Optional[set]:
+        """ids of the steps of every pipeline known to reach `fit` as training data, or None
+        when no `fit` of the file trains on a pipeline of known origin (a data module whose
+        datasets are trained elsewhere: every pipeline may be a training one)."""
+        out: set = set()
+        seen = False
+        for site in self.fits:
+            if site.method != "fit" or site.x_val is None:
+                continue
+            todo = list(self.flats(site.x_val))
+            done = 0
+            while todo and done < 64:
+                f = todo.pop()
+                done += 1
+                if f.tfdata and f is not NOT_DS:
+                    seen = True
+                    out.update(id(s) for s in f.steps)
+                    if isinstance(f.source, Combine):  # zip / sample_from_datasets of pipelines
+                        for part in f.source.parts:
+                            todo.extend(self.flats(part))
+        return out if seen else None
 
     def _all_flats(self) -> list:
         out = []
