@@ -65,6 +65,18 @@ TF1_GRAPH_CALLS = {
     "tensorflow.placeholder": "placeholder",
 }
 
+# The same functions/classes under TensorFlow's internal module paths (`from
+# tensorflow.python.framework.ops import disable_eager_execution`): the identical objects
+# (checked in tests/test_kl1_kl2_real_code.py).
+TF_INTERNAL_ALIASES = {
+    "tensorflow.python.framework.ops.disable_eager_execution": "tensorflow.compat.v1.disable_eager_execution",
+    "tensorflow.python.compat.v2_compat.disable_v2_behavior": "tensorflow.compat.v1.disable_v2_behavior",
+    "tensorflow.python.client.session.Session": "tensorflow.compat.v1.Session",
+    "tensorflow.python.client.session.InteractiveSession": "tensorflow.compat.v1.InteractiveSession",
+    "tensorflow.python.ops.array_ops.placeholder": "tensorflow.compat.v1.placeholder",
+    "tensorflow.python.ops.array_ops.placeholder_with_default": "tensorflow.compat.v1.placeholder_with_default",
+}
+
 
 def _floatx_value(ctx: Any, call: cst.Call) -> Any:
     a = get_arg(call, "value", 0)
@@ -807,7 +819,7 @@ class Tf1GraphMode(TimelineRule):
     name = "tf1-graph-mode"
     severity = "warning"
     fix_applicability = None
-    tokens = ("compat", "Session", "placeholder")
+    tokens = ("compat", "Session", "placeholder", "disable_eager_execution", "disable_v2_behavior")
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -816,6 +828,7 @@ class Tf1GraphMode(TimelineRule):
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
         q = self.ctx.resolve(node.func)
+        q = TF_INTERNAL_ALIASES.get(q, q) if q is not None else None
         kind = TF1_GRAPH_CALLS.get(q) if q is not None else None
         if kind is not None:
             self.calls.append((node, kind, q))
@@ -829,11 +842,14 @@ class Tf1GraphMode(TimelineRule):
                 continue
             seen.add(kind)
             shown = q.replace("tensorflow.", "tf.", 1)
+            label = f"`{shown}()`" if kind == "disable" else f"`{shown}`"
+            if self.ctx.resolve(node.func) in TF_INTERNAL_ALIASES:
+                label = f"`{short(node.func)}` (TensorFlow's internal name of {label})"
             if kind == "disable":
-                msg = (f"`{shown}()` in a file that builds Keras models: Keras 3 runs only eagerly or in "
+                msg = (f"{label} in a file that builds Keras models: Keras 3 runs only eagerly or in "
                        f"`tf.function`, and after this call `fit` raises RuntimeError ({GRAPH_MODE_FIT_ERROR})")
             else:
-                msg = (f"TF1 graph mode (`{shown}`) in a file that builds Keras models: Keras 3 has no graph "
+                msg = (f"TF1 graph mode ({label}) in a file that builds Keras models: Keras 3 has no graph "
                        f"mode; a Session only runs its own graph's ops and variables, not the model `fit` "
                        f"trains, and `fit` fails once eager execution is disabled")
             self.report(node, msg)

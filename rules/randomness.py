@@ -131,7 +131,7 @@ class UnseededTraining(_TimelineRule):
     name = "unseeded-training"
     severity = "warning"
     fix_applicability = "unsafe"
-    tokens = ("keras",)
+    tokens = ("keras", ".fit(")  # a train.py whose model comes from a project module may not name keras
 
     def finish(self) -> None:
         tl = self.tl

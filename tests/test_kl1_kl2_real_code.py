@@ -1,0 +1,521 @@
+"""KL1/KL2 on real code (issue 13): the conditions that make each hazard real, with the
+library facts behind them read from the installed TensorFlow / Keras / PyTorch (in child
+processes), and the near-misses found in real tutorials, guides and conversion scripts.
+
+Facts measured here:
+- a seeded TensorFlow training run on CPU is bitwise repeatable in two fresh processes
+  without op determinism (KL104 matters on GPUs only, so it is not a default rule);
+- Keras 3 losses convert predictions to their own dtype, float32, so a float16 output is
+  rounded (and large logits overflow) *before* the loss; `predict` returns float16 (KL203);
+- a Keras model in float64 and a float32 PyTorch reference agree only to float32 precision,
+  a float64 reference (`.double()`) to float64 precision (KL201);
+- TensorFlow's internal names are the very objects of `tf.compat.v1` (KL205).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from keraslint.api import check_source
+from keraslint.config import Config
+from keraslint.registry import rules_by_code
+from keraslint.rules import precision as P
+
+STRICT = Config(root=".", strict=True)
+
+
+def _run(code: str) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="random", CUDA_VISIBLE_DEVICES="")
+    env.pop("KERAS_BACKEND", None)
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    env.pop("TF_DETERMINISTIC_OPS", None)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _codes(src: str, select=("KL1", "KL2"), config=None) -> list:
+    return [(f.line, f.code) for f in check_source(textwrap.dedent(src), select=list(select), config=config)]
+
+
+def _messages(src: str, select, config=None) -> list:
+    return [f.message for f in check_source(textwrap.dedent(src), select=list(select), config=config)]
+
+
+# ---------------------------------------------------------------------------------------
+# Library facts
+# ---------------------------------------------------------------------------------------
+
+SEEDED_TRAINING = r'''
+import hashlib, json, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+import keras
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
+keras.utils.set_random_seed(0)  # no enable_op_determinism()
+rng = np.random.default_rng(1)
+x = rng.normal(size=(128, 8, 8, 3)).astype("float32")
+y = rng.integers(0, 3, size=(128,))
+model = keras.Sequential([
+    keras.Input((8, 8, 3)),
+    keras.layers.Conv2D(4, 3, activation="relu"),
+    keras.layers.GlobalAveragePooling2D(),
+    keras.layers.Dropout(0.3),
+    keras.layers.Dense(3),
+])
+model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(128).map(
+    lambda a, b: (a * 1.0, b), num_parallel_calls=tf.data.AUTOTUNE).batch(16)
+hist = model.fit(ds, epochs=2, verbose=0)
+w = np.concatenate([v.numpy().ravel() for v in model.weights])
+print(json.dumps({"loss": hist.history["loss"], "weights": hashlib.sha1(w.tobytes()).hexdigest(),
+                  "determinism": tf_config.is_op_determinism_enabled(),
+                  "gpus": len(tf.config.list_physical_devices("GPU"))}))
+'''
+
+
+def test_seeded_cpu_training_repeats_without_op_determinism():
+    """KL104's premise holds on GPUs only: on CPU two fresh seeded runs are identical."""
+    a, b = _run(SEEDED_TRAINING), _run(SEEDED_TRAINING)
+    assert a["gpus"] == 0 and a["determinism"] is False
+    assert a["loss"] == b["loss"] and a["weights"] == b["weights"]
+    # the harmless twin of the rule: with this measured, KL104 is opt-in and says "on a GPU"
+    rule = rules_by_code()["KL104"]
+    assert rule.default is False and rule.severity == "info"
+    assert "GPU" in rule.doc() and "CPU" in rule.doc()
+
+
+PRECISION_FACTS = r'''
+import json, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+import keras
+import tensorflow as tf
+import torch
+from tensorflow.python.framework import ops
+from tensorflow.python.compat import v2_compat
+from tensorflow.python.client import session
+from tensorflow.python.ops import array_ops
+
+out = {}
+# KL201: a float64 Keras model beside a float32 / float64 PyTorch reference, same weights
+keras.config.set_floatx("float64")
+dense = keras.layers.Dense(16)
+xs = np.random.default_rng(0).normal(size=(64, 32))
+k_out = np.asarray(dense(xs))
+out["keras_dtype"] = str(k_out.dtype)
+lin = torch.nn.Linear(32, 16)
+lin64 = torch.nn.Linear(32, 16).double()
+out["torch_default"] = str(lin.weight.dtype)
+with torch.no_grad():
+    for m in (lin, lin64):  # the same (float64) weights, stored in each module's dtype
+        m.weight.copy_(torch.from_numpy(np.asarray(dense.kernel).T.copy()))
+        m.bias.copy_(torch.from_numpy(np.asarray(dense.bias).copy()))
+t32 = lin(torch.from_numpy(xs).float()).detach().numpy()
+t64 = lin64(torch.from_numpy(xs)).detach().numpy()
+out["diff_float32_reference"] = float(np.abs(k_out - t32).max() / np.abs(k_out).max())
+out["diff_float64_reference"] = float(np.abs(k_out - t64).max() / np.abs(k_out).max())
+out["eps"] = {k: float(np.finfo(k).eps) for k in ("float64", "float32", "float16")}
+keras.config.set_floatx("float32")
+
+# KL203: a float16 output, and what the loss does with it
+keras.mixed_precision.set_global_policy("mixed_float16")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+fixed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Activation("softmax", dtype="float32")])
+x = np.ones((2, 4), "float32")
+loss = keras.losses.CategoricalCrossentropy()
+out["output_dtype"] = str(model(x).dtype.name)
+out["fixed_output_dtype"] = str(fixed(x).dtype.name)
+out["predict_dtype"] = str(model.predict(x, verbose=0).dtype)
+out["loss_dtype"] = loss.dtype
+out["loss_value_dtype"] = str(loss(np.eye(3)[:2], model(x)).dtype.name)
+out["f16_overflow"] = str(np.float16(70000.0))
+
+# KL205: TensorFlow's internal names are the tf.compat.v1 objects
+v1 = tf.compat.v1
+out["aliases"] = [ops.disable_eager_execution is v1.disable_eager_execution,
+                  v2_compat.disable_v2_behavior is v1.disable_v2_behavior,
+                  session.Session is v1.Session, session.InteractiveSession is v1.InteractiveSession,
+                  array_ops.placeholder is v1.placeholder,
+                  array_ops.placeholder_with_default is v1.placeholder_with_default]
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def precision_facts():
+    return _run(PRECISION_FACTS)
+
+
+def test_mixed_output_is_float16_and_losses_cast_to_float32(precision_facts):
+    f = precision_facts
+    assert f["output_dtype"] == "float16" and f["predict_dtype"] == "float16"
+    assert f["fixed_output_dtype"] == "float32"  # the fix and its harmless twin
+    # the loss does not "see float16": it converts predictions to float32 (after the rounding)
+    assert f["loss_dtype"] == "float32" and f["loss_value_dtype"] == "float32"
+    assert f["f16_overflow"] == "inf"
+    msg = "losses cast predictions to float32"
+    src = """
+    import keras
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    """
+    (m,) = _messages(src, ("KL203",))
+    assert msg in m and "loss sees" not in m and "predict" in m
+
+
+def test_float64_keras_agrees_with_float32_reference_only_to_float32(precision_facts):
+    f = precision_facts
+    assert f["keras_dtype"] == "float64" and f["torch_default"] == "torch.float32"
+    assert f["diff_float32_reference"] > 10 * f["eps"]["float64"] * 1e6  # float32 rounding, ~1e-7
+    assert f["diff_float32_reference"] < 100 * f["eps"]["float32"]
+    assert f["diff_float64_reference"] < 1e3 * f["eps"]["float64"]  # the shared-switch twin
+    for k, eps in f["eps"].items():
+        assert f"{eps:.1e}".replace("e-0", "e-") == P.FLOAT_EPS[k]
+
+
+def test_tf_internal_names_are_the_public_objects(precision_facts):
+    assert all(precision_facts["aliases"])
+    assert set(P.TF_INTERNAL_ALIASES.values()) <= set(P.TF1_GRAPH_CALLS)
+
+
+# ---------------------------------------------------------------------------------------
+# KL101: training from random weights, with a reason to compare runs
+# ---------------------------------------------------------------------------------------
+
+def test_unseeded_tutorial_training_is_not_flagged_but_strict_reports_it():
+    # a tutorial/notebook that shows training: nobody compares two of its runs
+    src = """
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=3)
+    """
+    assert _codes(src) == []
+    assert _codes(src, config=STRICT) == [(4, "KL101")]
+
+
+def test_command_line_experiment_and_determinism_intent_are_contexts():
+    src = """
+    import argparse
+    import keras
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=1e-3)
+    args = parser.parse_args()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="mse")
+    model.fit(x, y, epochs=3)
+    """
+    found = check_source(textwrap.dedent(src), select=["KL101"])
+    assert [(f.line, f.code) for f in found] == [(8, "KL101")]
+    assert "command line" in found[0].message and "line 5" in found[0].message and "line 10" in found[0].message
+    src = """
+    import tensorflow as tf
+    import keras
+
+    tf.config.experimental.enable_op_determinism()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=3)
+    """
+    found = check_source(textwrap.dedent(src), select=["KL101"])
+    assert [(f.line, f.code) for f in found] == [(6, "KL101")]
+    assert "asks for repeatable runs" in found[0].message
+
+
+def test_parity_context_alone_is_no_reason_for_kl101():
+    # a Keras model trained with a torch optimizer (torch backend guide): seeding Keras would
+    # not make it equal a PyTorch run anyway
+    src = """
+    import torch
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1)
+    """
+    assert _codes(src, ("KL101",)) == []
+
+
+def test_scripts_that_do_not_train_are_not_flagged_even_strict():
+    # a guide that calls a layer to show its mask
+    guide = """
+    import keras
+    from keras import layers
+
+    embedding = layers.Embedding(input_dim=5000, output_dim=16, mask_zero=True)
+    masked_output = embedding(raw_inputs)
+    print(masked_output._keras_mask)
+    """
+    # a checkpoint conversion: build, load the original weights, compare outputs
+    conversion = """
+    import numpy as np
+    import keras
+    import keras_hub
+    from absl import app, flags
+
+    FLAGS = flags.FLAGS
+    flags.DEFINE_string("preset", None, "preset")
+
+    def main(_):
+        keras.config.set_floatx("float32")
+        backbone = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+                                                 hidden_dim=8, intermediate_dim=16)
+        backbone.load_weights("converted.weights.h5")
+        np.random.seed(0)  # the same input for both frameworks
+        ids = np.random.randint(0, 100, size=(1, 8))
+        print(np.abs(backbone.predict(ids) - reference(ids)).max())
+
+    if __name__ == "__main__":
+        app.run(main)
+    """
+    # a saliency map: a GradientTape that computes gradients, applies none
+    saliency = """
+    import argparse
+    import tensorflow as tf
+    import keras
+
+    args = argparse.ArgumentParser().parse_args()
+    model = keras.applications.ResNet50(weights="imagenet")
+    head = keras.layers.Dense(2)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        score = model(image)[:, 1]
+    grads = tape.gradient(score, image)
+    """
+    # fine-tuning a fully loaded model, from the command line
+    loaded = """
+    import sys
+    import keras
+
+    model = keras.models.load_model(sys.argv[1])
+    model.load_weights("best.weights.h5")
+    model.fit(x, y, epochs=1)
+    """
+    for src in (guide, conversion, saliency, loaded):
+        assert _codes(src, ("KL101", "KL104"), config=STRICT) == [], src
+
+
+def test_custom_loop_that_applies_gradients_trains():
+    src = """
+    import argparse
+    import tensorflow as tf
+    import keras
+
+    args = argparse.ArgumentParser().parse_args()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(1e-2)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(x) - y) ** 2)
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+
+    for x, y in dataset:
+        train_step(x, y)
+    """
+    assert _codes(src, ("KL101",)) == [(7, "KL101")]
+
+
+def test_fine_tuning_a_preset_with_a_new_head_trains_random_weights():
+    src = """
+    import keras_hub
+    from absl import flags
+
+    flags.DEFINE_integer("epochs", 1, "epochs")
+    classifier = keras_hub.models.BertClassifier.from_preset("bert_tiny_en_uncased", num_classes=2)
+    classifier.fit(ds, epochs=1)
+    """
+    assert _codes(src, ("KL101",)) == [(6, "KL101")]
+    # the same preset used as is (a backbone / a task without a new head): nothing random
+    src = src.replace(", num_classes=2", "").replace("BertClassifier", "BertBackbone")
+    assert _codes(src, ("KL101",)) == []
+
+
+def test_imported_factory_model_trained_here_is_seen():
+    # issue 14: `model = build_model(); model.fit(...)` with the factory in a project module
+    src = """
+    import argparse
+    from models import build_model
+
+    def main():
+        args = argparse.ArgumentParser().parse_args()
+        model = build_model(args)
+        model.fit(train_ds, validation_data=val_ds, epochs=args.epochs)
+
+    if __name__ == "__main__":
+        main()
+    """
+    assert _codes(src, ("KL101",)) == [(8, "KL101")]
+    # an imported helper named like a seeder still counts as a seed: no cross-module index
+    # yet tells whether it really seeds (kept as before)
+    seeded = src.replace("from models import build_model", "from models import build_model\n    from utils import set_seed")
+    seeded = seeded.replace("        model = build_model(args)", "        set_seed(0)\n        model = build_model(args)")
+    assert _codes(seeded, ("KL101",)) == []
+
+
+def test_sklearn_fit_is_not_keras_training():
+    src = """
+    import argparse
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    args = argparse.ArgumentParser().parse_args()
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    clf = LogisticRegression().fit(encoder.predict(x), y)
+    """
+    assert _codes(src, ("KL101",)) == []
+
+
+# ---------------------------------------------------------------------------------------
+# KL102 / KL104
+# ---------------------------------------------------------------------------------------
+
+def test_seed_inside_a_teaching_helper_is_not_the_scripts_seeding():
+    src = """
+    import numpy as np
+    import keras
+
+    def apply_noise(x, seed):
+        np.random.seed(seed)
+        return x * np.random.normal(size=(3,))
+
+    y = apply_noise(x, 1337)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1)
+    """
+    assert _codes(src, ("KL102", "KL103", "KL104")) == []
+    # the same seed at module level is the script's seeding, and it is partial
+    src2 = """
+    import numpy as np
+    import keras
+
+    np.random.seed(1337)
+    y = x * np.random.normal(size=(3,))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1)
+    """
+    assert _codes(src2, ("KL102",)) == [(5, "KL102")]
+
+
+def test_seed_for_sampling_after_training_covers_only_the_samples():
+    # seeded only to draw the latent vectors of a demo, after the model was trained/loaded
+    src = """
+    import tensorflow as tf
+    import keras
+
+    gan = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    gan.load_weights("gan.weights.h5")
+    tf.random.set_seed(196)
+    z = tf.random.normal((2, 8))
+    images = gan(z)
+    """
+    assert _codes(src, ("KL102",)) == []
+
+
+def test_op_determinism_only_with_training_and_only_when_selected():
+    src = """
+    import numpy as np
+    import torch
+    import keras
+
+    np.random.seed(0)
+    torch.manual_seed(0)
+    x = np.random.normal(size=(2, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    print(np.abs(model.predict(x) - ref(torch.from_numpy(x)).detach().numpy()).max())
+    """
+    assert _codes(src, ("KL104",)) == []  # seeds for a forward comparison: nothing trains
+    src = """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1)
+    """
+    assert _codes(src, ("KL104",)) == [(4, "KL104")]
+
+
+# ---------------------------------------------------------------------------------------
+# KL201 / KL203 / KL205
+# ---------------------------------------------------------------------------------------
+
+def test_set_floatx_needs_a_reference_that_does_not_share_it():
+    keras_only = """
+    import keras
+    keras.config.set_floatx("float64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    """
+    assert _codes(keras_only, ("KL201",)) == []
+    assert _codes(keras_only, ("KL201",), config=STRICT) == [(3, "KL201")]
+    shared = """
+    import torch
+    import keras
+    keras.config.set_floatx("float64")
+    torch.set_default_dtype(torch.float64)
+    reference = torch.nn.Linear(4, 1)
+    """
+    assert _codes(shared, ("KL201",)) == []
+    float32_ref = shared.replace("    torch.set_default_dtype(torch.float64)\n", "")
+    found = check_source(textwrap.dedent(float32_ref), select=["KL201"])
+    assert [(f.line, f.code) for f in found] == [(4, "KL201")]
+    assert "PyTorch" in found[0].message and "line 5" in found[0].message and "1.2e-7" in found[0].message
+
+
+def test_mixed_policy_after_the_model_and_inner_blocks():
+    src = """
+    import keras
+    from keras import layers
+
+    def build_model(hp):
+        return keras.Sequential([layers.Dense(hp.Int("u", 8, 32)), layers.Dense(10, activation="softmax")])
+
+    tuner = kt.RandomSearch(build_model, objective="val_accuracy")
+    tuner.search(x, y, epochs=2)
+    early = keras.Sequential([keras.Input((4,)), layers.Dense(10, activation="softmax")])
+    keras.mixed_precision.set_global_policy("mixed_float16")
+
+    def late_model():
+        return keras.Sequential([keras.Input((4,)), layers.Dense(10, activation="softmax")])
+
+    inp = keras.Input((4,))
+    encoder = keras.Model(inp, layers.UnitNormalization()(layers.Dense(8)(inp)))
+
+    class Siamese(keras.Model):
+        def __init__(self, encoder, **kwargs):
+            pair = keras.Input((2, 4))
+            super().__init__(inputs=pair, outputs=encoder(pair[:, 0]), **kwargs)
+
+    siamese = Siamese(encoder)
+    """
+    # only the model of the function defined after the policy; not the inner encoder, not
+    # the tuner's function nor the model built before the policy
+    assert _codes(src, ("KL203",)) == [(14, "KL203")]
+
+
+def test_tf_internal_disable_eager_execution_is_kl205():
+    src = """
+    import keras
+    from tensorflow.python.framework.ops import disable_eager_execution
+
+    disable_eager_execution()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    """
+    found = check_source(textwrap.dedent(src), select=["KL205"])
+    assert [(f.line, f.code) for f in found] == [(5, "KL205")]
+    assert "internal name of `tf.compat.v1.disable_eager_execution()`" in found[0].message
