@@ -288,14 +288,20 @@ class Float16Output(TimelineRule):
     layer is the last element of a `Sequential` list (or the last `.add`), the layer that
     produces a functional model's `outputs`, or the layer whose result a `Model`
     subclass's `call` returns. A final `Activation(..., dtype="float32")` is the fix and
-    is not flagged.
+    is not flagged. The policy is read when a layer is constructed, so a model built
+    before the policy call (in execution order; a model-building function defined before
+    it and handed to a tuner) is not flagged; nor is a model used as an inner block of
+    another (given to a model/layer constructor, called on a symbolic tensor or inside a
+    class of the file): its last layer is not the output the user gets.
 
     ## Why is this bad?
     Under a mixed policy every layer computes in the policy's compute dtype: `float16`
     (largest value 65504, machine epsilon 9.8e-4) or `bfloat16` (epsilon 7.8e-3). A final
-    softmax or logit layer in that dtype rounds probabilities and overflows large logits,
-    so the loss differs from the float32 reference; the Keras mixed-precision guide asks
-    for a float32 output layer. `keraslint verify` compares the outputs against the same
+    softmax or logit layer in that dtype returns float16 predictions (`predict` and the
+    metrics see about 3 significant digits) and overflows logits above 65504 to `inf`
+    before a softmax. Keras 3 losses convert predictions to their own dtype, float32
+    (`Loss.__call__` runs `convert_to_tensor(y_pred, dtype=self.dtype)`), but only after
+    that rounding. The Keras mixed-precision guide asks for a float32 output layer. `keraslint verify` compares the outputs against the same
     weights with a float32 final layer.
 
     ## Example
@@ -614,10 +620,10 @@ class Float16Output(TimelineRule):
             if self._dtype_ok(layer) is not False:
                 continue
             self.report(layer, f"final layer `{short(layer)}` has no `dtype=\"float32\"` under the global "
-                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so the model's "
-                               f"outputs (`predict`, the metrics) carry {compute} rounding and large logits "
-                               f"overflow before a softmax; Keras losses cast predictions to float32 only after "
-                               f"that; give it `dtype=\"float32\"` or end with a float32 `Activation`")
+                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so `predict` and the "
+                               f"metrics get {compute} outputs and large logits overflow before a softmax (Keras "
+                               f"losses cast predictions to float32, after that rounding); give it "
+                               f"`dtype=\"float32\"` or end with a float32 `Activation`")
 
     def _inner(self, bound: set) -> bool:
         """Is the model bound to these names used as a block of another model?"""

@@ -379,6 +379,71 @@ def test_sklearn_fit_is_not_keras_training():
     assert _codes(src, ("KL101",)) == []
 
 
+# The former fixtures/KL101/good.py (now a non-training near-miss script): library
+# factories, and seeds set in helpers that run first (a function, a method).
+SEEDED_BY_HELPERS = """'''Model factories, and a script whose seed is set in a helper that main() calls first.
+
+A library module that only defines layers and factories is not a script: nothing here
+builds a model at import time except through main().
+'''
+import numpy as np
+import tensorflow as tf
+import keras
+from keras import layers
+
+
+def make_block(units):
+    return keras.Sequential([layers.Dense(units, activation="relu"), layers.Dropout(0.1)])
+
+
+class Head(layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.proj = layers.Dense(units)
+
+    def call(self, x):
+        return self.proj(x)
+
+
+def set_seeds(seed):
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class Experiment:
+    '''Seeds in one method and builds in another; __init__ calls them in that order.'''
+
+    def __init__(self, seed):
+        self._seed(seed)
+        self.model = self._build()
+
+    def _seed(self, seed):
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+
+    def _build(self):
+        return keras.Sequential([layers.Input((4,)), layers.Dense(1)])
+
+
+def main():
+    set_seeds(0)
+    model = keras.Sequential([layers.Input((4,)), make_block(8), Head(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
+    x = np.linspace(0.0, 1.0, 64, dtype="float32").reshape(16, 4)
+    model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0)
+
+
+if __name__ == "__main__":
+    Experiment(1)
+    main()
+"""
+
+
+def test_seeds_set_by_helpers_that_run_first_are_seeds():
+    assert _codes(SEEDED_BY_HELPERS, ("KL101", "KL102", "KL103"), config=STRICT) == []
+
+
 # ---------------------------------------------------------------------------------------
 # KL102 / KL104
 # ---------------------------------------------------------------------------------------
