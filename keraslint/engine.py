@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence
 import libcst as cst
 
 from keraslint import notebook as nbmod
+from keraslint import project as project_mod
 from keraslint.rule import Finding, Rule, syntax_finding
 from keraslint.semantics import Context
 
@@ -406,6 +407,8 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
     if not active:
         return Analysis(source, module, None, [], findings)
     ctx = Context(module, source.path, text, config)
+    # the project modules this file imports (keraslint/project.py), None when unknown
+    ctx.project = project_mod.current(source.path)
     rules = [cls(ctx) for cls in active]
     visit, leave = _build_dispatch(ctx, rules)
     try:

@@ -226,7 +226,13 @@ def keras_judge(ctx: Any):
         func = expr.func
         q = ctx.resolve(func)
         if q is not None:
-            return q.split(".", 1)[0] in ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras")
+            if q.split(".", 1)[0] in ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras"):
+                return True
+            proj = getattr(ctx, "project", None)  # another module of the project (keraslint/project.py)
+            if proj is not None:
+                f = proj.function(q)
+                return proj.keras_class(q) in ("model", "layer") or (f is not None and f.returns == "model")
+            return False
         if isinstance(func, cst.Attribute) and func.attr.value in ("to", "cuda", "cpu"):
             return keras_value(func.value, depth + 1)
         if isinstance(func, cst.Name):

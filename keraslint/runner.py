@@ -135,8 +135,12 @@ def _atomic_write_text(path: str, text: str) -> None:
         raise
 
 
-def cache_key(data: bytes, codes: tuple, config, gate: bool) -> str:
+def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "") -> str:
+    """``project``: the digest of the summaries of the project modules the file imports
+    (keraslint/project.py), so that a change there re-checks the file."""
     h = hashlib.sha256()
+    if project:
+        h.update(b"project:" + project.encode() + b"\0")
     h.update(__version__.encode())
     h.update(b"\0")
     h.update(",".join(codes).encode())
@@ -235,6 +239,12 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
     tasks: list = []
     outcomes: dict = {}
     hits = 0
+    # Cross-module summaries (ast, cached by content hash beside the findings): each checked
+    # file gets the view of the project modules it imports, before the workers fork.
+    from keraslint import project as project_mod
+
+    project = project_mod.for_run(config, cache.dir if cache is not None and cache.ok else None)
+    views: dict = {}
     for path in files:
         codes = codes_for(path)
         try:
@@ -252,9 +262,12 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 msg = f"cannot read file: {e.strerror or e}"
             outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, msg)])
             continue
+        view = project.view(path, data)
+        if view is not None:
+            views[path] = view
         key = None
         if cache is not None:
-            key = cache_key(data, codes, config, options.gate)
+            key = cache_key(data, codes, config, options.gate, view.digest() if view is not None else "")
             cached = cache.get(key)
             if cached is not None:
                 try:
@@ -264,6 +277,7 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 except (KeyError, TypeError):
                     pass
         tasks.append(Task(path, codes, data, key))
+    project_mod.set_views(views)
 
     for outcome, task in _execute(tasks, config, options):
         outcomes[task.path] = outcome

@@ -1706,7 +1706,7 @@ class ReferenceInTrainMode(Rule):
                     return "torch"
                 if tq.startswith(("torchvision.models.", "timm.create_model")):
                     return "torch"
-                return None
+                return self._project_kind(q)
             if isinstance(func, cst.Name):
                 if func.value in self.torch_module_classes:
                     return "torch"
@@ -1716,6 +1716,18 @@ class ReferenceInTrainMode(Rule):
                 if len(kinds) == 1:
                     return kinds.pop()
         return None
+
+    def _project_kind(self, q: str) -> Optional[str]:
+        """"torch" / "keras" for a class or factory of another module of the project
+        (``from models import TorchNet``), through its summary; None when unknown."""
+        proj = self.ctx.project
+        if proj is None:
+            return None
+        c = proj.klass(q)
+        if c is not None:
+            return "torch" if c.kind == "torch" else "keras" if c.kind in ("model", "layer") else None
+        f = proj.function(q)
+        return "keras" if f is not None and f.returns == "model" else None
 
     def _has_train_mode_layers(self, ctor: Any, seen: Optional[set] = None, depth: int = 0) -> bool:
         if depth > 8 or ctor is None:
@@ -1732,6 +1744,9 @@ class ReferenceInTrainMode(Rule):
                 return False
             if tq.startswith(("torchvision.models.", "timm.create_model")):
                 return True
+            c = self.ctx.project.klass(tq) if self.ctx.project is not None else None
+            if c is not None:
+                return c.kind == "torch" and c.train_mode  # a torch module of another project module
             if tq.startswith("torch.nn."):
                 name = tq.rsplit(".", 1)[1]
                 if name in TORCH_TRAIN_MODE_MODULES:
