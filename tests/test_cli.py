@@ -301,12 +301,12 @@ def test_diff_with_json_keeps_stdout_one_json_array(tmp_path):
     (tmp_path / "t.py").write_text(
         "import keras\nkeras.utils.set_random_seed(0)\nm = keras.Sequential([keras.layers.Dense(1)])\n"
         "m.compile(optimizer='adam', loss='mse')\n")
-    r = run("check", "t.py", "--diff", "--format", "json", "--no-cache", "--select", "KL401", cwd=tmp_path)
+    r = run("check", "t.py", "--diff", "--format", "json", "--no-cache", "--select", "KL401", "--strict", cwd=tmp_path)
     assert r.returncode == 1
     data = json.loads(r.stdout)  # what would remain after the fixes: nothing
     assert data == []
     assert "+++ " in r.stderr and "Adam(" in r.stderr
-    t = run("check", "t.py", "--diff", "--no-cache", "--select", "KL401", cwd=tmp_path)
+    t = run("check", "t.py", "--diff", "--no-cache", "--select", "KL401", "--strict", cwd=tmp_path)
     assert t.stdout.startswith("--- ") and "Adam(" in t.stdout
 
 
@@ -334,3 +334,165 @@ def test_verify_without_the_extra_is_one_clear_line(tmp_path, monkeypatch, capsy
     assert cli.main(["verify", str(script)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "keraslint[verify]" in err[0]
+
+
+# -- typer: help, version, usage errors, completion ------------------------------------------------
+
+
+def test_help_version_and_no_command():
+    h = run("--help")
+    assert h.returncode == 0
+    for cmd in ("check", "verify", "rules", "explain", "server"):
+        assert cmd in h.stdout
+    assert "--install-completion" in h.stdout and "--show-completion" in h.stdout
+    assert run().returncode == 0 and "Usage: keraslint" in run().stdout
+    v = run("--version")
+    assert v.returncode == 0 and v.stdout.startswith("keraslint ")
+    c = run("check", "--help")
+    for flag in ("--select", "--ignore", "--fix", "--unsafe-fixes", "--diff", "--format", "--exit-zero", "--no-cache",
+                 "--cache-dir", "--config", "--jobs", "--strict", "--statistics", "--add-noqa"):
+        assert flag in c.stdout, flag
+    assert "--no-shortcuts" not in c.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["check", "--frobnicate"], "--frobnicate"),
+    (["check", "-j", "x"], "'x' is not a valid"),
+    (["check", "--select"], "--select"),
+    (["explain"], "CODE"),
+    (["verify"], "TARGET"),
+    (["frobnicate"], "frobnicate"),
+    (["check", "--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_usage_errors_are_one_plain_line(args, needle, tmp_path):
+    line = one_line_error(run(*args, cwd=tmp_path))
+    assert needle in line
+    assert not any(ch in line for ch in "╭╮╰╯│─"), line  # no rich boxes
+    assert "\x1b[" not in line
+
+
+def test_show_completion_prints_a_script():
+    r = run("--show-completion", "bash")
+    assert r.returncode == 0
+    assert "_KERASLINT_COMPLETE" in r.stdout and "complete" in r.stdout
+
+
+def test_completion_of_options_codes_and_formats():
+    def complete(words, cword):
+        e = dict(os.environ, _KERASLINT_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword))
+        exe = os.path.join(os.path.dirname(sys.executable), "keraslint")
+        return subprocess.run([exe], capture_output=True, text=True, env=e, timeout=60).stdout.split()
+
+    assert complete("keraslint check --sel", 2) == ["--select"]
+    assert "KL301" in complete("keraslint check --select KL30", 3)
+    assert complete("keraslint check --format ", 3) == ["text", "json", "sarif", "github"]
+    assert "KL101" in complete("keraslint explain KL1", 2)
+
+
+def test_check_imports_no_lsp_and_no_rich(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(HAZARD)
+    code = (
+        "import sys\n"
+        f"sys.argv = ['keraslint', 'check', {str(f)!r}, '--no-cache']\n"
+        "from keraslint.cli import main\n"
+        "main()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol', 'rich', 'pydantic', 'cattrs'))\n"
+        "print('LOADED=' + ','.join(bad))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "LOADED=", r.stdout
+
+
+# -- --strict, rules default set -----------------------------------------------------------------------
+
+PARITY_FREE = (
+    "import keras\n\nmodel = keras.Sequential([keras.layers.Dense(1)])\n"
+    "model.compile(optimizer='sgd', loss='mse')\n"
+)
+
+
+def test_strict_reports_hidden_defaults_outside_a_parity_context(tmp_path):
+    (tmp_path / "t.py").write_text(PARITY_FREE)
+    plain = json.loads(run("check", "t.py", "--no-cache", "--format", "json", "--select", "KL401", cwd=tmp_path).stdout)
+    strict = run("check", "t.py", "--no-cache", "--format", "json", "--select", "KL401", "--strict", cwd=tmp_path)
+    assert plain == []
+    assert strict.returncode == 1 and [f["code"] for f in json.loads(strict.stdout)] == ["KL401"]
+    # the cache keeps the two apart
+    cached = run("check", "t.py", "--format", "json", "--select", "KL401", cwd=tmp_path)
+    cached_strict = run("check", "t.py", "--format", "json", "--select", "KL401", "--strict", cwd=tmp_path)
+    assert json.loads(cached.stdout) == [] and len(json.loads(cached_strict.stdout)) == 1
+
+
+def test_rules_show_the_default_set():
+    from keraslint.registry import all_rules
+
+    data = json.loads(run("rules", "--format", "json").stdout)
+    for d in data:
+        assert list(d)[:4] == ["code", "name", "severity", "fix"] and isinstance(d["default"], bool)
+    by_code = {c.code: c for c in all_rules()}
+    assert {d["code"]: d["default"] for d in data} == {c: bool(getattr(k, "default", True)) for c, k in by_code.items()}
+    text = run("rules").stdout.splitlines()
+    for line, d in zip(text, data):
+        assert line.split()[0] == d["code"]
+        assert line.split()[3] == ("default" if d["default"] else "opt-in")
+
+
+# -- the GitHub Action ---------------------------------------------------------------------------------
+
+
+def test_action_yml_structure():
+    yaml = pytest.importorskip("yaml")
+    with open(os.path.join(ROOT, "action.yml"), encoding="utf-8") as fh:
+        action = yaml.safe_load(fh)
+    assert action["name"] and action["description"]
+    assert set(action["inputs"]) >= {"paths", "args", "sarif", "version"}
+    for spec in action["inputs"].values():
+        assert "description" in spec and "default" in spec
+    assert action["inputs"]["sarif"]["default"] == "false"
+    runs = action["runs"]
+    assert runs["using"] == "composite"
+    steps = runs["steps"]
+    for s in steps:
+        assert ("uses" in s) != ("run" in s)
+        if "run" in s:
+            assert s["shell"] == "bash"
+    uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
+    assert uses == ["actions/setup-python", "github/codeql-action/upload-sarif"]
+    install = next(s for s in steps if "run" in s and "pip install" in s["run"])
+    assert "keraslint==$KERASLINT_VERSION" in install["run"]
+    assert install["env"]["KERASLINT_VERSION"] == "${{ inputs.version }}"
+    check = next(s for s in steps if s.get("id") == "check")
+    assert "--format github" in check["run"] and "--format sarif" in check["run"]
+    assert set(check["env"].values()) == {"${{ inputs.paths }}", "${{ inputs.args }}", "${{ inputs.sarif }}"}
+    upload = steps[-1]
+    assert "inputs.sarif == 'true'" in upload["if"]
+    assert upload["with"]["sarif_file"] == "${{ steps.check.outputs.sarif-file }}"
+    # inputs reach the shell through env, never pasted into the script (no injection)
+    for s in steps:
+        if "run" in s:
+            assert "${{" not in s["run"]
+
+
+def test_action_check_step_runs_locally(tmp_path):
+    """The check step's script, run with bash against this checkout's keraslint."""
+    yaml = pytest.importorskip("yaml")
+    with open(os.path.join(ROOT, "action.yml"), encoding="utf-8") as fh:
+        step = next(s for s in yaml.safe_load(fh)["runs"]["steps"] if s.get("id") == "check")
+    (tmp_path / "hazard.py").write_text(HAZARD)
+    bindir = os.path.dirname(sys.executable)
+    for sarif, want in (("false", 1), ("true", 0)):
+        out = tmp_path / f"out-{sarif}"
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], KERASLINT_PATHS="hazard.py",
+                   KERASLINT_ARGS="--no-cache", KERASLINT_SARIF=sarif, RUNNER_TEMP=str(tmp_path),
+                   GITHUB_OUTPUT=str(out))
+        r = subprocess.run(["bash", "-c", step["run"]], capture_output=True, text=True, cwd=tmp_path, env=env,
+                           timeout=120)
+        assert r.returncode == want, r.stderr
+        outputs = dict(ln.split("=", 1) for ln in out.read_text().splitlines())
+        assert outputs["exit-code"] == "1"
+        if sarif == "true":
+            doc = json.loads((tmp_path / "keraslint.sarif").read_text())
+            assert doc["runs"][0]["results"][0]["ruleId"] == "KL301"
+        else:
+            assert r.stdout.startswith("::error file=hazard.py,line=7")
