@@ -6,7 +6,6 @@ keras-hub sources."""
 
 import json
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -172,7 +171,8 @@ def test_add_noqa_on_keras_and_keras_hub(tmp_path):
     assert added > 0
     for f in files:
         if f.endswith(".py"):
-            py_compile.compile(f, cfile=os.devnull, doraise=True)
+            with open(f, "rb") as fh:
+                compile(fh.read(), f, "exec", dont_inherit=True)  # every file still compiles
     again = run("--select", "ALL", "--strict", "--add-noqa", ".", cwd=tree)
     assert again.stdout == "Added 0 noqa directives.\n", again.stderr[-2000:]
     final = run("--select", "ALL", "--strict", "--format", "json", ".", cwd=tree)
