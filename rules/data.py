@@ -12,8 +12,10 @@ helper functions and methods of the same file that return one (with the helper's
 parameters bound to the caller's arguments), and answers, at each ``fit``/``evaluate``/
 ``predict``: is it a ``tf.data.Dataset`` of known origin, is it batched, is it prefetched.
 A dataset of unknown origin (a parameter, ``tfds.load``) has an unknown batch state and
-is never flagged for batching or prefetching. The analysis is straight-line: the last
-assignment before a use wins, whatever branch it sits in.
+is never flagged for batching or prefetching. The analysis is
+branch-aware: a name assigned in an `if` arm, a loop body or a `try` block and read after
+it may hold its value from before that branch too (may-hold sets); the rules that report
+a state (unbatched, prefetch turned off) report it only when every alternative has it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ KEEP_METHODS = {
 DATASET_METHODS = BATCH_METHODS | OPAQUE_METHODS | KEEP_METHODS | {"unbatch"}
 
 _FIT_METHODS = ("fit", "evaluate", "predict")
+_BRANCH_NODES = (cst.If, cst.Else, cst.For, cst.While, cst.Try, cst.ExceptHandler, cst.TryStar, cst.Match)
 
 # `tf.data.Options().experimental_optimization` fields that, set to False, stop TensorFlow
 # from injecting a prefetch at the end of a pipeline (tests/test_data_rules.py reads their
@@ -259,6 +262,8 @@ class PipelineFlow:
         self.pipes: list = []  # every Pipe built by a chain (for KL503/KL504)
         self.fits: list = []
         self.autotune: dict = {}  # id(source call) -> spelling of tf.data.AUTOTUNE there
+        self.paths: dict = {}  # (id(env), name) -> branch path of the binding
+        self.entry: dict = {}  # (id(env), name) -> value before the branch of the binding
         self.options_off: dict = {}  # (id(function) or 0, name) -> (assignment, option) turning prefetch injection off
         self._seen: set = set()
         self._flat_cache: dict = {}
@@ -413,9 +418,31 @@ class PipelineFlow:
             return self.module_env
         return self.envs.setdefault(id(fi), {})
 
+    def _branch_path(self) -> tuple:
+        """ids of the branches (if/else arms, loop bodies, try blocks) around the current
+        statement, inside the current function."""
+        path: list = []
+        for n in self.ctx.stack:
+            if isinstance(n, (cst.FunctionDef, cst.Lambda)):
+                path = []
+            elif isinstance(n, _BRANCH_NODES):
+                path.append(id(n))
+        return tuple(path)
+
     def _bind(self, target: Any, value: Any) -> None:
         env = self._env()
         if isinstance(target, cst.Name):
+            # may-hold sets: an assignment in a branch the previous one was not in (an `if`
+            # arm, a loop body) may not run, so the name holds either value afterwards
+            key = (id(env), target.value)
+            path = self._branch_path()
+            old_path = self.paths.get(key)
+            old = env.get(target.value)
+            if old is not None and old_path is not None and path != old_path and path[:len(old_path)] == old_path:
+                self.entry[key] = old  # what the name holds where this branch does not run
+            elif old_path is None or len(path) < len(old_path) and old_path[:len(path)] == path:
+                self.entry.pop(key, None)  # an assignment on an enclosing path replaces every branch's
+            self.paths[key] = path
             env[target.value] = value
             if env is self.module_env:
                 self.module_bindings.setdefault(target.value, []).append(value)
@@ -444,12 +471,23 @@ class PipelineFlow:
             else:
                 self._bind(el.value, item)
 
+    def _may_hold(self, env: dict, name: str) -> Any:
+        """The value of ``name`` read here: read outside the branch that bound it (after an
+        `if` arm, a loop body), it may also hold what it held before that branch."""
+        value = env[name]
+        key = (id(env), name)
+        before = self.entry.get(key)
+        path = self.paths.get(key, ())
+        if before is not None and self._branch_path()[:len(path)] != path:
+            return Pipe(Combine("choice", [before, value]))
+        return value
+
     def _lookup(self, name: str) -> Any:
         fi = self.ctx.function
         while fi is not None:
             env = self.envs.get(id(fi))
             if env is not None and name in env:
-                return env[name]
+                return self._may_hold(env, name)
             if name in fi.locals:
                 for p in fi.params:
                     if p.name.value == name:
@@ -460,7 +498,9 @@ class PipelineFlow:
             fi = fi.parent
         if self.ctx.function is not None:
             return Pipe(GlobalRef(name))
-        return self.module_env.get(name, OPAQUE)
+        if name in self.module_env:
+            return self._may_hold(self.module_env, name)
+        return OPAQUE
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(self, expr: Any) -> Any:

@@ -211,6 +211,22 @@ def _exclusive(stack_a: tuple, stack_b: tuple) -> bool:
     return isinstance(common, (cst.If, cst.Try)) and stack_a[i] is not stack_b[i]
 
 
+def _self_attr(expr: Any) -> Optional[str]:
+    """``attr`` of ``self.attr``."""
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        return expr.attr.value
+    return None
+
+
+def _current_class(ctx) -> Optional[str]:
+    fn = ctx.function
+    while fn is not None:
+        if fn.cls is not None:
+            return fn.cls.name
+        fn = fn.parent
+    return None
+
+
 class _Values:
     """Follow names to the expressions assigned to them, in the current scope or inside a
     helper function of the file whose return value is being followed."""
@@ -629,10 +645,35 @@ class SharedOptimizer(Rule):
         self.uses: dict = {}  # id(optimizer value) -> [(receiver key, stack)]
         self.assign_loops: dict = {}  # id(value) -> ids of enclosing For nodes
         self.compiled_names: set = set()  # names that received .compile(...) / .fit(...)
+        self.self_attrs: dict = {}  # (class, attr) -> values assigned to self.attr
+        self.self_uses: dict = {}  # (class, attr) -> [(optimizer node, receiver text, stack)]
 
     def visit_Assign(self, node: cst.Assign) -> None:
         loops = frozenset(id(n) for n in self.ctx.stack if isinstance(n, cst.For))
         self.assign_loops[id(node.value)] = loops
+        cls = _current_class(self.ctx)
+        if cls is not None:
+            for t in node.targets:
+                attr = _self_attr(t.target)
+                if attr is not None:
+                    self.self_attrs.setdefault((cls, attr), []).append(node.value)
+
+    def finish(self) -> None:
+        # `self.opt = Adam(...)` in one method, compiled into `self.a` and `self.b`
+        for (cls, attr), uses in self.self_uses.items():
+            values = self.self_attrs.get((cls, attr), [])
+            if len(values) != 1 or not _is_optimizer_construction(self.ctx, self.values, values[0]):
+                continue  # a parameter, or rebound (one optimizer per model): unknown
+            seen: list = []
+            for node, rtext, stack in uses:
+                other = next((o for o, ostack in seen if o != rtext and not _exclusive(ostack, stack)), None)
+                if other is not None:
+                    self.report(node, f"optimizer `self.{attr}` (built once, {{ctx}}) was already compiled into "
+                                      f"`{other}`; compiling it into `{rtext}` shares its slots and step count: "
+                                      f"Keras 3 raises `Unknown variable` at `{rtext}`'s first training step "
+                                      f"(build one optimizer per model)", refs={"ctx": values[0]})
+                    break
+                seen.append((rtext, stack))
 
     def _is_model_name(self, name: str, receiver: Any) -> bool:
         """Is ``name`` (whose ``.optimizer`` is compiled into ``receiver``) known to be a
@@ -672,6 +713,11 @@ class SharedOptimizer(Rule):
             self.compiled_names.add(receiver.value)
         rtext = _code(receiver)
         opt = arg.value
+        attr = _self_attr(opt)
+        cls = _current_class(ctx)
+        if attr is not None and cls is not None:
+            self.self_uses.setdefault((cls, attr), []).append((opt, rtext, tuple(ctx.stack)))
+            return
         if isinstance(opt, cst.Attribute) and opt.attr.value == "optimizer":
             owner = _code(opt.value)
             if owner != rtext and isinstance(opt.value, cst.Name) and self._is_model_name(opt.value.value, receiver):
@@ -789,12 +835,35 @@ class LogitsMismatch(Rule):
         self.cond: dict = {}
         self._ref: frozenset = frozenset()
         self.snapshots: dict = {}  # id(return value) -> (function, its names' values there)
+        self.self_attrs: dict = {}  # (class, attr) -> [(value, function)] assigned to self.attr
+        self.deferred: list = []  # compile calls that use self attributes: judged in finish()
+        self._cls: Optional[str] = None
 
     def _conds(self) -> frozenset:
         return frozenset(id(n) for n in self.ctx.stack[:-1] if isinstance(n, _BRANCHES))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self.cond[id(node.value)] = self._conds()
+        cls = _current_class(self.ctx)
+        if cls is not None:
+            for t in node.targets:
+                attr = _self_attr(t.target)
+                if attr is not None:
+                    self.self_attrs.setdefault((cls, attr), []).append((node.value, self.ctx.function))
+
+    def _self_value(self, expr: Any) -> tuple:
+        """(value, scope) of ``self.attr`` when the class assigns it exactly once, outside
+        any branch (a loss or model kept on ``self`` by another method), else (None, None)."""
+        attr = _self_attr(expr)
+        if attr is None or self._cls is None:
+            return None, None
+        values = self.self_attrs.get((self._cls, attr), [])
+        if len(values) != 1:
+            return None, None
+        val, fn = values[0]
+        if self.cond.get(id(val), frozenset()) or isinstance(val, cst.Name):
+            return None, None  # assigned under a condition, or a parameter passed in
+        return val, fn
 
     def visit_Return(self, node: cst.Return) -> None:
         fn = self.ctx.function
@@ -841,14 +910,39 @@ class LogitsMismatch(Rule):
         if loss_arg is None:
             return
         self._ref = self._conds()
+        receiver = node.func.value  # type: ignore[union-attr]
+        self._cls = _current_class(ctx)
+        if self._cls is not None and (_self_attr(loss_arg.value) is not None or _self_attr(receiver) is not None):
+            # a loss or model kept on self, maybe set by a method defined further down
+            loss = None if _self_attr(loss_arg.value) is not None else self._loss(loss_arg.value)
+            self.deferred.append((loss_arg, loss, receiver, self._ref, self._cls))
+            return
         loss = self._loss(loss_arg.value)
         if loss is None:
             return
-        loss_text, from_logits = loss
-        receiver = node.func.value  # type: ignore[union-attr]
         head = self._model_head(receiver, "current", 0)
         if head is None:
             return
+        self._judge(loss_arg, loss, head)
+
+    def finish(self) -> None:
+        for loss_arg, loss, receiver, ref, cls in self.deferred:
+            self._ref, self._cls = ref, cls
+            if loss is None:
+                val, _ = self._self_value(loss_arg.value)
+                loss = self._loss(val) if val is not None else None
+            if loss is None:
+                continue
+            if _self_attr(receiver) is not None:
+                val, fn = self._self_value(receiver)
+                head = self._model_head(val, fn, 0) if val is not None else None
+            else:
+                head = None  # a local model compiled with a self loss: judged where it is built
+            if head is not None:
+                self._judge(loss_arg, loss, head)
+
+    def _judge(self, loss_arg: cst.Arg, loss: tuple, head: tuple) -> None:
+        loss_text, from_logits = loss
         kind, layer_text = head
         if from_logits and kind in ("softmax", "sigmoid"):
             self.report(
@@ -925,10 +1019,16 @@ class LogitsMismatch(Rule):
             if a is None:
                 return None
             return self._tensor_kind(a.value, scope, depth + 1)
-        if q is None and isinstance(expr.func, cst.Name):
+        method = _self_attr(expr.func)
+        if q is None and (isinstance(expr.func, cst.Name) or method is not None and self._cls is not None):
             heads = []
             saved = self._ref
-            for r, fi in self.values.returns(expr):
+            if method is not None:
+                rets = [(r, fi) for fi in ctx.functions.get(method, ()) if fi.cls is not None
+                        and fi.cls.name == self._cls for r in fi.returns]
+            else:
+                rets = self.values.returns(expr)
+            for r, fi in rets:
                 if id(r) not in self.snapshots:
                     heads.append(None)  # a lambda's body
                     continue
