@@ -122,6 +122,18 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
 
     Operation.__new__ = new_hook
     undo.append(lambda: setattr(Operation, "__new__", orig_new))
+    orig_model_new = keras.Model.__dict__.get("__new__")
+    if orig_model_new is not None:
+        def model_new_hook(cls, *args, **kwargs):
+            inst = orig_model_new(cls, *args, **kwargs)
+            try:
+                vars(inst)["_keraslint_init"] = (args, kwargs)
+            except Exception:  # noqa: BLE001
+                pass
+            return inst
+
+        keras.Model.__new__ = model_new_hook
+        undo.append(lambda: setattr(keras.Model, "__new__", orig_model_new))
 
     Model = keras.Model
     orig = {"fit": Model.fit, "train_on_batch": Model.train_on_batch, "compile": Model.compile}

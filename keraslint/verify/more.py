@@ -274,7 +274,7 @@ def float16_output(spec: dict) -> dict:
     model = cap.model
     x = cap.batches[0][0]
     out = model(x, training=False)
-    out_dtypes = sorted({str(getattr(t, "dtype", "")).split(".")[-1] for t in keras.tree.flatten(out)})
+    out_dtypes = sorted({keras.backend.standardize_dtype(t.dtype) for t in keras.tree.flatten(out)})
     as_written = _flat_np(out)
     layers = [ly for ly in model._flatten_layers(include_self=False) if not ly._layers] or list(model.layers)
     saved = {id(ly): ly.dtype_policy for ly in layers}
