@@ -433,6 +433,8 @@ class Context:
             q = self.resolve(expr.func)
             if q in _STATIC_CALLS:
                 return False
+            if q is not None and is_random_tensor_call(q):
+                return True  # `tf.random.uniform([])` in a graph function: a fresh symbolic tensor
             if t is cst.Call and isinstance(expr.func, cst.Attribute) and self._tainted(expr.func.value, names):
                 # x.reshape(...), x.sum(): methods of a tensor; x.numpy() / x.item() /
                 # x.tolist() leave the tensor world (NumPy/Python values follow)
@@ -792,6 +794,19 @@ def _callables_in(expr: Any) -> Iterator[Any]:
         for el in expr.elements:
             if isinstance(el, cst.DictElement):
                 yield from _callables_in(el.value)
+
+
+_RANDOM_TENSOR_PREFIXES = ("tensorflow.random.", "keras.random.", "tensorflow.compat.v1.random.")
+_RANDOM_NOT_TENSOR = {"set_seed", "get_global_generator", "set_global_generator", "experimental"}
+
+
+def is_random_tensor_call(qualname: str) -> bool:
+    """``tf.random.uniform`` / ``keras.random.normal`` ...: a call that returns a random
+    tensor (not a seed setter or a generator class)."""
+    if not qualname.startswith(_RANDOM_TENSOR_PREFIXES):
+        return False
+    last = qualname.rsplit(".", 1)[-1]
+    return last[:1].islower() and last not in _RANDOM_NOT_TENSOR
 
 
 def base_kind(qualname: str) -> Optional[str]:

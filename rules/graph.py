@@ -14,7 +14,7 @@ import libcst as cst
 
 from keraslint.names import canonical, keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Report, Rule
-from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value
+from keraslint.semantics import NOT_LITERAL, dotted, get_arg, is_random_tensor_call, literal_value
 
 
 def _short(node) -> str:
@@ -302,6 +302,8 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
     if t is cst.Call:
         q = ctx.resolve(expr.func)
         if q is not None:
+            if is_random_tensor_call(q):
+                return True  # made inside the function: `if tf.random.uniform([]) < p:`
             return (q.startswith(_TENSOR_NAMESPACES) and q not in _NOT_TENSOR_RESULTS
                     and any(ctx.is_tainted(a.value) for a in expr.args))
         f = expr.func
@@ -319,6 +321,8 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
         operands = [expr.left] + [c.comparator for c in expr.comparisons]
         if any(isinstance(o, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)) for o in operands):
             return False
+        if any(isinstance(o, cst.Name) and o.value == "None" for o in operands):
+            return False  # `t == None` is a Python bool: TF's __eq__ returns False for None
         return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in operands)
     if t is cst.BinaryOperation:
         return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in (expr.left, expr.right))
@@ -327,6 +331,119 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
     if t is cst.Subscript:
         return _tensor_value(ctx, expr.value, depth + 1) or _tensor_param(ctx, expr.value)
     return False
+
+
+_TENSOR_RESULT_PREFIXES = ("keras.ops.", "keras.random.", "tensorflow.math.", "tensorflow.random.",
+                           "tensorflow.nn.", "tensorflow.linalg.")
+_TF_TENSOR_FUNCS = {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_any", "reduce_all",
+                    "reduce_prod", "greater", "less", "equal", "not_equal", "greater_equal", "less_equal",
+                    "logical_and", "logical_or", "logical_not", "cast", "constant", "convert_to_tensor",
+                    "Variable", "size", "norm", "abs", "maximum", "minimum", "where", "argmax", "argmin",
+                    "squeeze", "gather", "matmul", "add", "multiply", "subtract", "divide", "zeros", "ones",
+                    "fill", "cond", "reshape", "stack", "concat", "tensordot", "einsum", "round", "sqrt", "exp"}
+
+
+def _tensor_producing(ctx, expr, fi=None, depth: int = 0) -> bool:
+    """Does ``expr`` certainly make a tensor whatever its inputs (a TF/`keras.ops`/random
+    op, `self.add_weight`, a comparison or arithmetic with one)? Used for values built
+    outside the parameters' taint: a helper's return, an attribute set in another method."""
+    if depth > 6:
+        return False
+    t = type(expr)
+    if t is cst.Call:
+        q = ctx.resolve(expr.func)
+        if q is not None:
+            if q in _NOT_TENSOR_RESULTS:
+                return False
+            if q.startswith(_TENSOR_RESULT_PREFIXES):
+                return q.rsplit(".", 1)[-1][:1].islower() and not q.startswith("keras.ops.is_")
+            if q.startswith("tensorflow.") and q.count(".") == 1:
+                return q.split(".", 1)[1] in _TF_TENSOR_FUNCS
+            return False
+        f = expr.func
+        return (isinstance(f, cst.Attribute) and f.attr.value in ("add_weight", "add_variable")
+                and isinstance(f.value, cst.Name) and f.value.value == "self")
+    if t is cst.Comparison:
+        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
+            return False
+        return any(_tensor_producing(ctx, o, fi, depth + 1) for o in [expr.left] + [c.comparator for c in expr.comparisons])
+    if t is cst.BinaryOperation:
+        return _tensor_producing(ctx, expr.left, fi, depth + 1) or _tensor_producing(ctx, expr.right, fi, depth + 1)
+    if t is cst.UnaryOperation and not isinstance(expr.operator, cst.Not):
+        return _tensor_producing(ctx, expr.expression, fi, depth + 1)
+    if t is cst.Name and fi is not None:
+        v = fi.assigned.get(expr.value)
+        return v is not None and v is not expr and _tensor_producing(ctx, v, fi, depth + 1)
+    return False
+
+
+def _class_and_bases(ctx, cls_name: str) -> list:
+    out, todo = [], [cls_name]
+    while todo and len(out) < 10:
+        c = todo.pop()
+        if c in out or c not in ctx.classes:
+            continue
+        out.append(c)
+        todo.extend(b[6:] for b in ctx.classes[c].bases if b.startswith("local:"))
+    return out
+
+
+def _helpers(ctx, kind: str, cls, name: str) -> list:
+    if kind == "def":
+        return [fi for fi in ctx.functions.get(name, ()) if fi.parent is None and fi.cls is None]
+    classes = _class_and_bases(ctx, cls)
+    return [fi for fi in ctx.all_functions
+            if fi.parent is None and fi.cls is not None and fi.cls.name in classes and fi.name == name]
+
+
+def _returns_tensor(ctx, fi) -> bool:
+    """Does the helper certainly return a tensor? A ``@tf.function`` always does (its
+    outputs are converted to tensors); otherwise every return must make one."""
+    if isinstance(fi.node, cst.FunctionDef):
+        for dec in fi.node.decorators:
+            d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+            if ctx.resolve(d) in _TF_FUNCTION_NAMES and fi.returns:
+                return True
+    return bool(fi.returns) and all(_tensor_producing(ctx, r, fi) for r in fi.returns)
+
+
+_TF_FUNCTION_NAMES = ("tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function")
+
+
+def _deferred_operands(ctx, fn, leaf) -> list:
+    """Operands of a tested expression whose tensor-ness is known only at the end: calls
+    of helpers (``self.m(...)``, a module function) and ``self.<attr>`` reads."""
+    ops_ = [leaf]
+    if isinstance(leaf, cst.Comparison):
+        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in leaf.comparisons):
+            return []
+        ops_ = [leaf.left] + [c.comparator for c in leaf.comparisons]
+        if any(isinstance(o, cst.Name) and o.value == "None" for o in ops_):
+            return []  # `t == None` is a Python bool: TF's __eq__ returns False for None
+    elif isinstance(leaf, cst.BinaryOperation):
+        ops_ = [leaf.left, leaf.right]
+    elif isinstance(leaf, cst.UnaryOperation) and not isinstance(leaf.operator, cst.Not):
+        ops_ = [leaf.expression]
+    o = _outermost(fn)
+    cls = o.cls.name if o is not None and o.cls is not None and o.cls.kind is not None else None
+    keys = []
+    for e in ops_:
+        if isinstance(e, cst.Call):
+            f = e.func
+            if (isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self"
+                    and cls is not None):
+                keys.append(("method", cls, f.attr.value))
+            elif isinstance(f, cst.Name) and ctx.qualname(f) is None:
+                p, local = fn, False
+                while p is not None:
+                    local = local or f.value in p.locals
+                    p = p.parent
+                if not local:
+                    keys.append(("def", None, f.value))
+        elif (isinstance(e, cst.Attribute) and isinstance(e.value, cst.Name) and e.value.value == "self"
+              and cls is not None):
+            keys.append(("attr", cls, e.attr.value))
+    return keys
 
 
 def _tensor_param(ctx, expr) -> bool:
@@ -582,6 +699,8 @@ class PythonBranchOnTensor(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._pending: list = []
+        self._deferred: list = []  # (fn, leaf, what, is_assert, operand keys) decided in finish
+        self._tensor_attrs: set = set()  # (class, attr) assigned a tensor in some method
 
     # -- which expressions have their truth value taken -------------------------
     def _truth_leaves(self, expr) -> Iterator:
@@ -606,6 +725,33 @@ class PythonBranchOnTensor(Rule):
         for leaf in self._truth_leaves(test):
             if self._tensor_valued(leaf):
                 self._pending.append((fn, leaf, what, is_assert))
+            elif not _eager_backend_branch(self.ctx):
+                # decided in `finish`, once every method is known: a helper that returns a
+                # tensor (`if self.random_apply(p):`), an attribute set to one elsewhere
+                # (`self.noise = tf.random.normal(...)` in build, `if self.noise > 0:`)
+                keys = _deferred_operands(self.ctx, fn, leaf)
+                if keys:
+                    self._deferred.append((fn, leaf, what, is_assert, keys))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        fn = self.ctx.function
+        o = _outermost(fn)
+        if o is None or o.cls is None or o.cls.kind is None:
+            return
+        for t in node.targets:
+            tg = t.target
+            if (isinstance(tg, cst.Attribute) and isinstance(tg.value, cst.Name) and tg.value.value == "self"
+                    and _tensor_producing(self.ctx, node.value)):
+                self._tensor_attrs.add((o.cls.name, tg.attr.value))
+
+    def _deferred_is_tensor(self, key) -> bool:
+        kind, cls, name = key
+        if kind == "attr":
+            return any((c, name) in self._tensor_attrs for c in _class_and_bases(self.ctx, cls))
+        for fi in _helpers(self.ctx, kind, cls, name):
+            if _returns_tensor(self.ctx, fi):
+                return True
+        return False
 
     def visit_If(self, node: cst.If) -> None:
         self._check(node.test, "if")
@@ -640,6 +786,9 @@ class PythonBranchOnTensor(Rule):
         # graph marks (functions given to Dataset.map/compile below their definition) and
         # is idempotent, so run it now: whether AutoGraph applies depends on those marks.
         self.ctx.finish()
+        for fn, leaf, what, is_assert, keys in self._deferred:
+            if any(self._deferred_is_tensor(k) for k in keys):
+                self._pending.append((fn, leaf, what, is_assert))
         seen = set()
         for fn, leaf, what, is_assert in self._pending:
             if not fn.is_graph or id(leaf) in seen:
