@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -81,7 +82,13 @@ def build(layer, settings: dict):
 
     if name == "Dense":
         act = _act(_act_name(layer))
-        kernel = T(w[0].T)
+        if settings.get("no_transpose"):
+            if w[0].shape[0] != w[0].shape[1]:
+                raise Unsupported(f"copying the {w[0].shape} kernel of {layer.name} into a "
+                                  f"{w[0].shape[::-1]} weight without a transpose raises")
+            kernel = T(w[0].reshape(w[0].shape[1], w[0].shape[0]))
+        else:
+            kernel = T(w[0].T)
         bias = T(w[1]) if layer.use_bias else None
         params = [kernel] + ([bias] if bias is not None else [])
 
@@ -97,9 +104,11 @@ def build(layer, settings: dict):
         act = _act(_act_name(layer))
         perm = (2, 1, 0) if nd == 1 else (3, 2, 0, 1)
         inv = (2, 1, 0) if nd == 1 else (2, 3, 1, 0)
-        kernel = T(np.transpose(w[0], perm))
+        kernel = T(np.transpose(w[0], perm) if not settings.get("no_transpose") else
+                   w[0].reshape(np.transpose(w[0], perm).shape))
         bias = T(w[1]) if layer.use_bias else None
         strides, dil, ks = tuple(cfg["strides"]), tuple(cfg["dilation_rate"]), tuple(cfg["kernel_size"])
+        symmetric = bool(settings.get("symmetric_padding"))
         padding = cfg["padding"]
         if padding not in ("valid", "same"):
             raise Unsupported(f"{name} padding={padding!r}")
@@ -110,7 +119,11 @@ def build(layer, settings: dict):
             if padding == "same":
                 pads = []
                 for i in reversed(range(nd)):
-                    pads += list(_same_pad(h.shape[2 + i], ks[i], strides[i], dil[i]))
+                    if symmetric:  # what a port writes: padding=k//2 on both sides
+                        p = (ks[i] - 1) * dil[i] // 2
+                        pads += [p, p]
+                    else:
+                        pads += list(_same_pad(h.shape[2 + i], ks[i], strides[i], dil[i]))
                 h = F.pad(h, pads)
             pre = conv(h, kernel, bias, stride=strides, dilation=dil).movedim(1, -1)
             return act(pre), pre
@@ -155,7 +168,15 @@ def build(layer, settings: dict):
         shape = tuple(cfg["target_shape"])
         return (lambda x, training: (x.reshape((x.shape[0],) + shape),) * 2), [], lambda: [], set()
 
-    if name in ("Dropout", "InputLayer", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout"):
+    if name == "Dropout":
+        rate = float(cfg.get("rate", 0.0))
+
+        def fwd(x, training):
+            y = F.dropout(x, rate, training=training) if rate > 0 else x
+            return y, y
+        return fwd, [], lambda: [], set()
+
+    if name in ("InputLayer", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout"):
         return (lambda x, training: (x, x)), [], lambda: [], set()
 
     if name in ("Activation", "ReLU", "Softmax"):
@@ -250,8 +271,14 @@ def build(layer, settings: dict):
             mod.bias_hh_l0.copy_(torch.tensor(np.ascontiguousarray(bhh)))
         params = list(mod.parameters())
 
+        time_major = bool(settings.get("rnn_time_major"))
+
         def fwd(x, training):
-            out, _ = mod(x)
+            if time_major:  # batch_first=False fed (batch, time, features): the batch axis is read as time
+                out, _ = mod(x.transpose(0, 1))
+                out = out.transpose(0, 1)
+            else:
+                out, _ = mod(x)
             y = out if seqs else out[:, -1]
             return y, y
 
@@ -309,8 +336,22 @@ def torch_optimizer(kopt, params, use_torch_defaults: bool):
     if name != "AdamW" and c.get("weight_decay"):
         raise Unsupported(f"{name} with weight_decay")
     if use_torch_defaults:
+        # what a porter writes: the values the Keras code states (those that differ from Keras's
+        # defaults) are copied, the ones it leaves implicit take PyTorch's defaults
         d = _torch_defaults(cls)
-        kw = {k: d.get(k, v) for k, v in mine.items()}
+        kd = type(kopt)().get_config()
+        kd = {k: float(f"{v:.7g}") if isinstance(v, float) else v for k, v in kd.items()}
+        keras_key = {"lr": "learning_rate", "eps": "epsilon", "alpha": "rho", "momentum": "momentum",
+                     "nesterov": "nesterov", "amsgrad": "amsgrad", "centered": "centered",
+                     "weight_decay": "weight_decay", "initial_accumulator_value": "initial_accumulator_value"}
+        kw = {}
+        for k, v in mine.items():
+            if k == "betas":
+                explicit = (c.get("beta_1"), c.get("beta_2")) != (kd.get("beta_1"), kd.get("beta_2"))
+            else:
+                kk = keras_key.get(k, k)
+                explicit = kk in c and c.get(kk) != kd.get(kk)
+            kw[k] = v if explicit or k not in d else d[k]
         if kw.get("lr") is None:
             kw["lr"] = lr
     else:
@@ -378,48 +419,162 @@ def torch_loss(name: str, from_logits: bool, final_act: str, backend: str):
 # ---------------------------------------------------------------------------
 
 
-def _chain(model) -> list:
-    layers = [ly for ly in model.layers if type(ly).__name__ != "InputLayer"]
-    if not layers:
-        raise Unsupported("a model without layers")
-    return layers
-
-
 def _settings(code: str, arm: str) -> dict:
     import torch
 
     bn_d = _torch_defaults(torch.nn.BatchNorm1d)
     ln_d = _torch_defaults(torch.nn.LayerNorm)
-    torch_bn = arm == "as_written" and code == "KL601"
-    torch_ln = arm == "as_written" and code == "KL602"
+    as_written = arm == "as_written"
+    torch_bn = as_written and code == "KL601"
+    torch_ln = as_written and code == "KL602"
     return {
         "bn_momentum": (lambda ly: bn_d["momentum"]) if torch_bn else (lambda ly: 1.0 - ly.momentum),
         "bn_eps": (lambda ly: bn_d["eps"]) if torch_bn else (lambda ly: ly.epsilon),
         "ln_eps": (lambda ly: ln_d["eps"]) if torch_ln else (lambda ly: ly.epsilon),
-        "torch_opt_defaults": arm == "as_written" and code in ("KL401", "KL603"),
+        "torch_opt_defaults": as_written and code in ("KL401", "KL603"),
+        "symmetric_padding": as_written and code == "KL605",
+        "rnn_time_major": as_written and code == "KL606",
+        "no_transpose": as_written and code == "KL604",
+        "train_mode": as_written and code == "KL607",
     }
 
 
-class Reference:
-    def __init__(self, layers, settings):
-        self.parts = [build(ly, settings) for ly in layers]
-        self.params = [p for part in self.parts for p in part[1]]
+_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+_OPS = {"Add": lambda a, b: a + b, "Subtract": lambda a, b: a - b, "Multiply": lambda a, b: a * b,
+        "Divide": lambda a, b: a / b, "TrueDivide": lambda a, b: a / b}
 
-    def forward(self, x, training: bool):
-        pre = x
-        for fwd, *_ in self.parts:
-            x, pre = fwd(x, training)
-        return x, pre
+
+def _merge(layer):
+    import torch
+
+    name = type(layer).__name__
+    axis = layer.get_config().get("axis", -1) if name == "Concatenate" else None
+
+    def fwd(xs, training):
+        xs = list(xs)
+        if name == "Add":
+            y = sum(xs[1:], xs[0])
+        elif name == "Subtract":
+            y = xs[0] - xs[1]
+        elif name == "Multiply":
+            y = xs[0]
+            for t in xs[1:]:
+                y = y * t
+        elif name == "Average":
+            y = sum(xs[1:], xs[0]) / len(xs)
+        elif name == "Maximum":
+            y = torch.stack(xs).amax(0)
+        elif name == "Minimum":
+            y = torch.stack(xs).amin(0)
+        else:
+            y = torch.cat(xs, dim=axis)
+        return y, y
+    return fwd, [], lambda: [], set()
+
+
+def _is_functional(model) -> bool:
+    return hasattr(model, "_nodes_by_depth") and getattr(model, "inputs", None) is not None
+
+
+class Graph:
+    """A PyTorch forward for a Keras functional graph (several inputs and outputs, merge layers,
+    shared layers, nested models), layer by layer; parameters are shared where Keras shares."""
+
+    def __init__(self, model, settings: dict, parts: Optional[dict] = None):
+        import keras
+
+        self.settings = settings
+        self.parts = {} if parts is None else parts      # id(layer) -> part (shared across nesting)
+        self.order: list = []                             # leaf layers, first use first
+        self.sub: dict = {}
+        fn = getattr(model, "_functional", None) if not _is_functional(model) else model
+        if fn is None or not _is_functional(fn):
+            raise Unsupported(f"a subclassed model ({type(model).__name__}) whose layers cannot be walked one by one")
+        self.fn = fn
+        for depth in sorted(fn._nodes_by_depth, reverse=True):
+            for node in fn._nodes_by_depth[depth]:
+                op = node.operation
+                if op is None or node.is_input:
+                    continue
+                if isinstance(op, keras.Model) or (hasattr(op, "_functional") and isinstance(op, keras.layers.Layer)
+                                                   and getattr(op, "_functional", None) is not None):
+                    if id(op) not in self.sub:
+                        g = Graph(op, settings, self.parts)
+                        self.sub[id(op)] = g
+                        self.order += [ly for ly in g.order if ly not in self.order]
+                    continue
+                if not isinstance(op, keras.layers.Layer):
+                    if type(op).__name__ not in _OPS:
+                        raise Unsupported(f"operation {type(op).__name__} (a keras.ops call in the graph)")
+                    continue
+                if id(op) not in self.parts:
+                    name = type(op).__name__
+                    self.parts[id(op)] = _merge(op) if name in _MERGE else build(op, settings)
+                if op not in self.order:
+                    self.order.append(op)
+        self.pre: dict = {}
+
+    @property
+    def params(self) -> list:
+        seen, out = set(), []
+        for ly in self.order:
+            for p in self.parts[id(ly)][1]:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def _call(self, op, training, *args, **kwargs):
+        import keras
+
+        if id(op) in self.sub:
+            g = self.sub[id(op)]
+            y = g.forward(list(keras.tree.flatten(args[0])), training)
+            self.pre.update(g.pre)
+            return y
+        if not isinstance(op, keras.layers.Layer):
+            return _OPS[type(op).__name__](*args[:2])
+        fwd = self.parts[id(op)][0]
+        y, pre = fwd(args[0], training)
+        self.pre[id(op)] = pre
+        return y
+
+    def forward(self, inputs: list, training: bool):
+        out = self.fn._run_through_graph(inputs, operation_fn=lambda op: op,
+                                         call_fn=lambda op, *a, **k: self._call(op, training, *a, **k))
+        return out
+
+    def final_pre(self, out_index: int = 0):
+        import keras
+
+        op = keras.tree.flatten(self.fn.outputs)[out_index]._keras_history.operation
+        return self.pre.get(id(op))
 
     def export(self) -> list:
-        return [a for part in self.parts for a in part[2]()]
+        return [a for ly in self.order for a in self.parts[id(ly)][2]()]
+
+    def keras_weights(self) -> list:
+        return [np.asarray(v.numpy()) for ly in self.order for v in ly.weights]
 
     def skip(self) -> set:
         out, i = set(), 0
-        for part in self.parts:
+        for ly in self.order:
+            part = self.parts[id(ly)]
             out |= {i + j for j in part[3]}
             i += len(part[2]())
         return out
+
+
+def keras_inputs(model, x) -> list:
+    import keras
+
+    fn = getattr(model, "_functional", None) if not _is_functional(model) else model
+    if isinstance(x, dict) and fn is not None:
+        try:
+            return list(fn._standardize_inputs(x))
+        except Exception:  # noqa: BLE001
+            pass
+    return list(keras.tree.flatten(x))
 
 
 def _to_torch(a):
@@ -442,7 +597,44 @@ def _diff(a: list, b: list, skip: set) -> float:
     return m
 
 
+def _rates_to_zero(model) -> None:
+    for ly in model._flatten_layers(include_self=False):
+        if type(ly).__name__ in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"):
+            ly.rate = 0.0
+
+
+def _needs(code, model):
+    needs = {"KL601": ("BatchNormalization",), "KL602": ("LayerNormalization",),
+             "KL604": ("Dense", "Conv1D", "Conv2D"), "KL605": ("Conv1D", "Conv2D"),
+             "KL606": ("LSTM", "GRU"), "KL607": ("Dropout", "BatchNormalization")}.get(code)
+    if not needs:
+        return None
+    have = [ly for ly in model._flatten_layers(include_self=False) if type(ly).__name__ in needs]
+    if code == "KL605":
+        have = [ly for ly in have if ly.get_config().get("padding") == "same" and max(ly.get_config()["strides"]) > 1]
+        if not have:
+            return "the model has no convolution with padding='same' and a stride above 1: nothing to pad differently"
+    if code == "KL604":
+        have = [ly for ly in have if ly.weights]
+    if not have:
+        return f"the model has no {' or '.join(needs)} layer: nothing for {code} to change"
+    return None
+
+
+def _k_out(model, x) -> list:
+    import keras
+
+    return [np.asarray(keras.ops.convert_to_numpy(t)) for t in keras.tree.flatten(model(x, training=False))]
+
+
+def _t_out(out) -> list:
+    import keras
+
+    return [t.detach().numpy() for t in keras.tree.flatten(out)]
+
+
 def experiment(cap, spec: dict) -> dict:
+    """KL401/KL601/KL603: N training steps, Keras vs the PyTorch reference (as written / hazard removed)."""
     import keras
     import torch
 
@@ -452,51 +644,37 @@ def experiment(cap, spec: dict) -> dict:
     model = cap.model
     tol_fwd = 1e-4
     base = {"metric": "max_abs_diff", "series": {}}
-    needs = {"KL601": "BatchNormalization", "KL602": "LayerNormalization"}.get(code)
-    if needs and not any(type(ly).__name__ == needs for ly in model._flatten_layers(include_self=False)):
-        return dict(base, value=0.0, value_fixed=0.0, tolerance=0.0, verdict=NOT_CONFIRMED,
-                    detail=f"the model has no {needs} layer: no {needs} defaults to differ")
+    why = _needs(code, model)
+    if why:
+        return dict(base, value=0.0, value_fixed=0.0, tolerance=0.0, verdict=NOT_CONFIRMED, detail=why)
+    x0 = cap.batches[0][0]
     try:
-        layers = _chain(model)
-        x0 = cap.batches[0][0]
-        if isinstance(x0, (list, tuple, dict)):
-            raise Unsupported("a model with several inputs")
-        for ly in layers:
-            if type(ly).__name__ in ("Dropout", "SpatialDropout1D", "SpatialDropout2D"):
-                ly.rate = 0.0
-        final_act = _act_name(layers[-1]) if type(layers[-1]).__name__ not in ("Softmax",) else "softmax"
-        if type(layers[-1]).__name__ == "Activation":
-            final_act = _act_name(layers[-1])
+        _rates_to_zero(model)
+        ref = Graph(model, _settings(code, "fixed"))
+        n_out = len(keras.tree.flatten(model.outputs))
+        if n_out != 1:
+            raise Unsupported("training a model with several outputs")
+        final = keras.tree.flatten(model.outputs)[0]._keras_history.operation
+        final_act = "softmax" if type(final).__name__ == "Softmax" else _act_name(final)
         loss_name, from_logits = _loss_spec(cap.compile_kwargs.get("loss"))
         tloss = torch_loss(loss_name, from_logits, final_act, cap.backend)
         w0 = snapshot(model)
-        # 1. the chain reproduces the model
-        h = x0
-        outs = []
-        for ly in layers:
-            h = ly(h, training=False)
-            outs.append(np.asarray(h))
-        whole = np.asarray(model(x0, training=False))
-        if outs[-1].shape != whole.shape or np.max(np.abs(outs[-1] - whole)) > tol_fwd * max(1, np.max(np.abs(whole))):
-            raise Unsupported("a model that is not a simple chain of layers")
-        # 2. forward parity per layer (hazard matched, eval mode)
-        ref = Reference(layers, _settings(code, "fixed"))
-        h_in = x0
-        worst = 0.0
-        for ly, part, k_out in zip(layers, ref.parts, outs):
-            with torch.no_grad():
-                t_out = part[0](_to_torch(h_in), False)[0].numpy()
-            d = float(np.max(np.abs(t_out - k_out))) if k_out.size else 0.0
-            if d > tol_fwd * max(1.0, float(np.max(np.abs(k_out)))):
-                return dict(base, value=None, value_fixed=None, tolerance=None, verdict=INCONCLUSIVE,
-                            detail=f"forward parity failed at layer {ly.name} ({type(ly).__name__}): max |Δ| = {fmt_num(d)}")
-            worst = max(worst, d)
-            h_in = k_out
+        # 1. forward parity (hazard matched, eval mode)
+        k_out = _k_out(model, x0)
+        with torch.no_grad():
+            t_out = _t_out(ref.forward([_to_torch(a) for a in keras_inputs(model, x0)], False))
+        worst = _diff(k_out, t_out, set())
+        if worst > tol_fwd * max([1.0] + [float(np.max(np.abs(a))) for a in k_out if a.size]):
+            return dict(base, value=None, value_fixed=None, tolerance=None, verdict=INCONCLUSIVE,
+                        detail=f"the PyTorch reference does not reproduce the model's forward pass: max |Δ| = {fmt_num(worst)}")
     except Unsupported as e:
+        if code in ("KL401", "KL603"):
+            return {"retry_backend": "torch", "retry_mode": "torch-native", "verdict": INCONCLUSIVE,
+                    "detail": f"no layer-by-layer PyTorch reference for {e}"}
         return dict(base, value=None, value_fixed=None, tolerance=None, verdict=INCONCLUSIVE,
                     detail=f"no PyTorch reference for {e}")
 
-    # 3. training: Keras once, PyTorch as written and with the hazard removed
+    # 2. training: Keras once, PyTorch as written and with the hazard removed
     restore(model, w0)
     recompile(cap, jit_compile=False)
     kopt_cfg = model.optimizer
@@ -505,25 +683,26 @@ def experiment(cap, spec: dict) -> dict:
     for i in range(steps):
         x, y, sw = cap.batches[i % len(cap.batches)]
         train_batch(model, x, y, sw)
-        k_w.append([np.asarray(v.numpy()) for ly in layers for v in ly.weights])
+        k_w.append(ref.keras_weights())
     runs = {}
     try:
         for arm in ("as_written", "fixed"):
             restore(model, w0)
             st = _settings(code, arm)
-            ref = Reference(layers, st)
-            implicit = st["torch_opt_defaults"] and (code != "KL401" or isinstance(cap.compile_kwargs.get("optimizer"), str))
-            opt, kw = torch_optimizer(kopt_cfg, ref.params, implicit)
-            skip = ref.skip()
+            g = Graph(model, st)
+            implicit = st["torch_opt_defaults"]
+            opt, kw = torch_optimizer(kopt_cfg, g.params, implicit)
+            skip = g.skip()
             series = []
             for i in range(steps):
                 x, y, sw = cap.batches[i % len(cap.batches)]
                 opt.zero_grad()
-                out, pre = ref.forward(_to_torch(x), True)
-                loss = tloss(out, pre, _to_torch(y))
+                out = g.forward([_to_torch(a) for a in keras_inputs(model, x)], True)
+                out = keras.tree.flatten(out)[0]
+                loss = tloss(out, g.final_pre(), _to_torch(keras.tree.flatten(y)[0]))
                 loss.backward()
                 opt.step()
-                series.append(_diff(k_w[i], ref.export(), skip))
+                series.append(_diff(k_w[i], g.export(), skip))
             runs[arm] = (series, kw)
     except Unsupported as e:
         return dict(base, value=None, value_fixed=None, tolerance=None, verdict=INCONCLUSIVE,
@@ -532,21 +711,139 @@ def experiment(cap, spec: dict) -> dict:
     scale = max([1.0] + [float(np.max(np.abs(a))) for a in k_w[-1] if a.size])
     tol = 1e-4 * scale
     value, value_fixed = sa[-1], sf[-1]
-    verdict = CONFIRMED if value > tol else NOT_CONFIRMED
-    what = {
-        "KL401": "the optimizer", "KL603": "the optimizer", "KL601": "BatchNormalization", "KL602": "LayerNormalization",
-    }.get(code, "the model")
+    layers = ref.order
+    same_opt = code in ("KL401", "KL603") and kw_a == kw_f
+    verdict = CONFIRMED if value > tol and not same_opt else NOT_CONFIRMED
+    what = {"KL401": "the optimizer", "KL603": "the optimizer", "KL601": "BatchNormalization"}.get(code, "the model")
     hz = _hazard_text(code, layers, kopt_cfg, kw_a, kw_f)
-    detail = (f"Keras vs a PyTorch port ({len(layers)} layers, forward parity {fmt_num(worst)}) after {steps} steps from the "
-              f"same weights and batches: max |Δ weight| = {fmt_num(value)} with PyTorch's defaults for {what} ({hz}); "
-              f"{fmt_num(value_fixed)} with Keras's values")
-    if code in ("KL401", "KL603") and type(kopt_cfg).__name__ in ("Adam", "AdamW"):
-        detail += ("; the gap shrinks but cannot close: Keras adds ε to √v before bias correction, PyTorch to √v̂"
-                   if value_fixed > tol else "")
+    detail = (f"Keras vs a PyTorch port ({len(layers)} layers walked from the graph, forward parity {fmt_num(worst)}) "
+              f"after {steps} steps from the same weights and batches: max |Δ weight| = {fmt_num(value)} with PyTorch's "
+              f"defaults for {what} ({hz}); {fmt_num(value_fixed)} with Keras's values")
+    if same_opt:
+        detail += "; the port's optimizer equals Keras's (PyTorch's defaults match, or the values are written out)"
+    if code in ("KL401", "KL603") and type(kopt_cfg).__name__ in ("Adam", "AdamW") and value_fixed > tol:
+        detail += "; the gap shrinks but cannot close: Keras adds ε to √v before bias correction, PyTorch to √v̂"
     if code == "KL601":
         detail += "; moving variances not compared (PyTorch stores the unbiased batch variance, Keras the biased one)"
-    if code == "KL401" and not isinstance(cap.compile_kwargs.get("optimizer"), str):
-        detail += "; the optimizer is an explicit object: the port mirrors its values"
+    return {"metric": "max_abs_diff", "value": value, "value_fixed": value_fixed, "tolerance": tol, "verdict": verdict,
+            "detail": detail, "series": {"as_written": sa, "fixed": sf}}
+
+
+def torch_forward(spec: dict) -> dict:
+    """KL602/KL604/KL605/KL606/KL607: the model's output vs the PyTorch reference as a port writes
+    it (the hazard in place) and with the hazard removed; eval mode, same weights and batch."""
+    import torch
+
+    from keraslint.verify.capture import run_target
+
+    code = spec["code"]
+    cap = run_target(spec["target"], int(spec["steps"]))
+    model = cap.model
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    why = _needs(code, model)
+    if why:
+        return {"metric": "max_abs_diff", "value": 0.0, "value_fixed": 0.0, "tolerance": 0.0,
+                "verdict": NOT_CONFIRMED, "detail": why, "series": {}}
+    x0 = cap.batches[0][0]
+    k_out = _k_out(model, x0)
+    scale = max([1.0] + [float(np.max(np.abs(a))) for a in k_out if a.size])
+    tol = 1e-5 * scale
+    vals, notes = {}, {}
+    for arm in ("as_written", "fixed"):
+        st = _settings(code, arm)
+        try:
+            g = Graph(model, st)
+            with torch.no_grad():
+                out = g.forward([_to_torch(a) for a in keras_inputs(model, x0)], bool(st.get("train_mode")))
+            t_out = _t_out(out)
+            vals[arm] = _diff(k_out, t_out, set())
+            if vals[arm] == float("inf"):
+                notes[arm] = f"output shapes differ: {[a.shape for a in t_out]} vs Keras {[a.shape for a in k_out]}"
+        except Unsupported as e:
+            if arm == "as_written" and "raises" in str(e):
+                vals[arm], notes[arm] = float("inf"), str(e)
+            else:
+                return {"metric": "max_abs_diff", "value": None, "value_fixed": None, "tolerance": None,
+                        "verdict": INCONCLUSIVE, "detail": f"no PyTorch reference for {e}", "series": {}}
+    value, value_fixed = vals["as_written"], vals["fixed"]
+    verdict = CONFIRMED if value > tol else NOT_CONFIRMED
+    if value_fixed > tol:
+        verdict = INCONCLUSIVE if value <= tol else verdict
+    hazard = {
+        "KL602": "nn.LayerNorm's default eps=1e-5 (Keras's: {})".format(
+            ", ".join(sorted({f"{ly.epsilon:g}" for ly in model._flatten_layers() if type(ly).__name__ == "LayerNormalization"}))),
+        "KL604": "kernels copied with reshape instead of a transpose/permute",
+        "KL605": "symmetric padding=k//2 where TensorFlow's 'same' pads asymmetrically",
+        "KL606": "nn.LSTM/nn.GRU with batch_first=False fed (batch, time, features)",
+        "KL607": "the PyTorch module left in training mode (no .eval())",
+    }[code]
+    fix = {"KL602": "eps matched", "KL604": "the kernels transposed", "KL605": "TensorFlow's asymmetric padding",
+           "KL606": "batch_first=True", "KL607": ".eval() called"}[code]
+    detail = (f"Keras vs a PyTorch port on one batch, same weights: max |Δ output| = {fmt_num(value)} with {hazard}"
+              + (f" ({notes['as_written']})" if "as_written" in notes else "")
+              + f"; {fmt_num(value_fixed)} with {fix}")
+    if code == "KL605" and verdict == NOT_CONFIRMED:
+        detail += " (at these input sizes both paddings are the same)"
+    return {"metric": "max_abs_diff", "value": value, "value_fixed": value_fixed, "tolerance": tol,
+            "verdict": verdict, "detail": detail, "series": {"as_written": [value], "fixed": [value_fixed]}}
+
+
+def torch_native(spec: dict) -> dict:
+    """KL401/KL603 for subclassed models: on the Keras torch backend the model's variables are
+    torch parameters, so the same forward pass trained by torch.optim (PyTorch's defaults as a
+    port writes them, and Keras's values) is compared with Keras's own optimizer."""
+    import keras
+    import torch
+
+    from keraslint.verify.capture import run_target
+
+    code, steps = spec["code"], int(spec["steps"])
+    cap = run_target(spec["target"], steps)
+    if cap.backend != "torch":
+        return {"error": "the torch-backend reference needs KERAS_BACKEND=torch"}
+    model = cap.model
+    torch.manual_seed(0)
+    _rates_to_zero(model)
+    w0 = snapshot(model)
+    recompile(cap, jit_compile=False)
+    kopt = model.optimizer
+    loss_obj = keras.losses.get(cap.compile_kwargs.get("loss"))
+    keras.utils.set_random_seed(1234)
+    k_w = []
+    for i in range(steps):
+        x, y, sw = cap.batches[i % len(cap.batches)]
+        train_batch(model, x, y, sw)
+        k_w.append([np.asarray(keras.ops.convert_to_numpy(v)) for v in model.trainable_variables])
+    runs = {}
+    for arm in ("as_written", "fixed"):
+        restore(model, w0)
+        params = [v.value for v in model.trainable_variables]
+        opt, kw = torch_optimizer(kopt, params, arm == "as_written")
+        series = []
+        for i in range(steps):
+            x, y, sw = cap.batches[i % len(cap.batches)]
+            opt.zero_grad()
+            out = model(keras.tree.map_structure(lambda a: torch.as_tensor(np.asarray(a)), x), training=True)
+            loss = loss_obj(torch.as_tensor(np.asarray(keras.tree.flatten(y)[0])), out)
+            loss.backward()
+            opt.step()
+            series.append(_diff(k_w[i], [v.detach().cpu().numpy() for v in params], set()))
+        runs[arm] = (series, kw)
+    (sa, kw_a), (sf, kw_f) = runs["as_written"], runs["fixed"]
+    scale = max([1.0] + [float(np.max(np.abs(a))) for a in k_w[-1] if a.size])
+    tol = 1e-4 * scale
+    value, value_fixed = sa[-1], sf[-1]
+    same = kw_a == kw_f
+    verdict = CONFIRMED if value > tol and not same else NOT_CONFIRMED
+    diffs = ", ".join(f"{k} {kw_a[k]} vs {kw_f[k]}" for k in kw_a if kw_a[k] != kw_f.get(k)) or "same values"
+    detail = (f"subclassed model {type(model).__name__} on the Keras torch backend: Keras's {type(kopt).__name__} vs "
+              f"torch.optim on the same forward pass, {steps} steps from the same weights and batches: max |Δ weight| = "
+              f"{fmt_num(value)} with PyTorch's defaults ({diffs}); {fmt_num(value_fixed)} with Keras's values")
+    if same:
+        detail += "; the port's optimizer equals Keras's"
+    if type(kopt).__name__ in ("Adam", "AdamW") and value_fixed > tol:
+        detail += "; the gap shrinks but cannot close: Keras adds ε to √v before bias correction, PyTorch to √v̂"
     return {"metric": "max_abs_diff", "value": value, "value_fixed": value_fixed, "tolerance": tol, "verdict": verdict,
             "detail": detail, "series": {"as_written": sa, "fixed": sf}}
 
