@@ -100,6 +100,8 @@ def canonical(qualname: str) -> str:
             name = "keras." + qualname[len(prefix):]
             break
     else:
+        if qualname.startswith("tensorflow.python."):
+            return _tf_internal(qualname)
         return qualname  # not Keras: numpy.*, tensorflow.*, torch.* stay as they are
     if name in _TOP_LEVEL:
         return _TOP_LEVEL[name]
@@ -114,6 +116,67 @@ def canonical(qualname: str) -> str:
     if name in _TOP_LEVEL:
         return _TOP_LEVEL[name]
     return name
+
+
+# TensorFlow's internal modules re-exported under public names: ``from
+# tensorflow.python.framework.ops import disable_eager_execution`` is the same object as
+# ``tf.compat.v1.disable_eager_execution``. Module -> public namespace ("" = ``tensorflow``).
+_TF_INTERNAL_MODULES = {
+    "tensorflow.python.ops.math_ops": "tensorflow.math",
+    "tensorflow.python.ops.array_ops": "tensorflow",
+    "tensorflow.python.ops.array_ops_stack": "tensorflow",
+    "tensorflow.python.ops.nn_ops": "tensorflow.nn",
+    "tensorflow.python.ops.nn_impl": "tensorflow.nn",
+    "tensorflow.python.ops.nn": "tensorflow.nn",
+    "tensorflow.python.ops.random_ops": "tensorflow.random",
+    "tensorflow.python.ops.stateless_random_ops": "tensorflow.random",
+    "tensorflow.python.ops.linalg_ops": "tensorflow.linalg",
+    "tensorflow.python.ops.control_flow_ops": "tensorflow",
+    "tensorflow.python.ops.cond": "tensorflow",
+    "tensorflow.python.ops.while_loop": "tensorflow",
+    "tensorflow.python.ops.variables": "tensorflow",
+    "tensorflow.python.ops.script_ops": "tensorflow",
+    "tensorflow.python.framework.constant_op": "tensorflow",
+    "tensorflow.python.framework.tensor_conversion": "tensorflow",
+    "tensorflow.python.framework.random_seed": "tensorflow.random",
+    "tensorflow.python.eager.def_function": "tensorflow",
+    "tensorflow.python.eager.polymorphic_function.polymorphic_function": "tensorflow",
+    "tensorflow.python.data.ops.dataset_ops": "tensorflow.data",
+    "tensorflow.python.data.ops.readers": "tensorflow.data",
+}
+# Objects whose public name differs from the internal one.
+_TF_INTERNAL_NAMES = {
+    "tensorflow.python.framework.ops.disable_eager_execution": "tensorflow.compat.v1.disable_eager_execution",
+    "tensorflow.python.framework.ops.enable_eager_execution": "tensorflow.compat.v1.enable_eager_execution",
+    "tensorflow.python.framework.ops.convert_to_tensor": "tensorflow.convert_to_tensor",
+    "tensorflow.python.framework.ops.Tensor": "tensorflow.Tensor",
+    "tensorflow.python.framework.ops.Graph": "tensorflow.Graph",
+    "tensorflow.python.compat.v2_compat.disable_v2_behavior": "tensorflow.compat.v1.disable_v2_behavior",
+    "tensorflow.python.framework.random_seed.set_random_seed": "tensorflow.random.set_seed",
+    "tensorflow.python.framework.random_seed.set_seed": "tensorflow.random.set_seed",
+    "tensorflow.python.framework.config.enable_op_determinism": "tensorflow.config.experimental.enable_op_determinism",
+    "tensorflow.python.data.ops.dataset_ops.DatasetV2": "tensorflow.data.Dataset",
+    "tensorflow.python.ops.random_ops.random_uniform": "tensorflow.random.uniform",
+    "tensorflow.python.ops.random_ops.random_normal": "tensorflow.random.normal",
+    "tensorflow.python.ops.random_ops.random_shuffle": "tensorflow.random.shuffle",
+    "tensorflow.python.ops.random_ops.random_gamma": "tensorflow.random.gamma",
+    "tensorflow.python.ops.random_ops.random_poisson": "tensorflow.random.poisson",
+    "tensorflow.python.ops.script_ops.eager_py_func": "tensorflow.py_function",
+}
+
+
+def _tf_internal(qualname: str) -> str:
+    """Public spelling of a name under ``tensorflow.python`` (unknown ones unchanged)."""
+    hit = _TF_INTERNAL_NAMES.get(qualname)
+    if hit is not None:
+        return hit
+    for mod, public in _TF_INTERNAL_MODULES.items():
+        if qualname.startswith(mod + "."):
+            rest = qualname[len(mod) + 1:]
+            name = f"{public}.{rest}"
+            # dataset_ops.Dataset.from_tensor_slices keeps its class path
+            return name
+    return qualname
 
 
 @lru_cache(maxsize=4096)

@@ -109,3 +109,26 @@ def test_run_eagerly_runs_train_step_python_every_step():
     traced.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert eager.steps == 8  # every step
     assert traced.steps < 8  # trace time only
+
+
+def test_tf_internal_aliases_are_the_public_objects():
+    from tensorflow.python.eager import def_function
+    from tensorflow.python.framework import ops as fops
+    from tensorflow.python.ops import math_ops, random_ops
+
+    from keraslint.names import canonical
+
+    pairs = [
+        (fops.disable_eager_execution, "tensorflow.python.framework.ops.disable_eager_execution",
+         tf.compat.v1.disable_eager_execution),
+        (math_ops.reduce_sum, "tensorflow.python.ops.math_ops.reduce_sum", tf.math.reduce_sum),
+        (random_ops.random_uniform, "tensorflow.python.ops.random_ops.random_uniform", tf.random.uniform),
+        (def_function.function, "tensorflow.python.eager.def_function.function", tf.function),
+    ]
+    for internal, qual, public in pairs:
+        assert internal is public
+        mod, _, name = canonical(qual).rpartition(".")
+        obj = tf
+        for part in mod.split(".")[1:]:
+            obj = getattr(obj, part)
+        assert getattr(obj, name) is public
