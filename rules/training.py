@@ -62,6 +62,12 @@ TORCH_COUNTERPART: dict = {
     "nadam": ("NAdam", (("lr", 0.002), ("eps", 1e-08))),
 }
 
+# Another implementation's optimizer class -> the Keras optimizer string of the same family.
+_TORCH_FAMILY = {v[0]: k for k, v in TORCH_COUNTERPART.items()}
+_TF1_FAMILY = {"AdamOptimizer": "adam", "RMSPropOptimizer": "rmsprop", "GradientDescentOptimizer": "sgd",
+               "MomentumOptimizer": "sgd", "AdagradOptimizer": "adagrad", "AdadeltaOptimizer": "adadelta",
+               "FtrlOptimizer": "ftrl"}
+
 # Public optimizer classes of Keras 3 whose constructor ends in the base optimizer's
 # `**kwargs` check (which rejects `lr` and ignores `decay`).
 OPTIMIZER_CLASSES = frozenset({
@@ -285,9 +291,12 @@ class ImplicitOptimizerDefaults(Rule):
     flagged. Only in a file with a *parity context*: one that builds a PyTorch model or
     optimizer, a raw-TensorFlow reference (`tf.Module`, TF1 optimizers, sessions) or a
     JAX reference; the message names it. In a Keras-only tutorial or test the string is
-    harmless and not reported (`strict = true` / `--strict` reports it everywhere); nor
-    where the file's PyTorch side builds only other optimizers (`torch.optim.SGD` beside
-    `optimizer="rmsprop"`: no PyTorch twin to drift from).
+    harmless and not reported (`strict = true` / `--strict` reports it everywhere). In
+    such a file the string is reported when the other side builds the same kind of
+    optimizer (`torch.optim.Adam`, `tf.compat.v1.train.AdamOptimizer`, `optax.adam`, named
+    in the message), or builds no optimizer but defines its model here (an `nn.Module`, a
+    TF1 graph); not when it builds only other optimizers (`torch.optim.SGD` beside
+    `optimizer="rmsprop"`) or only loads a pretrained model for inference.
 
     ## Why is this bad?
     The string hides every hyperparameter, and Keras's defaults are not the ones a
@@ -326,7 +335,7 @@ class ImplicitOptimizerDefaults(Rule):
         self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
         self._port = None
         self.pending: list = []  # (PyTorch twin, node, message with {parity}, fix) until the context is known
-        self.torch_optimizers: set = set()  # class names of torch.optim optimizers built in the file
+        self.other_optimizers: dict = {}  # family ("adam") -> (call, name) of a PyTorch/TF1/Optax optimizer
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
@@ -383,10 +392,9 @@ class ImplicitOptimizerDefaults(Rule):
                 arg = get_arg(node, "identifier", 0)
                 where = "get"
         if arg is None:
-            if ctx.uses_torch():
-                twin = self._torch_optimizer(node)
-                if twin is not None:
-                    self.torch_optimizers.add(twin)
+            other = self._other_optimizer(node)
+            if other is not None:
+                self.other_optimizers.setdefault(other[0], (node, other[1]))
             return
         value = literal_value(arg.value)
         indirect = False
@@ -418,7 +426,7 @@ class ImplicitOptimizerDefaults(Rule):
                 fix = Fix.safe(Replace(target, new_expr), *imports,
                                description=f"write out {cls_name}'s defaults")
         self.pending.append((
-            torch[0] if torch is not None else None,
+            value.lower(),
             arg.value if where == "compile" else node,
             f"`{shown}`{f' (= {value!r})' if indirect else ''} hides Keras {cls_name}'s defaults {hidden}{vs}"
             f"{{parity}}: pass `{cls_name}(...)` with the values written out",
@@ -433,22 +441,40 @@ class ImplicitOptimizerDefaults(Rule):
             return
         refs = {"ctx": parity.node} if parity.node is not None else None
         why = f" ({parity.phrase()})" if parity.kind == "strict" else f", which matters because {parity.phrase()}"
-        for counterpart, node, msg, fix in self.pending:
-            if parity.kind == "pytorch" and self.torch_optimizers and counterpart not in self.torch_optimizers:
-                # the PyTorch side trains with other optimizers: this string's defaults
-                # are not compared with a PyTorch twin (a book chapter showing each framework)
-                continue
+        defines = parity.evidence.startswith(("a subclass of", "`torch.nn.", "`tensorflow.compat.v1.", "`tensorflow.Session",
+                                              "`tensorflow.placeholder", "`flax.", "`haiku."))
+        for family, node, msg, fix in self.pending:
+            if parity.kind != "strict":
+                twin = self.other_optimizers.get(family)
+                if twin is not None:
+                    # name the twin the hidden defaults drift from
+                    self.report(node, msg.replace("{parity}", f", which matters because this file also builds "
+                                                              f"`{twin[1]}` ({{ctx}}) with its own defaults"),
+                                fix=fix, refs={"ctx": twin[0]})
+                    continue
+                if self.other_optimizers or not defines:
+                    # the other side trains with other optimizers (a book chapter showing each
+                    # framework), or it is a pretrained model loaded for inference: nothing for
+                    # this string's defaults to drift from
+                    continue
             self.report(node, msg.replace("{parity}", why), fix=fix, refs=refs)
 
-    def _torch_optimizer(self, node: cst.Call) -> Optional[str]:
-        """The class name of a `torch.optim` optimizer built by ``node`` (`Adam`, `SGD`)."""
+    def _other_optimizer(self, node: cst.Call) -> Optional[tuple]:
+        """(optimizer family, canonical name) of a PyTorch / TF1 / Optax optimizer built by
+        ``node`` (`torch.optim.Adam` -> "adam")."""
         if not isinstance(node.func, (cst.Name, cst.Attribute)):
             return None
         q = self.ctx.resolve(node.func)
-        if q is None or not q.startswith("torch.optim."):
+        if q is None:
             return None
-        last = q.rsplit(".", 1)[1]
-        return last if last[:1].isupper() and q.count(".") == 2 else None
+        last = q.rsplit(".", 1)[-1]
+        if q.startswith("torch.optim.") and q.count(".") == 2 and last in _TORCH_FAMILY:
+            return _TORCH_FAMILY[last], q
+        if q.startswith(("tensorflow.compat.v1.train.", "tensorflow.train.")) and last in _TF1_FAMILY:
+            return _TF1_FAMILY[last], q
+        if q.startswith("optax.") and last in OPTIMIZER_DEFAULTS:
+            return last, q
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -1353,10 +1379,12 @@ def _expr_texts(node: Any) -> set:
         def visit_Name(self, n: cst.Name) -> None:  # noqa: N802
             out.add(n.value)
 
-        def visit_Attribute(self, n: cst.Attribute) -> None:  # noqa: N802
+        def visit_Attribute(self, n: cst.Attribute) -> bool:  # noqa: N802
             d = dotted(n)
             if d is not None:
                 out.add(d)
+            n.value.visit(self)  # not the `.attr` name: `tf.keras.layers` does not use `layers`
+            return False
 
     node.visit(_V())
     return out

@@ -178,11 +178,15 @@ def test_kl401_needs_a_parity_context():
     port = "import torch\nimport keras\nref = torch.optim.Adam(params)\n" + keras_only.split("\n", 1)[1]
     found = check_source(port, select=["KL401"])
     assert [f.line for f in found] == [5]
-    assert "this file compares Keras with PyTorch (`torch.optim.Adam`, line 3)" in found[0].message
+    assert "this file also builds `torch.optim.Adam` (line 3) with its own defaults" in found[0].message
     tf1 = "import tensorflow as tf\nimport keras\nref = tf.compat.v1.train.AdamOptimizer(1e-3)\n" + \
         keras_only.split("\n", 1)[1]
     found = check_source(tf1, select=["KL401"])
-    assert [f.line for f in found] == [5] and "raw-TensorFlow reference" in found[0].message
+    assert [f.line for f in found] == [5] and "`tensorflow.compat.v1.train.AdamOptimizer` (line 3)" in found[0].message
+    module = "import torch\nimport keras\nclass Net(torch.nn.Module):\n    pass\n" + keras_only.split("\n", 1)[1]
+    found = check_source(module, select=["KL401"])
+    assert [f.line for f in found] == [6]
+    assert "this file compares Keras with PyTorch (a subclass of `torch.nn.Module`, line 3)" in found[0].message
 
 
 def test_kl401_needs_the_pytorch_twin_when_the_file_builds_optimizers():
@@ -193,6 +197,11 @@ def test_kl401_needs_the_pytorch_twin_when_the_file_builds_optimizers():
     assert codes(head + "m.compile(optimizer='sgd', loss='mse')\n", config=None) == [(5, "KL401")]
     no_opt = "import torch\nimport keras\nnet = torch.nn.Linear(2, 1)\nm = keras.Sequential()\n"
     assert codes(no_opt + "m.compile(optimizer='rmsprop', loss='mse')\n", config=None) == [(5, "KL401")]
+    # a pretrained PyTorch model loaded for inference: no optimizer to drift from
+    hf = ("import transformers\nimport keras\n"
+          "clf = transformers.AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')\n"
+          "m = keras.Sequential()\nm.compile(optimizer='nadam', loss='mse')\n")
+    assert codes(hf, config=None) == []
 
 
 def test_kl401_silent_on_a_pytorch_training_wrapper():
