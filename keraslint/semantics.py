@@ -255,6 +255,15 @@ class Context:
         self._lambda_marks: dict[int, str] = {}
         self._lambda_eager: set[int] = set()
         self._parity = ParityRecorder()
+        # `.map(fn)` on a parameter (`def prepare(data): return data.map(fn)`): graph
+        # context once a call site passes a dataset there. (function name, param index,
+        # param name, mapped function expr, reason)
+        self._param_maps: list = []
+        self._ds_args: set = set()  # (function name, index or keyword) given a dataset
+        # id(assigned value) -> (name, the value the name held before): `x = f(x)` reads
+        # the old `x` while the new one is already recorded (assignments are recorded on
+        # entry, before their value is visited)
+        self._before: dict = {}
         self._prescan(module.body)
 
     # ------------------------------------------------------------------ imports
@@ -684,12 +693,18 @@ class Context:
         if fn is None:
             for tgt in targets:
                 if isinstance(tgt, cst.Name):
+                    old = self.module_assigned.get(tgt.value)
+                    if old is not None:
+                        self._before[id(value)] = (tgt.value, old)
                     self.module_assigned[tgt.value] = value
             return
         for tgt in targets:
             for n in target_names(tgt):
                 fn.locals.add(n)
             if isinstance(tgt, cst.Name):
+                old = fn.assigned.get(tgt.value)
+                if old is not None:
+                    self._before[id(value)] = (tgt.value, old)
                 fn.assigned[tgt.value] = value
             else:
                 for n in target_names(tgt):
@@ -725,9 +740,11 @@ class Context:
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             if attr in ("map", "filter", "flat_map", "interleave") and node.args:
+                arg = get_arg(node, "map_func", 0) or get_arg(node, "predicate", 0) or node.args[0]
                 if self._receiver_is_dataset(func.value):
-                    arg = get_arg(node, "map_func", 0) or get_arg(node, "predicate", 0) or node.args[0]
                     self.mark_graph(arg.value, f"a function given to `Dataset.{attr}`")
+                else:
+                    self._note_param_map(func.value, arg.value, attr)
                 return
             if attr == "compile":
                 for kw in ("loss", "metrics", "weighted_metrics"):
@@ -736,6 +753,16 @@ class Context:
                         for fn_expr in _callables_in(a.value):
                             self.mark_graph(fn_expr, f"a function given to `compile({kw}=...)`")
                 return
+        if isinstance(func, cst.Name) and func.value in self.functions and node.args:
+            pos = 0
+            for a in node.args:
+                if a.star:
+                    break
+                key = a.keyword.value if a.keyword is not None else pos
+                if a.keyword is None:
+                    pos += 1
+                if self.is_dataset(self._value_here(a.value)):
+                    self._ds_args.add((func.value, key))
         q = self.resolve(func)
         if q is None:
             return
@@ -764,7 +791,43 @@ class Context:
             return v is None or self.is_dataset(v)
         return False
 
+    def _value_here(self, expr: Any) -> Any:
+        """``expr``, or for a Name being reassigned by the statement around it
+        (``train = prepare(train)``) the value it held before that statement."""
+        if isinstance(expr, cst.Name):
+            v = self.assigned_value(expr.value)
+            if v is not None and any(anc is v for anc in self.stack):
+                hit = self._before.get(id(v))
+                if hit is not None and hit[0] == expr.value:
+                    return hit[1]
+        return expr
+
+    def _note_param_map(self, receiver: Any, target: Any, attr: str) -> None:
+        base = receiver
+        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value in DATASET_METHODS:
+            base = base.func.value
+        fn = self.function
+        if not isinstance(base, cst.Name) or fn is None or not isinstance(fn.node, cst.FunctionDef):
+            return
+        names = [p.name.value for p in fn.params]
+        if base.value not in names or fn.cls is not None:
+            return
+        if not isinstance(target, (cst.Name, cst.Lambda)):
+            return
+        self._param_maps.append((fn.name, names.index(base.value), base.value, target,
+                                 f"a function given to `Dataset.{attr}` (on `{base.value}`, a dataset at the "
+                                 f"call of `{fn.name}`)"))
+
     def finish(self) -> None:
+        for fname, idx, pname, target, reason in self._param_maps:
+            if (fname, idx) in self._ds_args or (fname, pname) in self._ds_args:
+                self.mark_graph(target, reason)
+        self._param_maps = [pm for pm in self._param_maps
+                            if (pm[0], pm[1]) not in self._ds_args and (pm[0], pm[2]) not in self._ds_args]
+        if self._lambda_marks:
+            for fi in self.all_functions:
+                if fi.graph is None and isinstance(fi.node, cst.Lambda) and id(fi.node) in self._lambda_marks:
+                    fi.graph = self._lambda_marks[id(fi.node)]
         for fi in self.all_functions:
             if fi.graph is not None or not isinstance(fi.node, cst.FunctionDef):
                 continue
