@@ -79,12 +79,24 @@ OPTIMIZER_CLASSES = frozenset({
 # installed Keras lacks each): a file using them targets Keras 2.
 KERAS2_ONLY_METHODS = frozenset({"fit_generator", "evaluate_generator", "predict_generator", "predict_classes"})
 KERAS2_ONLY_MODULES = ("keras.layers.core", "keras.layers.convolutional", "keras.layers.merge",
-                       "keras.layers.recurrent", "keras.engine", "keras.utils.np_utils", "keras.wrappers.scikit_learn")
+                       "keras.layers.recurrent", "keras.engine", "keras.utils.np_utils", "keras.wrappers.scikit_learn",
+                       "keras.utils.generic_utils", "keras.layers.advanced_activations", "keras.layers.normalization",
+                       "keras.layers.embeddings", "keras.layers.pooling", "keras.layers.wrappers", "keras.layers.noise",
+                       "keras.utils.data_utils", "keras.utils.vis_utils", "keras.utils.conv_utils",
+                       "keras.mixed_precision.experimental", "keras.preprocessing.text", "keras.layers.experimental")
 KERAS2_ONLY_NAMES = frozenset({
     "keras.backend.get_session", "keras.backend.set_session", "keras.backend.set_learning_phase",
     "keras.backend.learning_phase", "keras.backend.function", "keras.layers.CuDNNLSTM", "keras.layers.CuDNNGRU",
     "keras.preprocessing.image.ImageDataGenerator",
 })
+
+def _keras_module(name: str) -> str:
+    """`tensorflow.keras.x` / `tensorflow.python.keras.x` -> `keras.x` (Keras 3 behind tf.keras)."""
+    for prefix in ("tensorflow.python.keras", "tensorflow.keras"):
+        if name == prefix or name.startswith(prefix + "."):
+            return "keras" + name[len(prefix):]
+    return name
+
 
 # Probability losses: string identifier -> (display, family); from_logits defaults to False.
 LOSS_STRINGS: dict = {
@@ -529,20 +541,21 @@ class LegacyOptimizerKwargs(Rule):
     def visit_Import(self, node: cst.Import) -> None:
         for a in node.names:
             name = dotted(a.name) or ""
-            if name.startswith(KERAS2_ONLY_MODULES):
+            if _keras_module(name).startswith(KERAS2_ONLY_MODULES):
                 self._keras2(f"`import {name}`")
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.relative or node.module is None:
             return
-        mod = dotted(node.module) or ""
+        raw = dotted(node.module) or ""
+        mod = _keras_module(raw)
         if mod.startswith(KERAS2_ONLY_MODULES):
-            self._keras2(f"`from {mod} import ...`")
+            self._keras2(f"`from {raw} import ...`")
         elif not isinstance(node.names, cst.ImportStar):
             for a in node.names:
-                if f"{mod}.{dotted(a.name)}" in KERAS2_ONLY_NAMES or f"{mod}.{dotted(a.name)}".startswith(
-                        KERAS2_ONLY_MODULES):
-                    self._keras2(f"`from {mod} import {dotted(a.name)}`")
+                full = f"{mod}.{dotted(a.name)}"
+                if full in KERAS2_ONLY_NAMES or full.startswith(KERAS2_ONLY_MODULES):
+                    self._keras2(f"`from {raw} import {dotted(a.name)}`")
 
     def finish(self) -> None:
         # A file written for Keras 2 (it also uses APIs Keras 3 removed: `fit_generator`,

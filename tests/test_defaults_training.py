@@ -293,7 +293,9 @@ def test_kl402_silent_in_a_keras2_file():
                   "from keras.layers.core import Dense\n",
                   "from keras.utils.np_utils import to_categorical\n",
                   "from keras.preprocessing.image import ImageDataGenerator\n",
-                  "from keras import backend as K\nsess = K.get_session()\n"):
+                  "from keras import backend as K\nsess = K.get_session()\n",
+                  "from keras.utils.generic_utils import Progbar\n",
+                  "from tensorflow.keras.mixed_precision import experimental as mixed_precision\n"):
         assert codes(code + extra, select=("KL402",)) == [], extra
     # sklearn's predict_proba is not a sign of Keras 2
     assert codes(code + "clf.predict_proba(x)\n", select=("KL402",)) == [(2, "KL402")]
