@@ -174,6 +174,7 @@ class Event:
     build: Optional[Build] = None
     target: str = ""  # "call": name of the local function / class
     loaded: bool = False  # "train": the trained model's weights were all loaded (not random)
+    synthetic: bool = False  # "train": `fit` on targets drawn at random (an API demo: nothing to learn)
 
 
 @dataclass
@@ -467,7 +468,7 @@ class Timeline:
             return
         if isinstance(func, cst.Attribute) and func.attr.value in ("fit", "train_on_batch", "fit_generator") \
                 and (self.is_model_value(func.value) or self._keras_callbacks(node) or self._keras_fit_kwargs(node)):
-            self._add("train", node, loaded=self._loaded_model(func.value))
+            self._add("train", node, loaded=self._loaded_model(func.value), synthetic=self._random_targets(node))
             if func.attr.value == "fit" and node.args and not ctx.is_dataset(node.args[0].value):
                 sh = get_arg(node, "shuffle")
                 if sh is None or literal_value(sh.value) not in (False,):
@@ -504,6 +505,23 @@ class Timeline:
                 self._add("opaque-seed", node)
         # -- generator uses (KL102)
         self._record_use(node, q)
+
+    def is_random_draw(self, expr: Any) -> bool:
+        """``np.random.random((n, 16))``, ``tf.random.normal(...)``, ``keras.random.uniform``
+        (through one assignment), with any dtype cast (``.astype``) on top."""
+        if isinstance(expr, cst.Name):
+            expr = self.ctx.assigned_value(expr.value)
+        while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "astype":
+            expr = expr.func.value
+        if not isinstance(expr, cst.Call):
+            return False
+        q = self.ctx.resolve(expr.func)
+        return q is not None and q.startswith(("numpy.random.", "tensorflow.random.", "keras.random.")) \
+            and q.rsplit(".", 1)[-1] not in NUMPY_NOT_DRAWS
+
+    def _random_targets(self, node: cst.Call) -> bool:
+        y = get_arg(node, "y", 1)
+        return y is not None and self.is_random_draw(y.value)
 
     def _keras_fit_kwargs(self, node: cst.Call) -> bool:
         return any(a.keyword is not None and a.keyword.value in KERAS_FIT_KWARGS for a in node.args)

@@ -70,15 +70,17 @@ def _call_site(late, early):
 class UnseededTraining(_TimelineRule):
     """
     ## What it does
-    Flags a script that trains a Keras model from random weights and never sets a seed,
-    where the file gives a reason to compare its runs: it asks for repeatable runs
-    (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`, `PYTHONHASHSEED`) but seeds
-    nothing, or it is an experiment script that takes its settings from the command line
-    or a config file (`argparse`, `absl.flags`, `fire`, `click`, `hydra`, `sys.argv`,
-    a YAML/gin config): it is run several times with different settings and the runs
-    are compared with each other. A parity context alone (a PyTorch or raw-TensorFlow
-    side) is not a reason: seeding Keras does not make a Keras run equal a PyTorch run,
-    each framework has its own generators. The finding is on the first construction that draws
+    Flags a program that trains a Keras model from random weights and never sets a seed:
+    a script run to produce results, whose runs are compared with each other. A document
+    (a notebook, or a literate tutorial script whose text sits in module-level string
+    blocks, keras.io style) shows one recorded run and is not flagged, unless it asks for
+    repeatable runs (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`, `PYTHONHASHSEED`)
+    without seeding or takes its settings from the command line or a config file
+    (`argparse`, `absl.flags`, `fire`, `click`, `hydra`, `sys.argv`, a YAML/gin config:
+    an experiment run several times with different settings); the message names that
+    reason. A parity context alone (a PyTorch or raw-TensorFlow side) is no reason:
+    seeding Keras does not make a Keras run equal a PyTorch run, each framework has its
+    own generators. The finding is on the first construction that draws
     random weights in execution order (module level, an `if __name__ == "__main__":`
     block, a `main()`-style function it calls, methods of this file's classes), or on the
     training call when the model comes from elsewhere.
@@ -91,9 +93,8 @@ class UnseededTraining(_TimelineRule):
     flagged, nor is one that trains only a model whose weights are all loaded
     (`load_model`, `load_weights`, a pretrained `keras.applications` model, a keras-hub
     `from_preset` model with no new head). Fine-tuning a pretrained backbone with a new
-    randomly initialized head does train random weights. A tutorial or notebook that only
-    shows training is not flagged: nobody compares two of its runs number by number. With
-    `strict = true` (or `check --strict`) every unseeded training script is reported.
+    randomly initialized head does train random weights. With `strict = true` (or `check
+    --strict`) documents that train are reported too.
 
     ## Why is this bad?
     Keras 3 layers and initializers draw their seed from Python's `random`
@@ -138,7 +139,17 @@ class UnseededTraining(_TimelineRule):
         seq = tl.sequence()
         if tl.seed_anywhere:
             return
-        trains = [e for e in tl.trains() if not e.loaded]
+        # training that runs when this file runs (a library module that defines a
+        # `train_step` or a `train()` nobody calls here is not a script)
+        trains = [s.event for s in seq if s.kind == "train" and not s.event.loaded]
+        # An API demo trains on targets drawn at random (`fit(x, np.random.random((n, 16)))`,
+        # a generator yielding random pairs to a custom loop): there is nothing to learn,
+        # so no result to reproduce.
+        trains = [e for e in trains if not e.synthetic]
+        if self.random_pairs and not any(self.ctx.resolve(e.node.func) is None and isinstance(e.node.func, cst.Attribute)
+                                         and e.node.func.attr.value in ("fit", "train_on_batch", "fit_generator")
+                                         for e in trains):
+            trains = []
         if not trains:
             return
         why = self._context()
@@ -147,7 +158,7 @@ class UnseededTraining(_TimelineRule):
         reason, ctx_node = why
         builds = [s for s in seq if s.kind == "build" and self._random_build(s)]
         first = next((s for s in builds if s.event.build.draws), builds[0] if builds else None)
-        train = next((s.event for s in seq if s.kind == "train" and not s.event.loaded), trains[0])
+        train = trains[0]
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
             what = f"`{short(first.node)}` creates random weights that this script trains (`{short(train.node)}`, {{train}})"
@@ -156,30 +167,63 @@ class UnseededTraining(_TimelineRule):
         else:
             what = f"`{short(train.node)}` trains a Keras model"
             node = train.node
-        msg = (f"{what} and no seed is set; {reason}: Keras 3 layers draw their initializer/dropout seed from "
+        msg = (f"{what} and no seed is set{reason}: Keras 3 layers draw their initializer/dropout seed from "
                f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different weights "
-               f"(call `keras.utils.set_random_seed(n)` after the imports)")
+               f"and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
+
+    random_pairs = False  # a generator/function yields (inputs, targets) drawn at random
+
+    def _random_pair(self, value) -> None:
+        if isinstance(value, cst.Tuple) and len(value.elements) >= 2 \
+                and self.tl.is_random_draw(value.elements[-1].value):
+            self.random_pairs = True
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if isinstance(node.value, cst.BaseExpression):
+            self._random_pair(node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self._random_pair(node.value)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if node.attr.value == "argv" and self.tl.cli is None and self.ctx.resolve(node) == "sys.argv":
             self.tl.cli = (node, "`sys.argv`")
 
     def _context(self) -> Optional[tuple]:
-        """Why two runs of this file are compared: (reason, node quoted as {ctx}). A
-        parity context alone is not one: seeding Keras does not make a Keras run equal a
-        PyTorch run (each framework has its own generators and initializers); what a seed
-        buys is that two runs of this script are equal."""
+        """Why the runs of this file are compared: (message part, node quoted as {ctx}), or
+        None. A program (a script run to produce results) is compared run against run; a
+        document (a notebook, a literate tutorial) shows one recorded run, and is reported
+        only where it asks for repeatability or takes settings from outside. A parity context
+        alone is no reason: seeding Keras does not make a Keras run equal a PyTorch run
+        (each framework has its own generators and initializers)."""
         tl = self.tl
         if tl.intent is not None:
-            return f"the script asks for repeatable runs ({tl.intent[1]}, {{ctx}}) but seeds nothing", tl.intent[0]
+            return f"; the script asks for repeatable runs ({tl.intent[1]}, {{ctx}}) but seeds nothing", tl.intent[0]
         if tl.cli is not None:
-            return (f"the script takes its settings from {tl.cli[2] if len(tl.cli) > 2 else 'the command line'} "
-                    f"({tl.cli[1]}, {{ctx}}), so its runs are compared with each other"), tl.cli[0]
+            return (f"; the script takes its settings from {tl.cli[2]} ({tl.cli[1]}, {{ctx}}), so its runs are "
+                    f"compared with each other"), tl.cli[0]
+        if not self._document():
+            return "", None
         par = self.ctx.parity
         if par is not None and par.kind == "strict":
-            return par.phrase(), None
+            return " (a notebook or tutorial document, reported because `strict` is on)", None
         return None
+
+    def _document(self) -> bool:
+        """A notebook, or a literate tutorial script (keras.io style: its text is in three
+        or more module-level string blocks between the code cells)."""
+        if self.ctx.path.endswith(".ipynb"):
+            return True
+        n = 0
+        for st in self.ctx.module.body[1:]:
+            if isinstance(st, cst.SimpleStatementLine) and len(st.body) == 1 and isinstance(st.body[0], cst.Expr) \
+                    and isinstance(st.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+                n += 1
+                if n >= 3:
+                    return True
+        return False
 
     def _random_build(self, step) -> bool:
         """Does this construction create random weights? Layers that draw a seed, `Input`
@@ -478,7 +522,7 @@ class OpDeterminismOff(_TimelineRule):
     def finish(self) -> None:
         tl = self.tl
         seq = tl.sequence()
-        if tl.determinism or not tl.trains():
+        if tl.determinism or not any(s.kind == "train" for s in seq):
             return
         if tl.backend is not None and tl.backend != "tensorflow":
             return
