@@ -212,6 +212,9 @@ class FunctionInfo:
     locals: set = field(default_factory=set)
     assigned: dict = field(default_factory=dict)
     returns: list = field(default_factory=list)
+    # name -> every value it may hold here: assignments in different arms of an
+    # if/else, loop or try all stay possible (a straight-line assignment resets it)
+    may: dict = field(default_factory=dict)
 
     @property
     def is_graph(self) -> bool:
@@ -461,7 +464,7 @@ class Context:
             return any(self._tainted(e.value, names) for e in expr.elements)
         if t is cst.IfExp:
             return self._tainted(expr.body, names) or self._tainted(expr.orelse, names)
-        if t is cst.StarredElement:
+        if t is cst.StarredElement or t is cst.NamedExpr:
             return self._tainted(expr.value, names)
         return False
 
@@ -470,12 +473,28 @@ class Context:
         if fn is None:
             return
         tainted = fn.tainted and self._tainted(value, fn.tainted)
+        branch = None
         for tgt in targets:
             for n in target_names(tgt):
                 if tainted:
                     fn.tainted.add(n)
-                else:
-                    fn.tainted.discard(n)
+                elif n in fn.tainted:
+                    # A tensor assigned in another arm (`if c: p = tf.random...  else: p = 0.5`)
+                    # may still be what the name holds: only a straight-line assignment
+                    # makes it a non-tensor.
+                    if branch is None:
+                        branch = self._in_branch(fn)
+                    if not branch:
+                        fn.tainted.discard(n)
+
+    def _in_branch(self, fn: FunctionInfo) -> bool:
+        """Is the node being visited inside an if/else, loop or try of ``fn``'s body?"""
+        for anc in reversed(self.stack):
+            if anc is fn.node:
+                return False
+            if isinstance(anc, (cst.If, cst.Else, cst.For, cst.While, cst.Try, cst.ExceptHandler, cst.IfExp)):
+                return True
+        return False
 
     # ------------------------------------------------------------------ data flow
     def assigned_value(self, name: str) -> Any:
@@ -705,6 +724,10 @@ class Context:
                 old = fn.assigned.get(tgt.value)
                 if old is not None:
                     self._before[id(value)] = (tgt.value, old)
+                    if self._in_branch(fn):
+                        fn.may.setdefault(tgt.value, [old]).append(value)
+                    else:
+                        fn.may.pop(tgt.value, None)
                 fn.assigned[tgt.value] = value
             else:
                 for n in target_names(tgt):

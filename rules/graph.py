@@ -314,7 +314,10 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
         if expr.value in {p.name.value for p in fn.params}:
             return False
         v = fn.assigned.get(expr.value)
-        return v is not None and v is not expr and ctx.is_tainted(expr) and _tensor_value(ctx, v, depth + 1)
+        if v is None or v is expr or not ctx.is_tainted(expr):
+            return False
+        # any value it may hold (both arms of an if/else) that is a tensor
+        return any(w is not expr and _tensor_value(ctx, w, depth + 1) for w in fn.may.get(expr.value, (v,)))
     if t is cst.Comparison:
         if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
             return False
@@ -330,6 +333,10 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
         return _tensor_value(ctx, expr.expression, depth + 1) or _tensor_param(ctx, expr.expression)
     if t is cst.Subscript:
         return _tensor_value(ctx, expr.value, depth + 1) or _tensor_param(ctx, expr.value)
+    if t is cst.NamedExpr:  # `if (peak := ops.max(x)) > 1.0:`
+        return _tensor_value(ctx, expr.value, depth + 1)
+    if t is cst.IfExp:  # `s = ops.sum(x) if k else 1.0`: either arm may be what it holds
+        return _tensor_value(ctx, expr.body, depth + 1) or _tensor_value(ctx, expr.orelse, depth + 1)
     return False
 
 
