@@ -837,6 +837,10 @@ class TraceTimeSideEffect(Rule):
     `self.count += 1`, assigning a `global`). `tf.print`, `tf.random.*`,
     `keras.random.*` with a `SeedGenerator`, `add_loss`, metric updates and the same
     code in `__init__`/`build` (which run once, by design) are fine and not flagged.
+    Neither are prints of static things (shapes, dtypes, strings) or prints that announce
+    tracing (`print("Tracing", x)`): their text is the same at every step. Nothing is
+    flagged in a model compiled with `run_eagerly=True` or after
+    `tf.config.run_functions_eagerly(True)`: the Python then runs at every step.
 
     ## Why is this bad?
     Python code in a traced function runs once, when the function is traced, not at every
@@ -1250,6 +1254,15 @@ class MissingGetConfig(Rule):
       pass the constructor arguments on to Keras's automatic config (Keras 3.15), so
       plain arguments are not recorded either.
     * Keras 2 (`tf_keras`) layers and models: any constructor argument.
+
+    It fires only where the file serializes the class: `model.save(...)`,
+    `keras.saving.save_model`, a `ModelCheckpoint` that saves whole models,
+    `clone_model`, `get_config()`/`to_json()`, `serialize_keras_object`, pickling, or a
+    stated intent (`@register_keras_serializable`, a public `@..._export` class, listed in
+    `custom_objects`). `save_weights`, `tf.train.Checkpoint`, `export` and
+    `tf.saved_model.save` never ask for the config, and a layer built inside a subclassed
+    model's `__init__` is rebuilt by that constructor, so none of these is flagged. The
+    "saves the defaults" case is not flagged where only the defaults are ever passed.
 
     ## Why is this bad?
     The model trains and predicts, and fails only when it is saved, usually at the end
