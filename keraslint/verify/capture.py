@@ -122,6 +122,24 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
 
     Operation.__new__ = new_hook
     undo.append(lambda: setattr(Operation, "__new__", orig_new))
+    try:
+        from keras.src.optimizers.base_optimizer import BaseOptimizer
+    except ImportError:  # pragma: no cover
+        BaseOptimizer = None
+    if BaseOptimizer is not None and "__new__" not in BaseOptimizer.__dict__:
+        def opt_new_hook(cls, *args, **kwargs):
+            inst = object.__new__(cls)
+            caller = sys._getframe(1).f_code.co_filename
+            if os.path.abspath(caller) == path:
+                inst.__dict__["_keraslint_explicit"] = set(kwargs) | (
+                    {"learning_rate"} if args else set())
+            return inst
+
+        def opt_new_plain(cls, *args, **kwargs):
+            return object.__new__(cls)
+
+        BaseOptimizer.__new__ = opt_new_hook
+        undo.append(lambda: setattr(BaseOptimizer, "__new__", opt_new_plain))
     orig_model_new = keras.Model.__dict__.get("__new__")
     if orig_model_new is not None:
         def model_new_hook(cls, *args, **kwargs):
@@ -405,7 +423,10 @@ def fresh_optimizer(cap: Capture):
     if isinstance(opt, str):
         return keras.optimizers.get(opt)
     if isinstance(opt, keras.optimizers.Optimizer):
-        return type(opt).from_config(opt.get_config())
+        new = type(opt).from_config(opt.get_config())
+        if "_keraslint_explicit" in opt.__dict__:
+            new.__dict__["_keraslint_explicit"] = opt.__dict__["_keraslint_explicit"]
+        return new
     return keras.optimizers.get(opt)
 
 

@@ -135,6 +135,12 @@ def _run_experiment(code, exp, target, steps, timeout, progress, workdir, env) -
         return _float_runs(code, base, remaining, tick, workdir)
     if exp == "graph-mode-vs-eager":
         return _graph_mode_runs(base, remaining, tick, workdir)
+    if code in ("KL401", "KL603") and env.get("KERAS_BACKEND") != "torch" and _subclassed_only(target):
+        # a subclassed model has no layer-by-layer reference: go straight to the torch backend
+        r = run_child(dict(base, mode="torch-native", env=dict(base["env"], KERAS_BACKEND="torch")), remaining(),
+                      workdir, tick)
+        if r.ok:
+            return r.data
     r = run_child(dict(base, mode=exp), remaining(), workdir, tick)
     if r.ok:
         res = r.data
@@ -277,6 +283,31 @@ def _float_runs(code: str, base: dict, remaining, tick, workdir: str) -> dict:
     return {"experiment": "float32-vs-float64", "metric": "max_abs_diff", "value": value, "tolerance": tol,
             "value_fixed": value_fixed, "verdict": CONFIRMED if value > tol else NOT_CONFIRMED,
             "detail": detail, "series": {"as_written": series, "fixed": series_f}}
+
+
+def _subclassed_only(target: str) -> bool:
+    """The script defines a keras.Model subclass with its own call and builds no functional or
+    Sequential model (static look, standard library only)."""
+    import ast
+
+    try:
+        with open(target.split("::", 1)[0], "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    subclass = functional = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+            if any(b == "Model" for b in bases) and any(
+                    isinstance(n, ast.FunctionDef) and n.name == "call" for n in node.body):
+                subclass = True
+        elif isinstance(node, ast.Call):
+            fn = node.func
+            name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+            if name == "Sequential" or (name in ("Model", "Functional") and len(node.args) + len(node.keywords) >= 2):
+                functional = True
+    return subclass and not functional
 
 
 def _graph_mode_runs(base: dict, remaining, tick, workdir: str) -> dict:

@@ -344,12 +344,15 @@ def torch_optimizer(kopt, params, use_torch_defaults: bool):
         keras_key = {"lr": "learning_rate", "eps": "epsilon", "alpha": "rho", "momentum": "momentum",
                      "nesterov": "nesterov", "amsgrad": "amsgrad", "centered": "centered",
                      "weight_decay": "weight_decay", "initial_accumulator_value": "initial_accumulator_value"}
+        stated = getattr(kopt, "_keraslint_explicit", None)  # the constructor's keywords, if the user built it
         kw = {}
         for k, v in mine.items():
-            if k == "betas":
+            kk = keras_key.get(k, k)
+            if stated is not None:
+                explicit = ({"beta_1", "beta_2"} & stated) if k == "betas" else kk in stated
+            elif k == "betas":
                 explicit = (c.get("beta_1"), c.get("beta_2")) != (kd.get("beta_1"), kd.get("beta_2"))
             else:
-                kk = keras_key.get(k, k)
                 explicit = kk in c and c.get(kk) != kd.get(kk)
             kw[k] = v if explicit or k not in d else d[k]
         if kw.get("lr") is None:
@@ -808,7 +811,6 @@ def torch_native(spec: dict) -> dict:
     w0 = snapshot(model)
     recompile(cap, jit_compile=False)
     kopt = model.optimizer
-    loss_obj = keras.losses.get(cap.compile_kwargs.get("loss"))
     keras.utils.set_random_seed(1234)
     k_w = []
     for i in range(steps):
@@ -825,7 +827,8 @@ def torch_native(spec: dict) -> dict:
             x, y, sw = cap.batches[i % len(cap.batches)]
             opt.zero_grad()
             out = model(keras.tree.map_structure(lambda a: torch.as_tensor(np.asarray(a)), x), training=True)
-            loss = loss_obj(torch.as_tensor(np.asarray(keras.tree.flatten(y)[0])), out)
+            loss = model.compute_loss(x=None, y=keras.tree.map_structure(lambda a: torch.as_tensor(np.asarray(a)), y),
+                                      y_pred=out)
             loss.backward()
             opt.step()
             series.append(_diff(k_w[i], [v.detach().cpu().numpy() for v in params], set()))
