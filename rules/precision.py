@@ -451,8 +451,16 @@ class Float16Output(TimelineRule):
 
     def _bound(self, node: cst.Call) -> set:
         """Names the model built by ``node`` is assigned to; for a model a local function
-        returns, also the names its callers assign the result to (resolved in finish)."""
+        returns, also the names its callers assign the result to (resolved in finish). A
+        model built inside a method of a Keras layer/model class of this file is a block of
+        that class: marked inner."""
         out: set = set()
+        fn = self.ctx.function
+        while fn is not None and fn.cls is None:
+            fn = fn.parent
+        if fn is not None and self.ctx.class_kind(fn.cls) is not None:
+            self.inner_names.add("@inner:" + str(id(node)))
+            return {"@inner:" + str(id(node))}
         stack = self.ctx.stack
         if len(stack) >= 2 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
             for t in stack[-2].targets:

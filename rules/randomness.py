@@ -268,6 +268,11 @@ class PartialSeeding(_TimelineRule):
     torch only under the torch backend). The message names each unseeded generator and
     the call that uses it: Keras 3 layer constructors, `np.random.permutation`,
     `random.shuffle`, `tf.random.*` or `Dataset.shuffle` without `seed=`, `fit`'s shuffling.
+    Only the script's seeding counts (module level, the main function, a helper that only
+    seeds): a teaching helper that seeds its own draws (`def apply_noise(x, seed):
+    np.random.seed(seed); ...`) is not it. Only draws that run after the seed count, and
+    the script must train: a conversion check or a demo sampling from a loaded model
+    seeds to fix its inputs, and what it leaves unseeded changes nothing it compares.
 
     ## Why is this bad?
     Each library has its own generator. `tf.random.set_seed` does not make Keras 3 weights
@@ -314,7 +319,9 @@ class PartialSeeding(_TimelineRule):
         if any(s.kind == "opaque-seed" for s in seq):
             return
         seeds = [s for s in seq if s.kind == "seed"]
-        if not seeds:
+        if not seeds or not any(s.kind == "train" for s in seq):
+            # a script that trains nothing (a conversion check, sampling from a loaded model)
+            # seeds to fix its inputs; generators it leaves unseeded change nothing it compares
             return
         covered = set()
         for s in seeds:

@@ -391,6 +391,7 @@ def test_torch_unseeded_beside_keras_seed():
     tf.config.experimental.enable_op_determinism()
     k = keras.Sequential([keras.layers.Dense(1)])
     t = torch.nn.Linear(4, 1)
+    k.fit(x, y, epochs=1)
     """
     found = check_source(textwrap.dedent(src), select=["KL102"])
     assert [(f.line, f.code) for f in found] == [(6, "KL102")]
