@@ -404,6 +404,71 @@ def test_imported_factory_model_trained_here_is_seen():
     assert _codes(seeded, ("KL101",)) == []
 
 
+def test_api_demo_on_random_targets_is_not_flagged():
+    # keras repo demo: fit on targets drawn at random, and a custom loop fed random pairs
+    src = """
+    import numpy as np
+    import keras
+
+    model = keras.Sequential([keras.Input((128,)), keras.layers.Dense(16)])
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.random((50000, 128))
+    y = np.random.random((50000, 16))
+    model.fit(x, y, batch_size=32, epochs=1)
+    """
+    assert _codes(src, ("KL101",)) == []
+    src = """
+    import numpy as np
+    import keras
+
+    class Dataset:
+        def __iter__(self):
+            for _ in range(10):
+                yield (np.random.random((32, 128)), np.random.random((32, 4)).astype("float32"))
+
+    model = keras.Sequential([keras.Input((128,)), keras.layers.Dense(4)])
+    optimizer = keras.optimizers.SGD()
+    for x, y in Dataset():
+        optimizer.apply(grads_of(model, x, y), model.trainable_weights)
+    """
+    assert _codes(src, ("KL101",)) == []
+    # the near miss: targets computed from the inputs (a synthetic task) are learnable
+    src = """
+    import numpy as np
+    import keras
+
+    model = keras.Sequential([keras.Input((128,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.random((50000, 128))
+    model.fit(x, x.sum(axis=1), epochs=1)
+    """
+    assert _codes(src, ("KL101",)) == [(5, "KL101")]
+
+
+def test_library_module_with_a_train_step_is_not_a_script():
+    src = """
+    import tensorflow as tf
+    import keras
+
+    class GAN(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.gen = keras.Sequential([keras.layers.Dense(4)])
+            self.opt = keras.optimizers.Adam()
+
+        def train_step(self, data):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(self.gen(data))
+            grads = tape.gradient(loss, self.gen.trainable_weights)
+            self.opt.apply_gradients(zip(grads, self.gen.trainable_weights))
+            return {"loss": loss}
+
+    def train(model, ds):
+        model.fit(ds, epochs=10)
+    """
+    assert _codes(src, ("KL101", "KL104"), config=STRICT) == []
+
+
 def test_sklearn_fit_is_not_keras_training():
     src = """
     import argparse
@@ -526,6 +591,21 @@ def test_seed_for_sampling_after_training_covers_only_the_samples():
     tf.random.set_seed(196)
     z = tf.random.normal((2, 8))
     images = gan(z)
+    """
+    assert _codes(src, ("KL102",)) == []
+
+
+def test_partial_seeding_in_a_script_that_does_not_train_is_not_flagged():
+    # a conversion check: Keras seeded, the shared input drawn from torch's generator
+    src = """
+    import keras
+    import torch
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.load_weights("converted.weights.h5")
+    x = torch.randint(0, 10, (2, 4)).float()
+    print(model.predict(x.numpy()) - reference(x).detach().numpy())
     """
     assert _codes(src, ("KL102",)) == []
 
