@@ -82,11 +82,9 @@ def build(layer, settings: dict):
 
     if name == "Dense":
         act = _act(_act_name(layer))
-        if settings.get("no_transpose"):
-            if w[0].shape[0] != w[0].shape[1]:
-                raise Unsupported(f"copying the {w[0].shape} kernel of {layer.name} into a "
-                                  f"{w[0].shape[::-1]} weight without a transpose raises")
+        if settings.get("no_transpose") and w[0].shape[0] == w[0].shape[1]:
             kernel = T(w[0].reshape(w[0].shape[1], w[0].shape[0]))
+            settings.setdefault("notes", []).append(f"{layer.name} {w[0].shape} copied as is")
         else:
             kernel = T(w[0].T)
         bias = T(w[1]) if layer.use_bias else None
@@ -106,6 +104,8 @@ def build(layer, settings: dict):
         inv = (2, 1, 0) if nd == 1 else (2, 3, 1, 0)
         kernel = T(np.transpose(w[0], perm) if not settings.get("no_transpose") else
                    w[0].reshape(np.transpose(w[0], perm).shape))
+        if settings.get("no_transpose"):
+            settings.setdefault("notes", []).append(f"{layer.name} kernel {w[0].shape} reshaped, not permuted")
         bias = T(w[1]) if layer.use_bias else None
         strides, dil, ks = tuple(cfg["strides"]), tuple(cfg["dilation_rate"]), tuple(cfg["kernel_size"])
         symmetric = bool(settings.get("symmetric_padding"))
@@ -527,8 +527,10 @@ class Graph:
                     out.append(p)
         return out
 
-    def _call(self, op, training, *args, **kwargs):
+    def _call(self, op, _training, *args, **kwargs):
         import keras
+
+        training = _training
 
         if id(op) in self.sub:
             g = self.sub[id(op)]
@@ -761,6 +763,8 @@ def torch_forward(spec: dict) -> dict:
                 out = g.forward([_to_torch(a) for a in keras_inputs(model, x0)], bool(st.get("train_mode")))
             t_out = _t_out(out)
             vals[arm] = _diff(k_out, t_out, set())
+            if arm == "as_written" and st.get("notes"):
+                notes[arm] = "; ".join(st["notes"][:3])
             if vals[arm] == float("inf"):
                 notes[arm] = f"output shapes differ: {[a.shape for a in t_out]} vs Keras {[a.shape for a in k_out]}"
         except Unsupported as e:
