@@ -50,6 +50,8 @@ LOW_DTYPES = {"float16", "bfloat16", "mixed_float16", "mixed_bfloat16"}
 NON_FLOAT_OUTPUT = {"Input", "InputLayer", "Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer",
                     "StringLookup", "IntegerLookup", "TextVectorization", "Hashing", "HashedCrossing",
                     "CategoryEncoding", "Discretization"}
+# Keras 2 helper modules whose functions take and return plain Python/NumPy values.
+KERAS2_PURE_UTILS = ("conv_utils.", "np_utils.")
 # What Keras 3 says about Keras 2 layers and TF1 layers / graph mode.
 KERAS2_LAYER_ERROR = "Only instances of `keras.Layer` can be added to a Sequential model"
 TF1_LAYERS_ERROR = "is not available with Keras 3."
@@ -645,6 +647,19 @@ class Float16Output(TimelineRule):
 _KERAS3_ROOTS = ("keras", "keras_hub", "keras_nlp")
 
 
+def _mentions_version(expr: Any) -> bool:
+    """Does a condition read a version (``__version__``, ``version_info``, ``VERSION``)?"""
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            if n.value in ("__version__", "version_info", "VERSION", "is_tf_keras", "tf_version", "keras_version"):
+                found.append(n)
+
+    expr.visit(V())
+    return bool(found)
+
+
 class MixedKerasImports(TimelineRule):
     """
     ## What it does
@@ -694,7 +709,11 @@ class MixedKerasImports(TimelineRule):
         self.attr_uses: list = []  # (node, raw qualname)
 
     def _legacy(self, raw: str) -> Optional[str]:
-        """Why ``raw`` is a Keras 2 object, or None."""
+        """Why ``raw`` is a Keras 2 object, or None. Keras 2's pure helper modules
+        (`utils.conv_utils.normalize_tuple`, `utils.np_utils.to_categorical`) return tuples,
+        strings and arrays, no Keras object: using them beside Keras 3 is harmless."""
+        if any(f".utils.{m}" in raw + "." for m in KERAS2_PURE_UTILS):
+            return None
         if raw == "tf_keras" or raw.startswith("tf_keras."):
             return "tf_keras"
         if raw == "tensorflow.python.keras" or raw.startswith("tensorflow.python.keras."):
@@ -719,10 +738,14 @@ class MixedKerasImports(TimelineRule):
 
     def _optional(self) -> bool:
         """Inside ``try:`` whose handlers catch ImportError (or everything): an optional
-        dependency the file handles when absent (interop tests, compat shims)."""
+        dependency the file handles when absent (interop tests, compat shims); or inside an
+        ``if``/``else`` on a version (``tf.__version__ < '1.15'``, ``sys.version_info``):
+        a compat branch for another release."""
         stack = self.ctx.stack
         for i in range(len(stack) - 1, 0, -1):
             n = stack[i]
+            if isinstance(n, cst.If) and _mentions_version(n.test):
+                return True
             if isinstance(n, cst.IndentedBlock) and isinstance(stack[i - 1], cst.Try) and stack[i - 1].body is n:
                 for h in stack[i - 1].handlers:
                     t = h.type
