@@ -62,6 +62,14 @@ TORCH_COUNTERPART: dict = {
     "nadam": ("NAdam", (("lr", 0.002), ("eps", 1e-08))),
 }
 
+# Keras layers that wrap another framework's module: it becomes part of the Keras model.
+_FOREIGN_WRAPPERS = {"TorchModuleWrapper", "FlaxLayer", "JaxLayer"}
+
+
+def _last(func: Any) -> str:
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value
+
+
 # Another implementation's optimizer class -> the Keras optimizer string of the same family.
 _TORCH_FAMILY = {v[0]: k for k, v in TORCH_COUNTERPART.items()}
 _TF1_FAMILY = {"AdamOptimizer": "adam", "RMSPropOptimizer": "rmsprop", "GradientDescentOptimizer": "sgd",
@@ -348,6 +356,7 @@ class ImplicitOptimizerDefaults(Rule):
         self._port = None
         self.pending: list = []  # (PyTorch twin, node, message with {parity}, fix) until the context is known
         self.other_optimizers: dict = {}  # family ("adam") -> (call, name) of a PyTorch/TF1/Optax optimizer
+        self.wraps_foreign = False  # keras.layers.TorchModuleWrapper / FlaxLayer / JaxLayer: one model, Keras-trained
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
@@ -407,6 +416,10 @@ class ImplicitOptimizerDefaults(Rule):
             other = self._other_optimizer(node)
             if other is not None:
                 self.other_optimizers.setdefault(other[0], (node, other[1]))
+            elif isinstance(node.func, (cst.Name, cst.Attribute)) and _last(node.func) in _FOREIGN_WRAPPERS:
+                q = ctx.resolve(node.func)
+                if q is not None and q.startswith("keras."):
+                    self.wraps_foreign = True
             return
         value = literal_value(arg.value)
         indirect = False
@@ -453,8 +466,11 @@ class ImplicitOptimizerDefaults(Rule):
             return
         refs = {"ctx": parity.node} if parity.node is not None else None
         why = f" ({parity.phrase()})" if parity.kind == "strict" else f", which matters because {parity.phrase()}"
-        defines = parity.evidence.startswith(("a subclass of", "`torch.nn.", "`tensorflow.compat.v1.", "`tensorflow.Session",
-                                              "`tensorflow.placeholder", "`flax.", "`haiku."))
+        # the other side defines its model here (not a pretrained model loaded for inference,
+        # not a module wrapped into a Keras layer and trained by Keras); a Flax/Haiku module
+        # without an Optax optimizer is the Keras JAX backend's own integration
+        defines = parity.kind in ("pytorch", "tensorflow") and not self.wraps_foreign and parity.evidence.startswith(
+            ("a subclass of", "`torch.nn.", "`tensorflow.compat.v1.", "`tensorflow.Session", "`tensorflow.placeholder"))
         for family, node, msg, fix in self.pending:
             if parity.kind != "strict":
                 twin = self.other_optimizers.get(family)

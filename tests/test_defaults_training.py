@@ -202,6 +202,17 @@ def test_kl401_needs_the_pytorch_twin_when_the_file_builds_optimizers():
           "clf = transformers.AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')\n"
           "m = keras.Sequential()\nm.compile(optimizer='nadam', loss='mse')\n")
     assert codes(hf, config=None) == []
+    # a torch module wrapped into a Keras layer is part of the Keras model, trained by Keras
+    wrapped = ("import torch\nimport keras\n"
+               "layer = keras.layers.TorchModuleWrapper(torch.nn.Linear(4, 1))\n"
+               "m = keras.Sequential([layer])\nm.compile(optimizer='sgd', loss='mse')\n")
+    assert codes(wrapped, config=None) == []
+    # a Flax module without an Optax optimizer (the JAX backend's own integration)
+    flax = ("import flax.linen as nn\nimport keras\nclass Net(nn.Module):\n    pass\n"
+            "m = keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n")
+    assert codes(flax, config=None) == []
+    assert codes(flax.replace("import keras\n", "import keras\nimport optax\ntx = optax.adam(1e-3)\n"),
+                 config=None) == [(8, "KL401")]
 
 
 def test_kl401_silent_on_a_pytorch_training_wrapper():
