@@ -146,8 +146,11 @@ def verify_cmd(
     fmt: Annotated[str, typer.Option("--format", metavar="FMT", autocompletion=_completer(("text", "json")),
                                      help="text (default) or json")] = "text",
     plot: Annotated[Optional[str], typer.Option("--plot", metavar="PNG", help="draw the metric per step to this PNG")] = None,
+    port: Annotated[Optional[str], typer.Option(
+        "--port", metavar="[KERAS,TORCH]",
+        help="diff your own PyTorch port against the Keras model layer by layer (optionally name the two objects)")] = None,
 ) -> int:
-    return _verify(target=target, rule=rule, steps=steps, timeout=timeout, fmt=fmt, plot=plot)
+    return _verify(target=target, rule=rule, steps=steps, timeout=timeout, fmt=fmt, plot=plot, port=port)
 
 
 @app.command("rules", help="List the rules (default: in the default set; opt-in: only with --select).",
@@ -192,8 +195,22 @@ def _usage_line(e) -> str:
     return f"{msg} (see `{where} --help`)"
 
 
+def _optional_values(argv: list) -> list:
+    """``verify --port`` takes an optional value (argparse's ``nargs="?"``), which click
+    options cannot: ``--port`` followed by nothing or by another option is ``--port=``."""
+    if not argv or argv[0] != "verify":
+        return argv
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        if a == "--port" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out[i] = "--port="
+    return out
+
+
 def main(argv: Optional[list] = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _optional_values(sys.argv[1:] if argv is None else list(argv))
     try:  # typer >= 0.26 vendors click
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - typer with click as a dependency
@@ -384,7 +401,7 @@ def _explain(code_arg: str) -> int:
     return EXIT_OK
 
 
-def _verify(*, target: str, rule, steps: int, timeout: float, fmt: str, plot) -> int:
+def _verify(*, target: str, rule, steps: int, timeout: float, fmt: str, plot, port=None) -> int:
     if fmt not in ("text", "json"):
         raise UsageError(f"invalid --format {fmt!r}: choose from text, json")
     if steps < 1:
@@ -411,4 +428,7 @@ def _verify(*, target: str, rule, steps: int, timeout: float, fmt: str, plot) ->
                          f"pip install 'keraslint[verify]'")
     from keraslint.verify import run_cli
 
-    return run_cli(target=target, rules=rules, steps=steps, timeout=timeout, fmt=fmt, plot=plot)
+    if port is not None and port and len([p for p in port.split(",") if p.strip()]) != 2:
+        raise UsageError(f"--port takes two names, KERAS,TORCH (got {port!r})")
+    kwargs = {} if port is None else {"port": port}
+    return run_cli(target=target, rules=rules, steps=steps, timeout=timeout, fmt=fmt, plot=plot, **kwargs)

@@ -496,3 +496,23 @@ def test_action_check_step_runs_locally(tmp_path):
             assert doc["runs"][0]["results"][0]["ruleId"] == "KL301"
         else:
             assert r.stdout.startswith("::error file=hazard.py,line=7")
+
+
+def test_verify_port_takes_an_optional_value(tmp_path, monkeypatch, capsys):
+    import keraslint.verify as verify
+
+    from keraslint import cli
+
+    script = tmp_path / "train.py"
+    script.write_text(CLEAN)
+    seen = []
+    monkeypatch.setattr(verify, "run_cli", lambda **kw: seen.append(kw) or 0)
+    s = str(script)
+    assert cli.main(["verify", s]) == 0 and "port" not in seen[-1]
+    assert cli.main(["verify", s, "--port"]) == 0 and seen[-1]["port"] == ""
+    assert cli.main(["verify", s, "--port", "--steps", "3"]) == 0 and (seen[-1]["port"], seen[-1]["steps"]) == ("", 3)
+    assert cli.main(["verify", s, "--port", "model,net"]) == 0 and seen[-1]["port"] == "model,net"
+    assert cli.main(["verify", "--port", "model,net", s]) == 0 and seen[-1]["port"] == "model,net"
+    capsys.readouterr()
+    assert cli.main(["verify", s, "--port", "model"]) == 2
+    assert "--port takes two names" in capsys.readouterr().err
