@@ -577,10 +577,32 @@ class LegacyOptimizerKwargs(Rule):
         # A file written for Keras 2 (it also uses APIs Keras 3 removed: `fit_generator`,
         # `keras.layers.core`, `K.get_session`...) does not run on Keras 3 anyway, and there
         # `lr=`/`decay=` are the right spellings (Keras 2.0-2.2 had no `learning_rate=`).
+        if self.pending and self.keras2 is None:
+            self._keras2_in_project()
         if self.keras2 is not None:
             return
         for node, msg, fix in self.pending:
             self.report(node, msg, fix=fix)
+
+    def _keras2_in_project(self) -> None:
+        """A project module this file imports (its closure, from the project summaries)
+        imports a module Keras 3 removed: the project, and this file with it, needs Keras 2
+        (keras-rl's examples import `rl`, whose callbacks import `keras.utils.generic_utils`)."""
+        view = getattr(self.ctx, "project", None)
+        if view is None:
+            return
+        for f in sorted(view.closure):
+            if f == view.path:
+                continue
+            try:
+                imports = view.modules[f].get("imports", {})
+            except Exception:  # noqa: BLE001 - a summary we cannot read: no evidence
+                continue
+            for full in imports.values():
+                mod = _keras_module(full)
+                if mod.startswith(KERAS2_ONLY_MODULES) or mod in KERAS2_ONLY_NAMES:
+                    self._keras2(f"`{full}` imported by `{f}`")
+                    return
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx

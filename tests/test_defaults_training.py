@@ -312,6 +312,21 @@ def test_kl402_silent_in_a_keras2_file():
     assert codes(code + "clf.predict_proba(x)\n", select=("KL402",)) == [(2, "KL402")]
 
 
+def test_kl402_silent_when_an_imported_project_module_needs_keras2(tmp_path):
+    """The project summaries show that a module this file imports uses a Keras-2-only
+    module: the project runs on Keras 2 (keras-rl's examples and its `rl` package)."""
+    import json as _json
+
+    (tmp_path / "lib.py").write_text("from keras.utils.generic_utils import Progbar\n")
+    train = "from keras.optimizers import Adam\nimport lib\nopt = Adam(lr=1e-3)\n"
+    (tmp_path / "train.py").write_text(train)
+    (tmp_path / "alone.py").write_text(train.replace("import lib\n", ""))
+    r = subprocess.run([sys.executable, "-m", "keraslint", "check", str(tmp_path), "--select", "KL402",
+                        "--format", "json", "--exit-zero", "--no-cache"], capture_output=True, text=True, timeout=300)
+    found = [(os.path.basename(f["path"]), f["line"]) for f in _json.loads(r.stdout)]
+    assert found == [("alone.py", 2)]
+
+
 def test_kl402_fix_only_when_unambiguous():
     code = (
         "import keras\n"
