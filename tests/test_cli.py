@@ -516,3 +516,15 @@ def test_verify_port_takes_an_optional_value(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert cli.main(["verify", s, "--port", "model"]) == 2
     assert "--port takes two names" in capsys.readouterr().err
+
+
+def test_server_without_the_extra_is_one_clear_line(monkeypatch, capsys):
+    import importlib.util
+
+    from keraslint import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pygls" else real(name, *a))
+    assert cli.main(["server"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "keraslint[lsp]" in err[0] and "pygls" in err[0]
