@@ -349,6 +349,59 @@ def _graph_mode_runs(base: dict, remaining, tick, workdir: str) -> dict:
             "series": {"as_written": series}}
 
 
+_MULTI_PROCESS = ("two-runs", "float32-vs-float64", "graph-mode-vs-eager")
+
+
+def verify_many(items: list, timeout: float = 120.0, progress: Optional[Progress] = None) -> list:
+    """Run several (target, code, steps) experiments; the single-process ones share one child per
+    Keras backend (TensorFlow starts once), the others run as ``verify`` runs them. Returns one
+    complete result per item, in order, with ``seconds``. For test suites and batch checks: a
+    crash or hang in one program makes the rest of its batch inconclusive."""
+    progress = progress or Progress(False)
+    out: list = [None] * len(items)
+    workdir = tempfile.mkdtemp(prefix="keraslint-verify-")
+    groups: dict = {}
+    try:
+        for i, (target, code, steps) in enumerate(items):
+            exp = EXPERIMENTS.get(code)
+            env, reason = _backend_env(target)
+            if exp is None or reason or exp in _MULTI_PROCESS or (code in ("KL401", "KL603") and
+                                                                 _subclassed_only(target)):
+                out[i] = run_experiment(code, target, steps, timeout, progress, workdir,
+                                        {"_reason": reason} if reason else env)
+                continue
+            groups.setdefault(env["KERAS_BACKEND"], []).append(i)
+        for backend, idx in groups.items():
+            start = time.monotonic()
+            specs = [{"target": items[i][0], "steps": items[i][2], "code": items[i][1],
+                      "mode": EXPERIMENTS[items[i][1]]} for i in idx]
+            r = run_child({"mode": "batch", "items": specs, "target": items[idx[0]][0], "steps": 1, "code": "batch",
+                           "env": {"KERAS_BACKEND": backend}}, timeout * len(idx), workdir)
+            answers = r.data.get("results") if r.ok else None
+            per = (time.monotonic() - start) / max(1, len(idx))
+            for k, i in enumerate(idx):
+                code = items[i][1]
+                a = answers[k] if answers and k < len(answers) else {"error": r.reason or "no answer"}
+                if a.get("error"):
+                    res = _inconclusive(code, a["error"])
+                elif a.get("retry_backend"):
+                    res = run_experiment(code, items[i][0], items[i][2], timeout, progress, workdir,
+                                         {"KERAS_BACKEND": backend})
+                else:
+                    res = dict(a)
+                res.setdefault("experiment", EXPERIMENTS.get(code, "none"))
+                for key in _FIELDS:
+                    res.setdefault(key, None)
+                res["detail"] = plain(res["detail"]) if res["verdict"] == INCONCLUSIVE else (res["detail"] or "")
+                res.setdefault("seconds", a.get("seconds", per) if isinstance(a, dict) else per)
+                out[i] = res
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -498,7 +551,7 @@ def plot(report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [r for r in (report["results"] or []) if r["code"] != "port"]
+    results = [r for r in (report["results"] or []) if r.get("experiment") != "port-diff"]
     has_port = "port" in report
     n = max(1, len(results) + has_port)
     fig, axes = plt.subplots(n, 1, figsize=(7, 2.8 * n), squeeze=False)

@@ -43,6 +43,7 @@ def run(spec: dict) -> dict:
         "steps-per-epoch": lambda s: _lazy("more", "steps_per_epoch")(s),
         "sample-order": lambda s: _lazy("more", "sample_order")(s),
         "port-diff": lambda s: _lazy("port", "port_diff")(s),
+        "batch": batch,
     }.get(mode)
     if fn is None:
         return {"error": f"unknown experiment {mode!r}"}
@@ -52,6 +53,42 @@ def run(spec: dict) -> dict:
         return {"error": f"could not capture the model: {e}"}
     except Exception as e:  # noqa: BLE001 - one plain line, never a dump
         return {"error": f"the experiment failed: {_first_line(e)}"}
+
+
+_UNDO: list = []  # patches an experiment leaves behind (undone between the items of a batch)
+
+
+def _reset_state() -> None:
+    import keras
+
+    for u in reversed(_UNDO):
+        try:
+            u()
+        except Exception:  # noqa: BLE001
+            pass
+    _UNDO.clear()
+    try:
+        keras.config.set_dtype_policy("float32")
+        keras.config.set_floatx("float32")  # keraslint: ignore[KL201]
+        keras.backend.clear_session()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def batch(spec: dict) -> dict:
+    """Several single-process experiments in this one process, each on a fresh run of its program."""
+    out = []
+    for item in spec["items"]:
+        t0 = time.monotonic()
+        try:
+            r = run(item)
+        except BaseException as e:  # noqa: BLE001
+            r = {"error": f"the experiment failed: {_first_line(e)}"}
+        finally:
+            _reset_state()
+        r["seconds"] = time.monotonic() - t0
+        out.append(r)
+    return {"results": out}
 
 
 def _lazy(module: str, name: str):
@@ -284,6 +321,7 @@ def create_once(path: str, namespace: Optional[dict] = None) -> list:
 
     Layer.add_weight = add_weight
     undo = [lambda: setattr(Layer, "add_weight", orig)]
+    _UNDO.append(undo[0])
     if namespace is not None:
         try:
             import tensorflow as tf
@@ -304,7 +342,7 @@ def create_once(path: str, namespace: Optional[dict] = None) -> list:
 
             for k, v in list(namespace.items()):
                 if v is tf:
-                    namespace[k] = _TfProxy(tf, variable)
+                    namespace[k] = _TfProxy(tf, variable)  # the namespace dies with its capture
                     undo.append(lambda k=k: namespace.__setitem__(k, tf))
                 elif v is tf_var:
                     namespace[k] = variable
