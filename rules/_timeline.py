@@ -107,6 +107,9 @@ CONFIG_LOADERS = {"yaml.safe_load", "yaml.load", "yaml.full_load", "omegaconf.Om
 # (an imported factory, `self.model`).
 KERAS_FIT_KWARGS = {"epochs", "validation_data", "validation_split", "steps_per_epoch", "initial_epoch",
                     "validation_steps", "validation_freq", "class_weight"}
+# How a call is handed trained weights to restore.
+CHECKPOINT_WORDS = ("checkpoint", "ckpt", "weights_path", "weight_path", "pretrained", "init_weights")
+CHECKPOINT_SUFFIXES = (".ckpt", ".h5", ".hdf5", ".keras", ".weights.h5", ".pt", ".pth", ".bin", ".safetensors")
 # Optimizer methods that change weights: a GradientTape loop trains only when it applies them.
 APPLY_METHODS = {"apply_gradients", "minimize", "stateless_apply"}
 # keras-hub task names whose head is created, not loaded, when `num_classes=` is given to
@@ -167,7 +170,7 @@ class Build:
 
 @dataclass
 class Event:
-    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "use" | "call" | "floatx" | "clear"
+    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "use" | "restore" | "call" | "floatx" | "clear"
     node: Any  # the Call
     chain: tuple  # ((statement, body), ...) innermost first, within the event's scope
     covers: frozenset = frozenset()
@@ -240,6 +243,7 @@ class Timeline:
         self.loaded: set = set()  # (scope key, name) of `name.load_weights(...)` / `set_weights` calls
         self.scope_draws: dict = {}  # scope key -> generators drawn from directly in that scope
         self.implicit_uses: set = set()  # id(node) of draws made by building / training a model
+        self.restores: list = []  # calls given a checkpoint (`build_transformer_model(cfg, checkpoint_path)`)
         self.cli: Optional[tuple] = None  # (node, what, source): settings from the command line / a config file
         self.intent: Optional[tuple] = None  # (node, what): determinism asked for (op determinism, hash seed)
         self._seq: Optional[list] = None
@@ -481,6 +485,8 @@ class Timeline:
             # optimizer.apply_gradients(...) / .minimize / .apply(grads, vars): weights change
             self._add("train", node)
             return
+        if self._given_checkpoint(node):
+            self._add("restore", node)
         # -- local calls (inlined in execution order) and unknown seeding helpers
         owner = self._self_class() if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) \
             and func.value.value == "self" else None
@@ -522,6 +528,26 @@ class Timeline:
     def _random_targets(self, node: cst.Call) -> bool:
         y = get_arg(node, "y", 1)
         return y is not None and self.is_random_draw(y.value)
+
+    def _given_checkpoint(self, node: cst.Call) -> bool:
+        """A call handed a checkpoint to restore (`checkpoint_path=...`, a variable named
+        like one, a `.ckpt`/`.h5` path): a model factory that loads trained weights."""
+        f = node.func
+        if isinstance(f, cst.Attribute) and f.attr.value in ("load_weights", "save_weights", "save", "restore"):
+            return False
+        for a in node.args:
+            kw = a.keyword.value if a.keyword is not None else ""
+            v = a.value
+            name = v.value if isinstance(v, cst.Name) else v.attr.value if isinstance(v, cst.Attribute) else ""
+            text = (kw + " " + name).lower()
+            if kw in ("weights", "pretrained") and literal_value(v) in (None, False):
+                continue
+            if any(w in text for w in CHECKPOINT_WORDS):
+                return True
+            lit = literal_value(v)
+            if isinstance(lit, str) and lit.endswith(CHECKPOINT_SUFFIXES):
+                return True
+        return False
 
     def _keras_fit_kwargs(self, node: cst.Call) -> bool:
         return any(a.keyword is not None and a.keyword.value in KERAS_FIT_KWARGS for a in node.args)

@@ -158,6 +158,8 @@ class UnseededTraining(_TimelineRule):
         reason, ctx_node = why
         builds = [s for s in seq if s.kind == "build" and self._random_build(s)]
         first = next((s for s in builds if s.event.build.draws), builds[0] if builds else None)
+        if first is None and any(s.kind == "restore" for s in seq):
+            return  # the trained model comes from a factory handed a checkpoint, and no new layer is added
         train = trains[0]
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:

@@ -469,6 +469,35 @@ def test_library_module_with_a_train_step_is_not_a_script():
     assert _codes(src, ("KL101", "KL104"), config=STRICT) == []
 
 
+def test_factory_given_a_checkpoint_fine_tunes_loaded_weights():
+    # research fine-tuning script: the model comes from a factory handed a checkpoint, and
+    # no new layer is added (a pretrained LM fine-tuned as is)
+    src = """
+    from bert4keras.models import build_transformer_model
+    from keras.models import Model
+
+    checkpoint_path = "/data/bert_model.ckpt"
+    model = build_transformer_model(config_path, checkpoint_path, application="lm")
+    model = Model(model.inputs, model.outputs)
+    model.compile(optimizer="adam")
+    model.fit(train_generator, epochs=5)
+    """
+    assert _codes(src, ("KL101",)) == []
+    # with a new (random) head it trains random weights
+    src = """
+    from bert4keras.models import build_transformer_model
+    from keras.layers import Dense
+    from keras.models import Model
+
+    bert = build_transformer_model(config_path, checkpoint_path)
+    output = Dense(2, activation="softmax")(bert.output)
+    model = Model(bert.inputs, output)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(train_generator, epochs=5)
+    """
+    assert _codes(src, ("KL101",)) == [(7, "KL101")]
+
+
 def test_sklearn_fit_is_not_keras_training():
     src = """
     import argparse
