@@ -83,6 +83,11 @@ OPTIMIZER_CLASSES = frozenset({
     "Optimizer", "RMSprop", "SGD", "ScheduleFreeAdamW",
 })
 
+# Keras 2's `decay=` gave lr / (1 + decay * step): below 1e-7 the rate moves by less than
+# 1% in 100k steps, so Keras 3 ignoring it changes nothing (KL402 stays silent).
+DECAY_STEPS = 100_000
+DECAY_NEGLIGIBLE = 0.01
+
 # APIs of Keras 2 that Keras 3 removed (tests/test_defaults_training.py checks that the
 # installed Keras lacks each): a file using them targets Keras 2.
 KERAS2_ONLY_METHODS = frozenset({"fit_generator", "evaluate_generator", "predict_generator", "predict_classes"})
@@ -637,6 +642,9 @@ class LegacyOptimizerKwargs(Rule):
                     fix,
                 ))
             elif kw == "decay":
+                v = literal_value(arg.value)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v * DECAY_STEPS < DECAY_NEGLIGIBLE:
+                    continue  # lr / (1 + decay * step) moves by < 1% in 100k steps: ignoring it changes nothing
                 self.pending.append((
                     arg,
                     f"`decay=` on Keras `{cls_name}`: Keras 3 ignores it with only a warning, so the learning "

@@ -327,6 +327,19 @@ def test_kl402_silent_when_an_imported_project_module_needs_keras2(tmp_path):
     assert found == [("alone.py", 2)]
 
 
+def test_kl402_negligible_decay_is_not_reported():
+    """decay=1e-8 (DLwP's GAN): Keras 2's lr / (1 + decay * step) moves by 0.1% in 100k
+    steps, so Keras 3 ignoring it changes nothing; decay=1e-4 halves the rate by step 10k."""
+    keras = keras_mod()
+    schedule = keras.optimizers.schedules.InverseTimeDecay(1.0, decay_steps=1, decay_rate=1e-8)
+    assert abs(float(schedule(T.DECAY_STEPS)) - 1.0) < T.DECAY_NEGLIGIBLE
+    big = keras.optimizers.schedules.InverseTimeDecay(1.0, decay_steps=1, decay_rate=1e-4)
+    assert float(big(10_000)) == pytest.approx(0.5)
+    code = "import keras\na = keras.optimizers.RMSprop(learning_rate=1e-3, decay=1e-8)\n" \
+           "b = keras.optimizers.RMSprop(learning_rate=1e-3, decay=1e-4)\n"
+    assert codes(code, select=("KL402",)) == [(3, "KL402")]
+
+
 def test_kl402_fix_only_when_unambiguous():
     code = (
         "import keras\n"
