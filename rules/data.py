@@ -1165,7 +1165,10 @@ class BatchSizeWithDataset(_PipelineRule):
     """
     ## What it does
     Flags `batch_size=` passed to `fit`, `evaluate` or `predict` together with a
-    `tf.data.Dataset` (followed through assignments and helpers like KL501).
+    `tf.data.Dataset` (followed through assignments and helpers like KL501). Not flagged:
+    a `batch_size=` that is visibly the dataset's own (the same literal, constant or
+    attribute as its last `batch`, also through a helper's parameter, or the Keras
+    utility's `batch_size`): ignored, but harmless.
 
     ## Why is this bad?
     A dataset brings its own batches; Keras 3 ignores `batch_size` for it without a
@@ -1296,7 +1299,8 @@ class ShuffleAfterBatch(_PipelineRule):
     reassigned variable and through helpers. Not flagged: a shuffle after an earlier
     sample-level shuffle (`shuffle().batch().shuffle()` deliberately reorders batches), after
     `bucket_by_sequence_length` (shuffling the buckets' batches is the recommended practice),
-    or after `unbatch()`.
+    after `batch(1)` (batches of one sample), or after `unbatch()`; nor a pipeline that
+    never reaches `fit` when the file fits another one (a preview or evaluation pipeline).
 
     ## Why is this bad?
     Shuffling batches reorders whole batches; the samples inside each batch never change.
@@ -1349,8 +1353,9 @@ class CacheAfterShuffle(_PipelineRule):
     `cache().shuffle()`, a shuffle with `reshuffle_each_iteration=False` (a fixed order is
     then intended), `shuffle().take(n).cache()` (freezing a random subset),
     `shuffle().cache()` followed by `take`/`skip`/`shard` (the cache freezes a random
-    train/validation split, which must not be reshuffled), or a pipeline that shuffles
-    again after the cache.
+    train/validation split, which must not be reshuffled), a pipeline that shuffles
+    again after the cache, or a pipeline that never reaches `fit` when the file fits
+    another one (validation and test pipelines are not reshuffled anyway).
 
     ## Why is this bad?
     `cache()` stores the elements of the first iteration and replays them afterwards, in
