@@ -535,7 +535,8 @@ def text(report: dict) -> str:
         else:
             head += f" ({r['experiment']})"
         lines.append(head)
-        lines.append(f"    {r['detail']}")
+        if not ("port" in report and r.get("experiment") == "port-diff"):  # the port block says it
+            lines.append(f"    {r['detail']}")
     s = report["summary"]
     if "port" in report:
         lines.append(port_text(report["port"]).rstrip("\n"))
