@@ -473,28 +473,52 @@ class Context:
         if fn is None:
             return
         tainted = fn.tainted and self._tainted(value, fn.tainted)
-        branch = None
         for tgt in targets:
             for n in target_names(tgt):
                 if tainted:
                     fn.tainted.add(n)
-                elif n in fn.tainted:
-                    # A tensor assigned in another arm (`if c: p = tf.random...  else: p = 0.5`)
-                    # may still be what the name holds: only a straight-line assignment
-                    # makes it a non-tensor.
-                    if branch is None:
-                        branch = self._in_branch(fn)
-                    if not branch:
-                        fn.tainted.discard(n)
+                else:
+                    fn.tainted.discard(n)
 
-    def _in_branch(self, fn: FunctionInfo) -> bool:
-        """Is the node being visited inside an if/else, loop or try of ``fn``'s body?"""
-        for anc in reversed(self.stack):
-            if anc is fn.node:
-                return False
-            if isinstance(anc, (cst.If, cst.Else, cst.For, cst.While, cst.Try, cst.ExceptHandler, cst.IfExp)):
-                return True
-        return False
+    def branch_path(self, fn: Optional[FunctionInfo] = None) -> tuple:
+        """Where the node being visited sits in ``fn``'s branches: ``((id(if), arm), ...)``
+        from the function body down (arm: "body"/"else" of an if, a try's parts; loops
+        count as one "loop" arm, their body may or may not run)."""
+        fn = fn or self.function
+        out = []
+        stack = self.stack
+        for i in range(len(stack) - 1, -1, -1):
+            anc = stack[i]
+            if fn is not None and anc is fn.node:
+                break
+            child = stack[i + 1] if i + 1 < len(stack) else None
+            if isinstance(anc, cst.If):
+                out.append((id(anc), "body" if child is anc.body else ("else" if child is anc.orelse else "test")))
+            elif isinstance(anc, (cst.For, cst.While)):
+                out.append((id(anc), "loop"))
+            elif isinstance(anc, cst.Try):
+                out.append((id(anc), "body" if child is anc.body else id(child)))
+        out.reverse()
+        return tuple(out)
+
+    def may_values(self, name: str, fn: Optional[FunctionInfo] = None) -> list:
+        """Every value ``name`` may hold at the node being visited: assignments in the arms
+        of an if/else (or a loop) that can reach here, not only the last one. Straight-line
+        reassignment replaces; an assignment in the other arm of an ``if`` around the use
+        does not reach it."""
+        fn = fn or self.function
+        if fn is None:
+            return []
+        entries = fn.may.get(name)
+        if not entries:
+            v = fn.assigned.get(name)
+            return [v] if v is not None else []
+        here = dict(self.branch_path(fn))
+        out = []
+        for value, path in entries:
+            if all(here.get(node, arm) == arm or arm == "loop" for node, arm in path):
+                out.append(value)
+        return out
 
     # ------------------------------------------------------------------ data flow
     def assigned_value(self, name: str) -> Any:
@@ -724,10 +748,7 @@ class Context:
                 old = fn.assigned.get(tgt.value)
                 if old is not None:
                     self._before[id(value)] = (tgt.value, old)
-                    if self._in_branch(fn):
-                        fn.may.setdefault(tgt.value, [old]).append(value)
-                    else:
-                        fn.may.pop(tgt.value, None)
+                self._note_may(fn, tgt.value, value, old)
                 fn.assigned[tgt.value] = value
             else:
                 for n in target_names(tgt):
@@ -813,6 +834,21 @@ class Context:
             v = self.assigned_value(base.value)
             return v is None or self.is_dataset(v)
         return False
+
+    def _note_may(self, fn: FunctionInfo, name: str, value: Any, old: Any) -> None:
+        entries = fn.may.get(name)
+        path = self.branch_path(fn)
+        if not path and not entries:
+            return  # straight-line (re)assignment of a straight-line value: last wins
+        if entries is None:
+            # the first value seen: its path, if in a branch, is kept; a straight-line
+            # first value had no entry (path ())
+            entries = fn.may[name] = [(old, ())] if old is not None else []
+        # this assignment replaces every earlier one made in the same region (its path
+        # extends this one's); values from sibling arms stay possible
+        n = len(path)
+        entries[:] = [e for e in entries if e[1][:n] != path]
+        entries.append((value, path))
 
     def _value_here(self, expr: Any) -> Any:
         """``expr``, or for a Name being reassigned by the statement around it

@@ -314,10 +314,13 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
         if expr.value in {p.name.value for p in fn.params}:
             return False
         v = fn.assigned.get(expr.value)
-        if v is None or v is expr or not ctx.is_tainted(expr):
+        if v is None or v is expr:
             return False
-        # any value it may hold (both arms of an if/else) that is a tensor
-        return any(w is not expr and _tensor_value(ctx, w, depth + 1) for w in fn.may.get(expr.value, (v,)))
+        if expr.value not in fn.may:
+            return ctx.is_tainted(expr) and _tensor_value(ctx, v, depth + 1)
+        # any value that may reach here (both arms of an if/else, a loop) that is a tensor
+        return any(w is not expr and ctx.is_tainted(w) and _tensor_value(ctx, w, depth + 1)
+                   for w in ctx.may_values(expr.value, fn))
     if t is cst.Comparison:
         if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
             return False
