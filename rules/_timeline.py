@@ -170,7 +170,7 @@ class Build:
 
 @dataclass
 class Event:
-    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "tape" | "use" | "restore" | "call" | "floatx" | "clear"
+    kind: str  # "seed" | "local-seed" | "opaque-seed" | "build" | "train" | "prepare" | "tape" | "use" | "restore" | "call" | "floatx" | "clear"
     node: Any  # the Call
     chain: tuple  # ((statement, body), ...) innermost first, within the event's scope
     covers: frozenset = frozenset()
@@ -243,6 +243,7 @@ class Timeline:
         self.loaded: set = set()  # (scope key, name) of `name.load_weights(...)` / `set_weights` calls
         self.scope_draws: dict = {}  # scope key -> generators drawn from directly in that scope
         self.implicit_uses: set = set()  # id(node) of draws made by building / training a model
+        self.wrapped = False  # a scikit-learn Keras wrapper was created (it trains when fitted)
         self.restores: list = []  # calls given a checkpoint (`build_transformer_model(cfg, checkpoint_path)`)
         self.cli: Optional[tuple] = None  # (node, what, source): settings from the command line / a config file
         self.intent: Optional[tuple] = None  # (node, what): determinism asked for (op determinism, hash seed)
@@ -440,6 +441,8 @@ class Timeline:
             return
         if q is not None and q.rsplit(".", 1)[-1] in SKLEARN_WRAPPERS and q.startswith(("keras.", "scikeras.")):
             # KerasClassifier(build_fn=make_model): the wrapper builds the model with it
+            self.wrapped = True
+            self._add("prepare", node)
             a = get_arg(node, "build_fn", 0) or get_arg(node, "model")
             if a is not None and isinstance(a.value, cst.Name):
                 self._add("call", node, target=a.value.value)
@@ -464,6 +467,7 @@ class Timeline:
             # imported factory built it
             fn = ctx.function
             self.compiled.add((id(fn) if fn is not None else 0, func.value.value))
+            self._add("prepare", node)
             return
         if isinstance(func, cst.Attribute) and func.attr.value in ("load_weights", "set_weights") \
                 and isinstance(func.value, cst.Name) and q is None:
@@ -734,6 +738,12 @@ class Timeline:
         if any(e.kind in ("build", "train", "tape") for e in self.scopes.get(key, ())):
             return False
         return bool(self.scope_draws.get(key, set()) & ev.covers)
+
+    def prepares_training(self) -> bool:
+        """Training in execution order, or a model compiled for it (`compile(optimizer=,
+        loss=)`) or wrapped for scikit-learn: `fit` may then run through a name the
+        recorder does not follow (a loop over a list of estimators)."""
+        return any(s.kind == "train" for s in self.sequence()) or bool(self.compiled) or self.wrapped
 
     def trains(self) -> list:
         """Training events anywhere in the file (every scope, in file order): `fit` /

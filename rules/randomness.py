@@ -321,7 +321,7 @@ class PartialSeeding(_TimelineRule):
         if any(s.kind == "opaque-seed" for s in seq):
             return
         seeds = [s for s in seq if s.kind == "seed"]
-        if not seeds or not any(s.kind == "train" for s in seq):
+        if not seeds or not tl.prepares_training():
             # a script that trains nothing (a conversion check, sampling from a loaded model)
             # seeds to fix its inputs; generators it leaves unseeded change nothing it compares
             return
@@ -339,11 +339,10 @@ class PartialSeeding(_TimelineRule):
         # Weight initialization and `fit`'s shuffling matter only if a model is trained after
         # the seed (a seed set to sample inputs for a loaded or already trained model covers
         # those samples, not the earlier training).
-        in_seq = {id(s.node): i for i, s in enumerate(seq) if s.kind == "train"}
-        if in_seq:  # training in execution order (an optimizer step in `train_step` runs under that `fit`)
-            trains_after = any(not s.event.loaded and i > first for i, s in enumerate(seq) if s.kind == "train")
-        else:
-            trains_after = any(not e.loaded for e in tl.trains())
+        # (a model compiled for training or wrapped for scikit-learn after the seed counts:
+        # its `fit` may run through a loop over estimators)
+        trains_after = any(i > first and (s.kind == "prepare" or (s.kind == "train" and not s.event.loaded))
+                           for i, s in enumerate(seq))
         uses = {g: [(d, n) for d, n in tl.uses.get(g, ()) if last_at.get(id(n), first + 1) > first
                     and (trains_after or id(n) not in tl.implicit_uses)]
                 for g in (PY, NP, TF, TORCH)}
