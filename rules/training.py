@@ -1497,9 +1497,7 @@ class ValidationSplitOrder(Rule):
     operations (`reshape`, `astype`, arithmetic, slicing, a scaler's `transform`),
     `train_test_split(..., shuffle=False)` and helper functions of the file. Data in random
     order is not flagged: `keras.datasets` arrays, `np.random` draws, `train_test_split`,
-    a permutation; nor is data of unknown order (a CSV, a parameter). Not in the default
-    rule set (`--select KL406`): a chronological validation split of a time series is often
-    intended.
+    a permutation; nor is data of unknown order (a CSV, a parameter).
 
     ## Why is this bad?
     Keras takes the validation rows from the **end** of `x`/`y`, before any shuffling
@@ -1530,9 +1528,6 @@ class ValidationSplitOrder(Rule):
     severity = "info"
     fix_applicability = None
     tokens = ("validation_split",)
-    # Opt-in: on 600 real files (keras.io, DLwP, Hands-on ML, research repositories) it
-    # found one ordered array, a time series whose chronological validation was intended.
-    default = False
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
