@@ -38,7 +38,7 @@ from keraslint.names import canonical
 
 SUMMARY_VERSION = "1"
 MAX_MODULE_BYTES = 1024 * 1024  # larger modules are not summarized (generated code)
-MAX_DEPTH = 12  # transitive imports followed from a checked file
+MAX_DEPTH = 3  # imports followed from a checked file (its imports, theirs, and one more)
 
 # Seed APIs (canonical names). Op determinism is not a seed.
 SEED_APIS = frozenset({
@@ -77,6 +77,11 @@ def _dotted(node: ast.AST) -> Optional[str]:
         parts.append(node.id)
         return ".".join(reversed(parts))
     return None
+
+
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+             getattr(ast, "TryStar", ast.Try), getattr(ast, "Match", ast.If))
+_BLOCK_FIELDS = {"body", "orelse", "finalbody", "handlers", "cases"}
 
 
 class _Summarizer:
@@ -201,7 +206,15 @@ class _Summarizer:
                     self._block(case.body, env, seeds, calls, maps, returns)
 
     def _calls_in(self, stmt: ast.stmt, env: dict, seeds: list, calls: list, maps: list) -> None:
-        todo = [stmt]
+        # a compound statement's blocks are visited by _block, statement by statement: here
+        # only its header (test, iterable, context managers)
+        if isinstance(stmt, _COMPOUND):
+            todo = [v for f, v in ast.iter_fields(stmt) if f not in _BLOCK_FIELDS and isinstance(v, ast.AST)]
+            for f, v in ast.iter_fields(stmt):
+                if f not in _BLOCK_FIELDS and isinstance(v, list):
+                    todo.extend(x for x in v if isinstance(x, ast.AST))
+        else:
+            todo = [stmt]
         while todo:
             node = todo.pop()
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
@@ -227,6 +240,10 @@ class _Summarizer:
             r = self.ref(b)
             bases.append(r if r is not None else (_dotted(b) or "?"))
         out: dict = {"bases": bases}
+        if bases and all(b.split(".", 1)[0] in ("keras", "tensorflow", "tf_keras", "keras_hub", "keras_nlp",
+                                                "keras_cv", "object", "abc", "typing", "enum")
+                         for b in bases):
+            return out  # a Keras (or plain) class: its bases are all a rule asks about
         uses: set = set()
         train_mode = False
         for node in ast.walk(cls):
@@ -409,12 +426,15 @@ class ClassSummary:
 class ProjectView:
     """What one checked file can ask about the project modules it imports (``ctx.project``).
     Built in the main process before the workers fork; the engine finds it with
-    :func:`current` (the summaries are shared, never pickled per file)."""
+    :func:`current`. The name table and the summaries are the run's, shared by every view;
+    a view sees only the modules of its closure (the ones its cache key covers)."""
 
-    def __init__(self, path: str, names: dict, modules: dict, hashes: Optional[dict] = None) -> None:
+    def __init__(self, path: str, names: dict, modules: dict, hashes: Optional[dict] = None,
+                 closure: Optional[Iterable[str]] = None) -> None:
         self.path = path
         self.names = names  # (importing file, module spelling) -> file
-        self.modules = modules  # file -> raw summary
+        self.closure = frozenset(closure if closure is not None else modules)
+        self.modules = _Restricted(modules, self.closure)  # file -> raw summary
         self.hashes = hashes or {}  # file -> summary hash
         self._digest: Optional[str] = None
         self._fn: dict = {}
@@ -424,7 +444,7 @@ class ProjectView:
         """Hash of every summary this view holds: part of the checked file's cache key."""
         if self._digest is None:
             h = hashlib.sha256(SUMMARY_VERSION.encode())
-            for f in sorted(self.modules):
+            for f in sorted(self.closure):
                 sh = self.hashes.get(f) or _summary_hash(self.modules[f])
                 h.update(f.encode() + b"\0" + sh.encode() + b"\0")
             self._digest = h.hexdigest()
@@ -600,7 +620,8 @@ class ProjectView:
         return False
 
     def _mapped(self, loc: tuple) -> bool:
-        for f, summ in self.modules.items():
+        for f in self.closure:
+            summ = self.modules[f]
             entries = list(summ.get("maps", ()))
             for fn in summ["functions"].values():
                 entries += fn.get("maps", ())
@@ -608,6 +629,26 @@ class ProjectView:
                 if self._locate(target, f) == loc:
                     return True
         return False
+
+
+class _Restricted:
+    """A read-only view of a dict limited to some keys."""
+
+    __slots__ = ("data", "keys")
+
+    def __init__(self, data: dict, keys: frozenset) -> None:
+        self.data, self.keys = data, keys
+
+    def __contains__(self, k) -> bool:
+        return k in self.keys and self.data.get(k) is not None
+
+    def __getitem__(self, k):
+        if k not in self:
+            raise KeyError(k)
+        return self.data[k]
+
+    def get(self, k, default=None):
+        return self.data[k] if k in self else default
 
 
 def _summary_hash(summ: Any) -> str:
@@ -701,6 +742,7 @@ class Project:
         self.store = SummaryStore(cache_dir)
         self._imports: dict = {}  # file -> [(module spelling, file)]
         self._roots: dict = {}
+        self.names: dict = {}  # (importing file, module spelling) -> file, shared by the views
 
     def _roots_of(self, path: str) -> list:
         d = os.path.dirname(os.path.abspath(path))
@@ -743,32 +785,34 @@ class Project:
         return out
 
     def view(self, path: str, data: Optional[bytes] = None) -> Optional[ProjectView]:
+        """The view of a checked file: the project modules it imports, and theirs, up to
+        ``MAX_DEPTH`` imports away (a seed helper calling a helper of a third module is
+        followed; a whole package's import graph is not)."""
         if not path.endswith(".py"):
             return None
         me = os.path.abspath(path)
         first = self._direct(path, data)
         if not first:
             return None
-        names: dict = {}
-        modules: dict = {}  # the checked file's own summary is not needed: rules see its tree
-        todo = [(path, me, 0)]
-        seen = {me}
-        while todo:
-            src, abs_src, depth = todo.pop()
-            direct = first if abs_src == me else self._direct(abs_src)
-            for spelling, f in direct:
-                names[(abs_src, spelling)] = f
-                if f in seen or depth >= MAX_DEPTH:
-                    continue
-                seen.add(f)
-                summ = self.store.for_file(f)
-                if summ is None:
-                    continue
-                modules[f] = summ
-                todo.append((f, f, depth + 1))
-        if not modules:
+        names = self.names
+        closure: set = set()
+        frontier = [(me, first)]
+        for depth in range(MAX_DEPTH):
+            nxt = []
+            for src, direct in frontier:
+                for spelling, f in direct:
+                    names[(src, spelling)] = f
+                    if f in closure or f == me:
+                        continue
+                    if self.store.for_file(f) is None:
+                        continue
+                    closure.add(f)
+                    if depth + 1 < MAX_DEPTH:
+                        nxt.append((f, self._direct(f)))
+            frontier = nxt
+        if not closure:
             return None
-        return ProjectView(me, names, modules, {f: self.store.hashes.get(f, "") for f in modules})
+        return ProjectView(me, names, self.store.by_file, self.store.hashes, closure)
 
 
 def for_run(config: Any, cache_dir: Optional[str]) -> Project:

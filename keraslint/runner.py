@@ -262,7 +262,10 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 msg = f"cannot read file: {e.strerror or e}"
             outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, msg)])
             continue
-        view = project.view(path, data)
+        try:
+            view = project.view(path, data)
+        except Exception:  # noqa: BLE001 - the summaries are a help: never a reason to fail a run
+            view = None
         if view is not None:
             views[path] = view
         key = None

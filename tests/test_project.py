@@ -236,3 +236,17 @@ def test_cache_rechecks_importers_of_a_changed_module(basic, tmp_path):
     assert not any(f.code == "KL607" for f in fourth.findings)
     # summaries are kept in the cache folder, keyed by content
     assert list((cache / __import__("keraslint").__version__ / "summaries").rglob("*.json"))
+
+
+def test_cycles_odd_files_and_deep_nesting_never_break_a_view(tmp_path):
+    _write(tmp_path, {
+        "a.py": "from b import g\ndef f():\n    return g()\ndef s():\n    t()\ndef t():\n    s()\n",
+        "b.py": "from a import f\ndef g():\n    return f()\n",
+        "deep.py": "x = " + "[" * 5000 + "]" * 5000 + "\ndef h():\n    pass\n",
+        "main.py": "from a import f, s\nfrom deep import h\nimport binary\nfrom missing import nothing\n",
+    })
+    (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00def x(): pass\n")
+    view = P.Project(None).view(str(tmp_path / "main.py"))
+    assert view.function("a.f").returns is None and not view.function("a.s").seeds
+    assert view.function("deep.h") is None or not view.function("deep.h").seeds
+    assert view.function("binary.x") is None and view.function("missing.nothing") is None
