@@ -20,6 +20,7 @@ a state (unbatched, prefetch turned off) report it only when every alternative h
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -103,6 +104,11 @@ _TFDS_LOAD = "tensorflow_datasets.load"
 # Sources of scalar indices: a `map` on them builds the real elements (maybe whole batches).
 _INDEX_SOURCES = {"range", "counter", "random"}
 _DATASET_TYPES = {"tensorflow.data.Dataset", "tensorflow.data.DatasetV2"}
+# Calls of these libraries are never a project's own dataset functions.
+_LIBRARY_PREFIXES = ("tensorflow.", "keras.", "numpy.", "torch.", "jax.", "pandas.", "sklearn.", "tensorflow_datasets.")
+# A project pipeline's source (as the summaries name it) -> its batch state.
+_PROJECT_SOURCE_STATES = {k.rsplit(".", 1)[-1]: v[0] for k, v in _TF_SOURCES.items()}
+_PROJECT_SOURCE_STATES.update({name: "B" for name in KERAS_DATASET_UTILS})
 
 
 # ---------------------------------------------------------------------------
@@ -133,6 +139,7 @@ class Source:
     shuffled: Optional[bool]
     batch_arg: Optional[cst.Arg] = None  # ``batch_size=None`` of a Keras utility
     both: bool = False  # Keras utility with subset="both": returns (train, validation)
+    project: bool = False  # returned by a function of another module (steps known by name only)
 
 
 @dataclass(eq=False)
@@ -585,6 +592,10 @@ class PipelineFlow:
     def _source(self, q: str, call: cst.Call) -> Any:
         short = q.rsplit(".", 1)[-1]
         self.autotune[id(call)] = self.ctx.spelling("tensorflow.data.AUTOTUNE")
+        if not q.startswith(_LIBRARY_PREFIXES):
+            project = self._project_source(q, call)
+            if project is not None:
+                return project
         if q in _TF_SOURCES:
             state, pref, shuf = _TF_SOURCES[q]
             if q == "tensorflow.data.Dataset.list_files":
@@ -627,6 +638,38 @@ class PipelineFlow:
             both = subset is not None and literal_value(subset.value) == "both"
             return Pipe(Source(call, short, True, state, True, shuffled, bs if state == "U" else None, both))
         return OPAQUE
+
+    def _project_source(self, q: str, call: cst.Call) -> Any:
+        """A function of another module of the project that returns a pipeline (from the
+        project summaries, ``ctx.project``): `from data import make_dataset`. Its steps are
+        known by name only; its batch state is that of its source and steps."""
+        view = getattr(self.ctx, "project", None)
+        if view is None:
+            return None
+        try:
+            fs = view.function(q)
+        except Exception:  # noqa: BLE001 - a summary we cannot read: unknown
+            return None
+        if fs is None or fs.returns != "dataset" or not fs.dataset_steps:
+            return None
+        source, steps = fs.dataset_steps[0], fs.dataset_steps[1:]
+        state = _PROJECT_SOURCE_STATES.get(source)
+        if state is None:
+            return OPAQUE  # a pipeline of unknown origin
+        prefetched = source in KERAS_DATASET_UTILS
+        for name in steps:
+            if name in BATCH_METHODS:
+                state = "B"
+            elif name == "unbatch":
+                state = "U"
+            elif name in OPAQUE_METHODS:
+                state = "?"
+            elif name not in KEEP_METHODS:
+                return OPAQUE
+            if name == "prefetch":
+                prefetched = True
+        label = f"{q.rsplit('.', 1)[-1]}() in {os.path.basename(fs.path) if fs.path else q}"
+        return Pipe(Source(call, label, True, state, prefetched, None, project=True))
 
     def _dataset_args(self, call: cst.Call, is_zip: bool) -> list:
         named = get_arg(call, "datasets")
@@ -1203,8 +1246,8 @@ class BatchSizeWithDataset(_PipelineRule):
             flats = self._known(site.x_val)
             if not flats:
                 flats = self._batched_param(site.x_val)
-            if not flats:
-                continue
+            if not flats or any(isinstance(f.source, Source) and f.source.project for f in flats):
+                continue  # (another module's pipeline: its batch size is not known here)
             if all(self._same_batch_size(f, arg.value, site.x_val, site.fn) for f in flats):
                 continue  # the ignored argument says what the dataset does anyway: harmless
             own = ""

@@ -476,3 +476,35 @@ def test_fixes_are_idempotent_on_fixtures():
         with open(os.path.join(here, "fixtures", case, "fixed.py"), encoding="utf-8") as fh:
             text = fh.read()
         assert all(f.fix is None for f in check_source(text, path="fixed.py", select=[case])), case
+
+
+def test_pipelines_from_another_module_of_the_project(tmp_path):
+    """`from data import make_unbatched`: the project summaries say what the function
+    returns (its steps by name), so KL501 sees an unbatched pipeline made in data.py."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "data.py").write_text(textwrap.dedent("""\
+        import tensorflow as tf
+
+        def make_unbatched(x, y):
+            return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(100)
+
+        def make_batched(x, y):
+            ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(100)
+            return ds.batch(32)
+        """))
+    (tmp_path / "train.py").write_text(textwrap.dedent("""\
+        import keras
+        from data import make_batched, make_unbatched
+
+        model = keras.Sequential([keras.layers.Dense(1)])
+        model.fit(make_unbatched(x, y), epochs=1)
+        model.fit(make_batched(x, y), epochs=1, batch_size=64)
+        """))
+    r = subprocess.run([sys.executable, "-m", "keraslint", "check", str(tmp_path), "--select", "KL5",
+                        "--format", "json", "--exit-zero", "--no-cache"], capture_output=True, text=True, timeout=300)
+    found = [(os.path.basename(f["path"]), f["line"], f["code"]) for f in json.loads(r.stdout)]
+    assert found == [("train.py", 5, "KL501")]
+    assert "make_unbatched() in data.py" in json.loads(r.stdout)[0]["message"]
