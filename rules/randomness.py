@@ -49,6 +49,12 @@ def _seed_arg(call: cst.Call):
     return a.value if a is not None else None
 
 
+def _weightless(name: str) -> bool:
+    """Keras layers that draw a seed for their noise but hold no weights."""
+    return "Dropout" in name or name.startswith("Random") or name in (
+        "GaussianNoise", "RandAugment", "MixUp", "CutMix", "AugMix", "Solarization")
+
+
 def _call_site(late, early):
     """Where to report ``late`` (a step that runs after ``early``): the statement, at the
     level where their call paths part, that leads to it: ``seed_everything()`` rather than
@@ -157,13 +163,17 @@ class UnseededTraining(_TimelineRule):
             return
         reason, ctx_node = why
         builds = [s for s in seq if s.kind == "build" and self._random_build(s)]
-        first = next((s for s in builds if s.event.build.draws), builds[0] if builds else None)
+        # where the random weights come from: a layer with weights first (a Dropout or a
+        # random augmentation layer only draws a seed for its noise)
+        first = next((s for s in builds if s.event.build.draws and not _weightless(s.event.build.name)),
+                     next((s for s in builds if s.event.build.draws), builds[0] if builds else None))
         if first is None and any(s.kind == "restore" for s in seq):
             return  # the trained model comes from a factory handed a checkpoint, and no new layer is added
         train = trains[0]
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
-            what = f"`{short(first.node)}` creates random weights that this script trains (`{short(train.node)}`, {{train}})"
+            makes = "draws a random seed in a model" if _weightless(first.event.build.name) else "creates random weights"
+            what = f"`{short(first.node)}` {makes} that this script trains (`{short(train.node)}`, {{train}})"
             refs["train"] = train.node
             node = first.node
         else:
