@@ -23,6 +23,8 @@ LIMIT_S = 30.0  # every verdict within 30 s on an unloaded 2-core CPU
 CASES = [
     ("kl101_bad.py", "KL101", 3, "confirmed", "below"),
     ("kl101_good.py", "KL101", 3, "not-confirmed", "below"),
+    ("kl102_bad.py", "KL102", 3, "confirmed", "below"),
+    ("kl102_good.py", "KL102", 3, "not-confirmed", "below"),
     ("kl103_bad.py", "KL103", 3, "confirmed", "below"),
     ("kl103_good.py", "KL103", 3, "not-confirmed", "below"),
     ("kl104_bad.py", "KL104", 8, "confirmed", "below"),

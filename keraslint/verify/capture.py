@@ -126,7 +126,8 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
         from keras.src.optimizers.base_optimizer import BaseOptimizer
     except ImportError:  # pragma: no cover
         BaseOptimizer = None
-    if BaseOptimizer is not None and "__new__" not in BaseOptimizer.__dict__:
+    if BaseOptimizer is not None and ("__new__" not in BaseOptimizer.__dict__ or getattr(
+            BaseOptimizer.__dict__["__new__"], "_keraslint", False)):
         def opt_new_hook(cls, *args, **kwargs):
             inst = object.__new__(cls)
             caller = sys._getframe(1).f_code.co_filename
@@ -137,6 +138,7 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
 
         def opt_new_plain(cls, *args, **kwargs):
             return object.__new__(cls)
+        opt_new_plain._keraslint = True
 
         BaseOptimizer.__new__ = opt_new_hook
         undo.append(lambda: setattr(BaseOptimizer, "__new__", opt_new_plain))

@@ -1,0 +1,11 @@
+"""KL102 clean twin: one keras.utils.set_random_seed seeds Python, NumPy and the backend."""
+import numpy as np
+import keras
+from keras import layers
+
+keras.utils.set_random_seed(0)
+x = np.random.normal(size=(64, 4)).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((4,)), layers.Dense(8, activation="relu"), layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
+model.fit(x, y, batch_size=16, epochs=1, verbose=0)
