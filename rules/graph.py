@@ -456,6 +456,20 @@ def _deferred_operands(ctx, fn, leaf) -> list:
     return keys
 
 
+def _only_lambda_arguments(fn, leaf) -> bool:
+    """In a function given to `layers.Lambda`, only the first parameter is the input
+    tensor; the others come from `arguments={...}` (Python values: `i == num_gpus - 1`)."""
+    if not (fn.graph or "").startswith("a function given to `layers.Lambda`") or not fn.params:
+        return False
+    names = [p.name.value for p in fn.params]
+    used = {n.value for n in _walk(leaf) if isinstance(n, cst.Name)}
+    if names[0] in used:
+        return False
+    others = used & set(names[1:])
+    locals_used = (used & fn.tainted) - set(names)
+    return bool(others) and not locals_used
+
+
 def _tensor_param(ctx, expr) -> bool:
     """A parameter that certainly holds a tensor. In a layer's ``call`` that is the input
     (the first parameter after ``self``): further parameters are as often Python values
@@ -803,6 +817,8 @@ class PythonBranchOnTensor(Rule):
         for fn, leaf, what, is_assert in self._pending:
             if not fn.is_graph or id(leaf) in seen:
                 continue
+            if _only_lambda_arguments(fn, leaf):
+                continue
             if _autograph(fn, self.ctx):
                 if not is_assert:
                     continue
@@ -989,6 +1005,8 @@ class TraceTimeSideEffect(Rule):
                 and _origin(fn).cls is not None):
             if not _may_hold_container(self.ctx, _origin(fn).cls, expr.attr.value):
                 return None  # `self.augmenter.update(...)`: a method of a sub-layer, not a list/dict
+            if _assigns_self_attr(_origin(fn).node, expr.attr.value):
+                return None  # `self.outputs = []` at the top of `call`: a fresh list per call
             return f"`{_short(expr)}`"
         if isinstance(expr, cst.Name):
             name = expr.value
@@ -1089,6 +1107,19 @@ def _may_hold_container(ctx, cls, attr: str, depth: int = 0) -> bool:
                 break
         info, depth = nxt, depth + 1
     return not seen_any
+
+
+def _assigns_self_attr(func_node, attr: str) -> bool:
+    """Does the function itself (re)bind ``self.<attr>``? Then the list it mutates is made
+    anew at every call (traced or not), an accumulator used within the call."""
+    for n in _walk(func_node):
+        if isinstance(n, cst.Assign):
+            for t in n.targets:
+                tg = t.target
+                if (isinstance(tg, cst.Attribute) and tg.attr.value == attr and isinstance(tg.value, cst.Name)
+                        and tg.value.value == "self"):
+                    return True
+    return False
 
 
 def _announces_tracing(call) -> bool:
