@@ -497,6 +497,9 @@ class ImplicitOptimizerDefaults(Rule):
         ``node`` (`torch.optim.Adam` -> "adam")."""
         if not isinstance(node.func, (cst.Name, cst.Attribute)):
             return None
+        name = _last(node.func)
+        if name not in _TORCH_FAMILY and name not in _TF1_FAMILY and name not in OPTIMIZER_DEFAULTS:
+            return None  # cheap test first: most calls are not optimizers
         q = self.ctx.resolve(node.func)
         if q is None:
             return None
