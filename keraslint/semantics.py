@@ -267,6 +267,10 @@ class Context:
         # the old `x` while the new one is already recorded (assignments are recorded on
         # entry, before their value is visited)
         self._before: dict = {}
+        # receivers of predict/evaluate-like calls (and fit with validation): a model whose
+        # `call` only a custom train_step could trace is traced here only if one of these
+        # may be it
+        self._traced_receivers: list = []
         self._prescan(module.body)
 
     # ------------------------------------------------------------------ imports
@@ -790,6 +794,9 @@ class Context:
                 else:
                     self._note_param_map(func.value, arg.value, attr)
                 return
+            if attr in _TRACING_METHODS or (attr == "fit" and (get_arg(node, "validation_data") is not None
+                                                                 or get_arg(node, "validation_split") is not None)):
+                self._traced_receivers.append(self._receiver_class(func.value))
             if attr == "compile":
                 for kw in ("loss", "metrics", "weighted_metrics"):
                     a = get_arg(node, kw)
@@ -877,7 +884,58 @@ class Context:
                                  f"a function given to `Dataset.{attr}` (on `{base.value}`, a dataset at the "
                                  f"call of `{fn.name}`)"))
 
+    def _receiver_class(self, expr: Any) -> Optional[str]:
+        """The class a predict/evaluate receiver is an instance of: a local class name,
+        "" for a model known not to be one of them (built-in, another local class), or
+        None when unknown."""
+        v = expr
+        if isinstance(expr, cst.Name):
+            v = self.assigned_value(expr.value)
+        if isinstance(v, cst.Call):
+            if isinstance(v.func, cst.Name) and v.func.value in self.classes:
+                return v.func.value
+            q = self.resolve(v.func)
+            if q is not None and q.startswith(("keras.models.", "keras.applications.", "keras.layers.")):
+                return ""
+        return None
+
+    def _eager_only_calls(self) -> None:
+        """`call` of a Model subclass whose own `train_step` (and every other method) never
+        calls the model, in a file that never predicts/evaluates/validates it: `fit` runs
+        only the custom train_step, so `call` runs only when the model is called directly,
+        eagerly (a GAN/VAE trainer's `call` that generates images). Not a graph context."""
+        traced = self._traced_receivers
+        if None in traced:
+            return
+        for info in self.classes.values():
+            if info.kind != "layer" or info.name in traced or not self._is_model_class(info):
+                continue
+            methods = {s.name.value for s in _class_methods(info.node)}
+            if "train_step" not in methods or "call" not in methods:
+                continue
+            if _calls_self(info.node):
+                continue
+            for fi in self.all_functions:
+                o = fi
+                while o.parent is not None and o.parent.graph == o.graph:
+                    o = o.parent
+                if o.cls is info and o.name == "call" and fi.graph == o.graph and o.graph is not None:
+                    fi.graph = None
+
+    def _is_model_class(self, info: ClassInfo, depth: int = 0) -> bool:
+        for b in info.bases:
+            if b.startswith("local:"):
+                other = self.classes.get(b[6:])
+                if other is not None and depth < 8 and self._is_model_class(other, depth + 1):
+                    return True
+            elif b in ("keras.models.Model",):
+                return True
+        return False
+
     def finish(self) -> None:
+        if not getattr(self, "_eager_done", False):
+            self._eager_done = True
+            self._eager_only_calls()
         for fname, idx, pname, target, reason in self._param_maps:
             if (fname, idx) in self._ds_args or (fname, pname) in self._ds_args:
                 self.mark_graph(target, reason)
@@ -897,6 +955,32 @@ class Context:
         for name in self._eager_names:
             for fi in self.functions.get(name, ()):
                 fi.eager = True
+
+
+_TRACING_METHODS = {"predict", "evaluate", "predict_on_batch", "test_on_batch", "predict_generator",
+                    "evaluate_generator", "export", "predict_step", "test_step"}
+
+
+def _class_methods(cls_node: Any) -> list:
+    body = cls_node.body
+    return [s for s in (body.body if isinstance(body, cst.IndentedBlock) else ()) if isinstance(s, cst.FunctionDef)]
+
+
+def _calls_self(cls_node: Any) -> bool:
+    """Does any method call the model itself (``self(x)``, ``self.call(x)``,
+    ``super().train_step`` which calls it)?"""
+    stack = [cls_node.body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Call):
+            f = n.func
+            if isinstance(f, cst.Name) and f.value == "self":
+                return True
+            if isinstance(f, cst.Attribute) and f.attr.value in ("call", "train_step", "test_step", "__call__") \
+                    and (isinstance(f.value, cst.Name) and f.value.value == "self" or isinstance(f.value, cst.Call)):
+                return True
+        stack.extend(n.children)
+    return False
 
 
 def _in_class_body(stack: list, class_node: Any) -> bool:

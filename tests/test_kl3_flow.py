@@ -132,3 +132,23 @@ def test_tf_internal_aliases_are_the_public_objects():
         for part in mod.split(".")[1:]:
             obj = getattr(obj, part)
         assert getattr(obj, name) is public
+
+
+def test_call_of_a_trainer_is_traced_only_by_predict():
+    class Sampler(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.g = keras.layers.Dense(2)
+
+        def train_step(self, data):
+            out = self.g(data)
+            return {"m": keras.ops.mean(out)}
+
+        def call(self, z):
+            return self.g(z).numpy()  # works only eagerly
+
+    s = Sampler()
+    s.compile(optimizer="sgd")
+    s.fit(X, epochs=1, verbose=0)  # fit runs only train_step: `call` is never traced
+    assert s(X).shape == (4, 2)  # a direct call is eager
+    assert _error(lambda: s.predict(X, verbose=0)) is not None  # predict traces `call`
