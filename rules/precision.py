@@ -364,10 +364,11 @@ class Float16Output(TimelineRule):
         self.class_n.setdefault(node.name.value, self.n)
 
     def _in_class_method(self) -> bool:
+        """Inside a method of a Keras layer/model class of this file (its `call`, `__init__`)."""
         fn = self.ctx.function
         while fn is not None:
             if fn.cls is not None:
-                return True
+                return self.ctx.class_kind(fn.cls) is not None
             fn = fn.parent
         return False
 
@@ -389,10 +390,18 @@ class Float16Output(TimelineRule):
             if isinstance(f, cst.Call):
                 b = self.tl.classify_build(f)
                 return b is not None and b.layer is not None
-            if isinstance(f, cst.Name) and f.value in self.inner_names | set(self.seq_vars):
+            if isinstance(f, cst.Name) and (self._key(f.value) in self.inner_names or f.value in self.seq_vars):
                 return True
             return any(self._symbolic(a.value, depth + 1) for a in expr.args[:1])
         return False
+
+    def _key(self, name: str) -> str:
+        """``name`` qualified by the scope that binds it (a function's local, else the
+        module's): the same name in two test methods is two models."""
+        fn = self.ctx.function
+        while fn is not None and name not in fn.locals:
+            fn = fn.parent
+        return f"{id(fn) if fn is not None else 0}:{name}"
 
     def _record_inner_uses(self, node: cst.Call) -> None:
         """Names and local classes used as a block of another model: given to a Keras
@@ -406,7 +415,7 @@ class Float16Output(TimelineRule):
             if f.value in ctx.classes and in_method:
                 self.inner_classes.add(f.value)
             if in_method or any(self._symbolic(a.value) for a in node.args):
-                self.inner_names.add(f.value)
+                self.inner_names.add(self._key(f.value))
         local_ctor = isinstance(f, cst.Name) and f.value in ctx.classes and ctx.resolve(f) is None
         if local_ctor or self.tl.classify_build(node) is not None:
             for a in node.args:
@@ -415,7 +424,7 @@ class Float16Output(TimelineRule):
                     vals = [e.value for e in a.value.elements]
                 for v in vals:
                     if isinstance(v, cst.Name):
-                        self.inner_names.add(v.value)
+                        self.inner_names.add(self._key(v.value))
                         if v.value in ctx.classes:
                             self.inner_classes.add(v.value)
                     elif isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.classes:
@@ -467,7 +476,7 @@ class Float16Output(TimelineRule):
         if len(stack) >= 2 and isinstance(stack[-2], cst.Assign) and stack[-2].value is node:
             for t in stack[-2].targets:
                 if isinstance(t.target, cst.Name):
-                    out.add(t.target.value)
+                    out.add(self._key(t.target.value))
         fn = self.ctx.function
         if fn is not None and fn.cls is None and isinstance(fn.node, cst.FunctionDef) and len(stack) >= 2 and (
                 (isinstance(stack[-2], cst.Return) and stack[-2].value is node) or out):
@@ -501,7 +510,7 @@ class Float16Output(TimelineRule):
         if isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and self.ctx.resolve(v.func) is None:
             for t in node.targets:
                 if isinstance(t.target, cst.Name):
-                    self.call_assigns.setdefault(v.func.value, set()).add(t.target.value)
+                    self.call_assigns.setdefault(v.func.value, set()).add(self._key(t.target.value))
         fn = self.ctx.function
         if fn is not None and fn.name == "__init__" and fn.cls is not None:
             for t in node.targets:
