@@ -283,8 +283,9 @@ class FloatxAfterBuild(TimelineRule):
 class Float16Output(TimelineRule):
     """
     ## What it does
-    Flags the final layer of a model built under a global `mixed_float16` or
-    `mixed_bfloat16` policy (`keras.mixed_precision.set_global_policy`,
+    In a file that compares Keras with another implementation (the parity context: a
+    PyTorch, raw-TensorFlow or JAX reference computing in float32), flags the final
+    layer of a model built under a global `mixed_float16` or `mixed_bfloat16` policy (`keras.mixed_precision.set_global_policy`,
     `keras.config.set_dtype_policy`, `tf.keras.mixed_precision.set_global_policy`, also
     with a `Policy`/`DTypePolicy` object) when it has no `dtype="float32"`. The final
     layer is the last element of a `Sequential` list (or the last `.add`), the layer that
@@ -294,7 +295,9 @@ class Float16Output(TimelineRule):
     before the policy call (in execution order; a model-building function defined before
     it and handed to a tuner) is not flagged; nor is a model used as an inner block of
     another (given to a model/layer constructor, called on a symbolic tensor or inside a
-    class of the file): its last layer is not the output the user gets.
+    class of the file): its last layer is not the output the user gets. Without a
+    parity context a float16 output is what mixed precision is for (the loss casts it to
+    float32) and nothing is flagged; `strict` reports it everywhere.
 
     ## Why is this bad?
     Under a mixed policy every layer computes in the policy's compute dtype: `float16`
@@ -601,6 +604,9 @@ class Float16Output(TimelineRule):
     def finish(self) -> None:
         if not self.policies or self.other_policy:
             return
+        par = self.ctx.parity
+        if par is None:
+            return  # nothing compares the float16 outputs with a float32 reference
         pname, pnode, pscope, pn = self.policies[0]
         # The policy is read when a layer is constructed: only models built after the policy
         # call in execution order count (the rest of its scope, with the functions and
@@ -639,10 +645,11 @@ class Float16Output(TimelineRule):
             if self._dtype_ok(layer) is not False:
                 continue
             self.report(layer, f"final layer `{short(layer)}` has no `dtype=\"float32\"` under the global "
-                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so `predict` and the "
-                               f"metrics get {compute} outputs and large logits overflow before a softmax (Keras "
-                               f"losses cast predictions to float32, after that rounding); give it "
-                               f"`dtype=\"float32\"` or end with a float32 `Activation`")
+                               f"'{pname}' policy: it computes and returns {compute} ({facts}), so the model's "
+                               f"outputs agree with a float32 reference only to {compute} precision and large "
+                               f"values overflow ({par.phrase()}; Keras losses cast predictions to float32 only "
+                               f"after that rounding); give it `dtype=\"float32\"` or end with a float32 "
+                               f"`Activation`", refs={"ctx": par.node} if par.node is not None else None)
 
     def _inner(self, bound: set) -> bool:
         """Is the model bound to these names used as a block of another model?"""

@@ -76,17 +76,15 @@ def _call_site(late, early):
 class UnseededTraining(_TimelineRule):
     """
     ## What it does
-    Flags a program that trains a Keras model from random weights and never sets a seed:
-    a script run to produce results, whose runs are compared with each other. A document
-    (a notebook, or a literate tutorial script whose text sits in module-level string
-    blocks, keras.io style) shows one recorded run and is not flagged, unless it asks for
-    repeatable runs (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`, `PYTHONHASHSEED`)
-    without seeding or takes its settings from the command line or a config file
-    (`argparse`, `absl.flags`, `fire`, `click`, `hydra`, `sys.argv`, a YAML/gin config:
-    an experiment run several times with different settings); the message names that
-    reason. A parity context alone (a PyTorch or raw-TensorFlow side) is no reason:
-    seeding Keras does not make a Keras run equal a PyTorch run, each framework has its
-    own generators. The finding is on the first construction that draws
+    Flags a script or notebook that trains a Keras model from random weights and never
+    sets a seed: its results (the accuracy a tutorial prints, the numbers a research
+    script reports) cannot be reproduced by the next run. The message says why the runs
+    are compared where the file says it: it asks for repeatable runs
+    (`enable_op_determinism()`, `TF_DETERMINISTIC_OPS`, `PYTHONHASHSEED`) without
+    seeding, it takes its settings from the command line or a config file (`argparse`,
+    `absl.flags`, `fire`, `click`, `hydra`, `sys.argv`, a YAML/gin config: an experiment
+    run several times), or it is a notebook / literate tutorial whose printed results a
+    reader reruns. The finding is on the first construction that draws
     random weights in execution order (module level, an `if __name__ == "__main__":`
     block, a `main()`-style function it calls, methods of this file's classes), or on the
     training call when the model comes from elsewhere.
@@ -99,8 +97,9 @@ class UnseededTraining(_TimelineRule):
     flagged, nor is one that trains only a model whose weights are all loaded
     (`load_model`, `load_weights`, a pretrained `keras.applications` model, a keras-hub
     `from_preset` model with no new head). Fine-tuning a pretrained backbone with a new
-    randomly initialized head does train random weights. With `strict = true` (or `check
-    --strict`) documents that train are reported too.
+    randomly initialized head does train random weights. An API demo that fits targets
+    drawn at random (`fit(x, np.random.random((n, 16)))`) has nothing to reproduce and is
+    not flagged.
 
     ## Why is this bad?
     Keras 3 layers and initializers draw their seed from Python's `random`
@@ -204,24 +203,18 @@ class UnseededTraining(_TimelineRule):
             self.tl.cli = (node, "`sys.argv`")
 
     def _context(self) -> Optional[tuple]:
-        """Why the runs of this file are compared: (message part, node quoted as {ctx}), or
-        None. A program (a script run to produce results) is compared run against run; a
-        document (a notebook, a literate tutorial) shows one recorded run, and is reported
-        only where it asks for repeatability or takes settings from outside. A parity context
-        alone is no reason: seeding Keras does not make a Keras run equal a PyTorch run
-        (each framework has its own generators and initializers)."""
+        """What the message adds about why runs are compared: (text, node quoted as {ctx}).
+        A parity context is not quoted: seeding Keras does not make a Keras run equal a
+        PyTorch run (each framework has its own generators and initializers)."""
         tl = self.tl
         if tl.intent is not None:
             return f"; the script asks for repeatable runs ({tl.intent[1]}, {{ctx}}) but seeds nothing", tl.intent[0]
         if tl.cli is not None:
             return (f"; the script takes its settings from {tl.cli[2]} ({tl.cli[1]}, {{ctx}}), so its runs are "
                     f"compared with each other"), tl.cli[0]
-        if not self._document():
-            return "", None
-        par = self.ctx.parity
-        if par is not None and par.kind == "strict":
-            return " (a notebook or tutorial document, reported because `strict` is on)", None
-        return None
+        if self._document():
+            return "; a reader who reruns this notebook/tutorial cannot reproduce its printed results", None
+        return "", None
 
     def _document(self) -> bool:
         """A notebook, or a literate tutorial script (keras.io style: its text is in three
@@ -502,10 +495,13 @@ class OpDeterminismOff(_TimelineRule):
     the inputs of a forward comparison between two frameworks) are not flagged: the
     nondeterministic kernels in question are the ones training runs.
 
-    Not in the default rule set: on CPU a seeded TensorFlow training run is already
-    bitwise repeatable (measured on TensorFlow 2.21: two fresh processes give identical
-    losses and weights without op determinism), so the finding only matters for runs on
-    a GPU. Select it (`--select KL104`) for code that trains on GPUs.
+    The seeds must cover what training draws from (Python `random` for Keras 3
+    initializers and TensorFlow's seed, e.g. `keras.utils.set_random_seed`): with only
+    `np.random.seed`, op determinism could not make two runs equal (KL102 reports that).
+    On CPU a seeded TensorFlow training run is already bitwise repeatable (measured on
+    TensorFlow 2.21: two fresh processes give identical losses and weights without op
+    determinism), so the finding is about GPU runs, where Keras training usually runs;
+    it is an info.
 
     ## Why is this bad?
     Seeds fix the random numbers, not the arithmetic. Op determinism is off by default in
@@ -533,7 +529,6 @@ class OpDeterminismOff(_TimelineRule):
     code = "KL104"
     name = "op-determinism-off"
     severity = "info"
-    default = False
     fix_applicability = "unsafe"
     tokens = ("seed",)
 
@@ -548,6 +543,13 @@ class OpDeterminismOff(_TimelineRule):
             return
         seeds = [s for s in seq if s.kind == "seed" and s.event.covers & {PY, NP, TF}]
         if not seeds:
+            return
+        covered: set = set()
+        for x in seeds:
+            covered |= x.event.covers
+        if not {PY, TF} <= covered and not any(x.kind == "opaque-seed" for x in seq):
+            # Keras 3 initializers (Python `random`) or TF ops stay unseeded: op determinism
+            # cannot make two runs equal (KL102 reports the missing generators)
             return
         s = next((x for x in seeds if TF in x.event.covers), seeds[0])
         msg = (f"seeds are set (`{short(s.node)}`) and the script trains, but TensorFlow op determinism is off "
