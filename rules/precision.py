@@ -843,7 +843,10 @@ class Tf1GraphMode(TimelineRule):
     Flags TF1 graph-mode calls (`tf.compat.v1.disable_eager_execution()`,
     `disable_v2_behavior()`, `tf.compat.v1.Session`/`InteractiveSession`,
     `tf.compat.v1.placeholder`) in a file that also builds Keras models; each kind once,
-    at its first statement.
+    at its first statement. TensorFlow's internal names of the same functions
+    (`tensorflow.python.framework.ops.disable_eager_execution`) count too. A Session
+    that is only created to set GPU options (`ConfigProto(gpu_options=...)`) and never
+    runs anything is not flagged: nothing there leaves eager mode.
 
     ## Why is this bad?
     Keras 3 runs eagerly or inside `tf.function`; it has no TF1 graph mode. After
@@ -877,9 +880,13 @@ class Tf1GraphMode(TimelineRule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.calls: list = []  # (node, kind, qualname)
+        self.runs = False  # `<something>.run(...)` / `.eval(session=...)`: a graph is executed
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
+        f = node.func
+        if isinstance(f, cst.Attribute) and f.attr.value == "run" and self.ctx.resolve(f) is None and node.args:
+            self.runs = True
         q = self.ctx.resolve(node.func)
         q = TF_INTERNAL_ALIASES.get(q, q) if q is not None else None
         kind = TF1_GRAPH_CALLS.get(q) if q is not None else None
@@ -888,6 +895,11 @@ class Tf1GraphMode(TimelineRule):
 
     def finish(self) -> None:
         if not self.calls or not any(not b.legacy for b, _ in self.tl.builds_anywhere):
+            return
+        kinds = {k for _, k, _ in self.calls}
+        if kinds == {"session"} and not self.runs:
+            # a Session created only to set GPU options (`ConfigProto(allow_growth)`,
+            # `set_session`) and never run: no graph mode, eager `fit` is unaffected
             return
         seen: set = set()
         for node, kind, q in self.calls:
