@@ -156,13 +156,36 @@ def _run_experiment(code, exp, target, steps, timeout, progress, workdir, env) -
     return _inconclusive(code, r.reason)
 
 
+_CACHE: dict = {}  # identical program runs shared by the experiments of one verify call (KL101-104, KL201/202)
+
+
+def _key(spec: dict, i: int):
+    opts = {k: v for k, v in (spec.get("options") or {}).items() if k != "save"}
+    if "load" in opts:
+        return None
+    return json.dumps([spec["target"], spec["steps"], spec.get("env"), opts, i], sort_keys=True, default=str)
+
+
 def _parallel(specs: list, remaining, tick, workdir) -> list:
+    """Run the capture-run specs side by side; a run identical to one already made in this
+    verify call is reused (its saved file replaces the spec's ``save``)."""
     out: list = [None] * len(specs)
+    todo = []
+    for i, s in enumerate(specs):
+        hit = _CACHE.get(_key(s, i))
+        if hit is not None:
+            out[i] = hit[0]
+            s["options"]["save"] = hit[1]
+        else:
+            todo.append((i, s))
 
     def go(i, s):
-        out[i] = run_child(s, remaining(), workdir, tick if i == 0 else None)
+        out[i] = run_child(s, remaining(), workdir, tick if i == todo[0][0] else None)
+        k = _key(s, i)
+        if k is not None and out[i].ok:
+            _CACHE[k] = (out[i], s["options"].get("save"))
 
-    threads = [threading.Thread(target=go, args=(i, s), daemon=True) for i, s in enumerate(specs)]
+    threads = [threading.Thread(target=go, args=(i, s), daemon=True) for i, s in todo]
     for t in threads:
         t.start()
     for t in threads:
@@ -242,8 +265,9 @@ def _float_runs(code: str, base: dict, remaining, tick, workdir: str) -> dict:
 
     from keraslint.verify.capture import max_abs_diff
 
-    save_a = os.path.join(workdir, f"{code}-a.pkl")
-    ra = run_child(dict(base, mode="capture-run", options={"save": save_a}), remaining(), workdir, tick)
+    spec_a = dict(base, mode="capture-run", options={"save": os.path.join(workdir, f"{code}-a.pkl")})
+    [ra] = _parallel([spec_a], remaining, tick, workdir)
+    save_a = spec_a["options"]["save"]
     if not ra.ok:
         return _inconclusive(code, ra.reason)
     requests = ra.data.get("floatx_requests") or []
@@ -358,6 +382,7 @@ def verify_many(items: list, timeout: float = 120.0, progress: Optional[Progress
     complete result per item, in order, with ``seconds``. For test suites and batch checks: a
     crash or hang in one program makes the rest of its batch inconclusive."""
     progress = progress or Progress(False)
+    _CACHE.clear()
     out: list = [None] * len(items)
     workdir = tempfile.mkdtemp(prefix="keraslint-verify-")
     groups: dict = {}
@@ -408,6 +433,7 @@ def verify_many(items: list, timeout: float = 120.0, progress: Optional[Progress
 def verify(target: str, rules: Optional[list], steps: int, timeout: float, progress: Progress,
            port: Optional[str] = None) -> dict:
     script = target.split("::", 1)[0]
+    _CACHE.clear()
     try:
         todo = [] if (port is not None and not rules) else plan(target, rules)
     except Exception as e:  # noqa: BLE001 - the static check failed: still answer the --rule codes
