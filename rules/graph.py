@@ -857,7 +857,9 @@ class TraceTimeSideEffect(Rule):
     `keras.random.*` with a `SeedGenerator`, `add_loss`, metric updates and the same
     code in `__init__`/`build` (which run once, by design) are fine and not flagged.
     Neither are prints of static things (shapes, dtypes, strings) or prints that announce
-    tracing (`print("Tracing", x)`): their text is the same at every step. Nothing is
+    tracing (`print("Tracing", x)`): their text is the same at every step. A print of a
+    tensor's value (it shows the symbolic tensor once) never changes results, so it is
+    reported only with `strict` (`--strict`). Nothing is
     flagged in a model compiled with `run_eagerly=True` or after
     `tf.config.run_functions_eagerly(True)`: the Python then runs at every step.
 
@@ -988,6 +990,8 @@ class TraceTimeSideEffect(Rule):
             # `Tensor("x:0", shape=(), dtype=float32)`), never the values.
             if _announces_tracing(node) or not self._prints_tensor(node):
                 return
+            if not getattr(self.ctx.config, "strict", False):
+                return  # a print never changes results: reported only with `strict`
             self._say(node, "`print(...)` of a tensor", "prints the symbolic tensor (`Tensor(\"x:0\", shape=..., "
                       "dtype=...)`) once, when the function is traced, never its values at the compiled steps; "
                       "use `tf.print`")
@@ -1007,6 +1011,8 @@ class TraceTimeSideEffect(Rule):
                 return None  # `self.augmenter.update(...)`: a method of a sub-layer, not a list/dict
             if _assigns_self_attr(_origin(fn).node, expr.attr.value):
                 return None  # `self.outputs = []` at the top of `call`: a fresh list per call
+            if _under_off_flag(self.ctx, _origin(fn).cls):
+                return None  # `if self.keep_scores: self.scores.append(...)`: an opt-in debug path
             return f"`{_short(expr)}`"
         if isinstance(expr, cst.Name):
             name = expr.value
@@ -1107,6 +1113,31 @@ def _may_hold_container(ctx, cls, attr: str, depth: int = 0) -> bool:
                 break
         info, depth = nxt, depth + 1
     return not seen_any
+
+
+def _under_off_flag(ctx, cls) -> bool:
+    """Is the node inside ``if self.<flag>:`` where the class only ever sets the flag to
+    False/None? The branch is dead under ``fit``; user code turns it on from outside for
+    an eager inspection call (``model.cell.return_scores = True; model(x)``)."""
+    for anc in reversed(ctx.stack[:-1]):
+        if isinstance(anc, cst.FunctionDef):
+            return False
+        if not isinstance(anc, cst.If):
+            continue
+        t = anc.test
+        if not (isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self"):
+            continue
+        values = []
+        for n in _walk(cls.node):
+            if isinstance(n, cst.Assign):
+                for tg in n.targets:
+                    a = tg.target
+                    if (isinstance(a, cst.Attribute) and a.attr.value == t.attr.value and isinstance(a.value, cst.Name)
+                            and a.value.value == "self"):
+                        values.append(literal_value(n.value))
+        if values and all(v is False or v is None for v in values):
+            return True
+    return False
 
 
 def _assigns_self_attr(func_node, attr: str) -> bool:

@@ -152,3 +152,18 @@ def test_call_of_a_trainer_is_traced_only_by_predict():
     s.fit(X, epochs=1, verbose=0)  # fit runs only train_step: `call` is never traced
     assert s(X).shape == (4, 2)  # a direct call is eager
     assert _error(lambda: s.predict(X, verbose=0)) is not None  # predict traces `call`
+
+
+def test_kl304_prints_of_tensors_are_strict_only():
+    from keraslint.api import check_source
+    from keraslint.config import Config
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "KL304", "bad.py")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    marked = {i for i, line in enumerate(text.splitlines(), 1) if "# strict only" in line}
+    assert len(marked) == 3
+    default = {f.line for f in check_source(text, select=["KL304"])}
+    strict = {f.line for f in check_source(text, select=["KL304"], config=Config(root=".", strict=True))}
+    assert not (marked & default)
+    assert marked <= strict
