@@ -530,8 +530,22 @@ class Timeline:
             and q.rsplit(".", 1)[-1] not in NUMPY_NOT_DRAWS
 
     def _random_targets(self, node: cst.Call) -> bool:
+        """`fit` on targets drawn at random, or for a handful of steps (`steps_per_epoch=5`,
+        `fit(ds.take(100), epochs=1)`): an API demo with no result to reproduce."""
         y = get_arg(node, "y", 1)
-        return y is not None and self.is_random_draw(y.value)
+        if y is not None and self.is_random_draw(y.value):
+            return True
+        spe = get_arg(node, "steps_per_epoch")
+        if spe is not None and isinstance(literal_value(spe.value), int) and literal_value(spe.value) <= 10:
+            return True
+        x = get_arg(node, "x", 0)
+        ep = get_arg(node, "epochs")
+        if x is not None and isinstance(x.value, cst.Call) and isinstance(x.value.func, cst.Attribute) \
+                and x.value.func.attr.value == "take" and x.value.args \
+                and isinstance(literal_value(x.value.args[0].value), int) and literal_value(x.value.args[0].value) <= 200 \
+                and (ep is None or literal_value(ep.value) in (1, 2)):
+            return True
+        return False
 
     def _given_checkpoint(self, node: cst.Call) -> bool:
         """A call handed a checkpoint to restore (`checkpoint_path=...`, a variable named

@@ -146,10 +146,10 @@ class UnseededTraining(_TimelineRule):
             return
         # training that runs when this file runs (a library module that defines a
         # `train_step` or a `train()` nobody calls here is not a script)
-        trains = [s.event for s in seq if s.kind == "train" and not s.event.loaded]
+        trains = [s.event for s in seq if s.kind == "train"]
         # An API demo trains on targets drawn at random (`fit(x, np.random.random((n, 16)))`,
-        # a generator yielding random pairs to a custom loop): there is nothing to learn,
-        # so no result to reproduce.
+        # a generator yielding random pairs to a custom loop) or for a handful of steps
+        # (`steps_per_epoch=5`, `ds.take(100)`): there is no result to reproduce.
         trains = [e for e in trains if not e.synthetic]
         if self.random_pairs and not any(self.ctx.resolve(e.node.func) is None and isinstance(e.node.func, cst.Attribute)
                                          and e.node.func.attr.value in ("fit", "train_on_batch", "fit_generator")
@@ -166,8 +166,7 @@ class UnseededTraining(_TimelineRule):
         # random augmentation layer only draws a seed for its noise)
         first = next((s for s in builds if s.event.build.draws and not _weightless(s.event.build.name)),
                      next((s for s in builds if s.event.build.draws), builds[0] if builds else None))
-        if first is None and any(s.kind == "restore" for s in seq):
-            return  # the trained model comes from a factory handed a checkpoint, and no new layer is added
+        loaded = first is None and (all(e.loaded for e in trains) or any(s.kind == "restore" for s in seq))
         train = trains[0]
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
@@ -178,9 +177,16 @@ class UnseededTraining(_TimelineRule):
         else:
             what = f"`{short(train.node)}` trains a Keras model"
             node = train.node
-        msg = (f"{what} and no seed is set{reason}: Keras 3 layers draw their initializer/dropout seed from "
-               f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different weights "
-               f"and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
+        if loaded:
+            # fine-tuning loaded weights: the start is fixed, the dropout masks and batch order are not
+            what = f"`{short(train.node)}` fine-tunes a loaded Keras model"
+            msg = (f"{what} and no seed is set{reason}: its dropout layers draw their seed from Python `random` "
+                   f"({KERAS_SEED_DRAW}) and the batch order is shuffled unseeded, so every run ends with "
+                   f"different weights and results (call `keras.utils.set_random_seed(n)` after the imports)")
+        else:
+            msg = (f"{what} and no seed is set{reason}: Keras 3 layers draw their initializer/dropout seed from "
+                   f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different "
+                   f"weights and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
 
     random_pairs = False  # a generator/function yields (inputs, targets) drawn at random
@@ -200,7 +206,7 @@ class UnseededTraining(_TimelineRule):
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if node.attr.value == "argv" and self.tl.cli is None and self.ctx.resolve(node) == "sys.argv":
-            self.tl.cli = (node, "`sys.argv`")
+            self.tl.cli = (node, "`sys.argv`", "the command line")
 
     def _context(self) -> Optional[tuple]:
         """What the message adds about why runs are compared: (text, node quoted as {ctx}).
