@@ -314,7 +314,7 @@ def summarize(text: str) -> Optional[dict]:
 # ---------------------------------------------------------------------------
 
 _IMPORT_LINE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))", re.M)
+    rb"[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))")
 
 
 def imported_names(data: bytes) -> list:
@@ -323,7 +323,16 @@ def imported_names(data: bytes) -> list:
     ``import a.b as x`` → ``("a.b", [])``. Imports inside strings may be listed too: they
     only make the resolver look for a file."""
     out = []
-    for m in _IMPORT_LINE.finditer(data):
+    # only lines holding the word: find it, then match from the start of its line (a
+    # regular expression over every line costs ten times more)
+    pos = data.find(b"import")
+    while pos != -1:
+        start = data.rfind(b"\n", 0, pos) + 1
+        m = _IMPORT_LINE.match(data, start)
+        if m is None or m.end() <= pos:
+            pos = data.find(b"import", pos + 6)
+            continue
+        pos = data.find(b"import", m.end())
         if m.group(1) is not None:
             names = m.group(2).decode("utf-8", "replace").strip().strip("()").replace("\\", " ")
             out.append((m.group(1).decode("utf-8", "replace"),
@@ -382,6 +391,24 @@ class Layout:
                 return hit
         return None
 
+    def package_dir(self, module: str, importer: str, roots: list) -> bool:
+        """Is ``module`` a folder without ``__init__.py`` (a namespace package) here?"""
+        if module.startswith("."):
+            level = len(module) - len(module.lstrip("."))
+            base = os.path.dirname(os.path.abspath(importer))
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            rest = module[level:]
+            return not rest or os.path.isdir(os.path.join(base, rest.replace(".", os.sep)))
+        if not module or not all(p.isidentifier() for p in module.split(".")):
+            return False
+        rel = module.replace(".", os.sep)
+        key = ("dir", tuple(roots), module)
+        hit = self._found.get(key)
+        if hit is None:
+            hit = self._found[key] = any(os.path.isdir(os.path.join(r, rel)) for r in roots)
+        return hit
+
     def resolve(self, module: str, importer: str, roots: list) -> Optional[str]:
         """The file of ``module`` (absolute, or relative with leading dots) imported by the
         file ``importer``."""
@@ -429,25 +456,31 @@ class ProjectView:
     :func:`current`. The name table and the summaries are the run's, shared by every view;
     a view sees only the modules of its closure (the ones its cache key covers)."""
 
-    def __init__(self, path: str, names: dict, modules: dict, hashes: Optional[dict] = None,
-                 closure: Optional[Iterable[str]] = None) -> None:
+    def __init__(self, path: str, names: dict, store: "SummaryStore", closure: Iterable[str],
+                 content_hash: Any = None, direct: Iterable[str] = (), digests: Optional[dict] = None) -> None:
         self.path = path
         self.names = names  # (importing file, module spelling) -> file
-        self.closure = frozenset(closure if closure is not None else modules)
-        self.modules = _Restricted(modules, self.closure)  # file -> raw summary
-        self.hashes = hashes or {}  # file -> summary hash
+        self.closure = frozenset(closure)
+        self.direct = frozenset(direct)  # the files the checked file imports itself
+        self.modules = _Lazy(store, self.closure)  # file -> raw summary, summarized when first asked
+        self._content_hash = content_hash  # file -> hash of its bytes
+        self._digests = digests if digests is not None else {}  # closure -> digest, shared in a run
         self._digest: Optional[str] = None
         self._fn: dict = {}
         self._cls: dict = {}
 
     def digest(self) -> str:
-        """Hash of every summary this view holds: part of the checked file's cache key."""
+        """Hash of the contents of the modules this view covers: part of the checked file's
+        cache key (content, not summaries: a warm run reads no summary at all)."""
         if self._digest is None:
-            h = hashlib.sha256(SUMMARY_VERSION.encode())
-            for f in sorted(self.closure):
-                sh = self.hashes.get(f) or _summary_hash(self.modules[f])
-                h.update(f.encode() + b"\0" + sh.encode() + b"\0")
-            self._digest = h.hexdigest()
+            # a multiset hash: the sum of the files' (path, content) hashes, in any order;
+            # files importing the same modules share it
+            memo = self._digests
+            d = memo.get(self.closure)
+            if d is None:
+                total = sum(map(self._content_hash, self.closure)) % (1 << 256)
+                d = memo[self.closure] = f"{SUMMARY_VERSION}-{len(self.closure)}-{total:064x}"
+            self._digest = d
         return self._digest
 
     # -- lookups ----------------------------------------------------------------------
@@ -620,8 +653,12 @@ class ProjectView:
         return False
 
     def _mapped(self, loc: tuple) -> bool:
-        for f in self.closure:
-            summ = self.modules[f]
+        # where a function is given to Dataset.map: its own module, or a module the checked
+        # file imports itself (not the whole closure: that would summarize every module)
+        for f in {loc[0]} | self.direct:
+            summ = self.modules.get(f)
+            if summ is None:
+                continue
             entries = list(summ.get("maps", ()))
             for fn in summ["functions"].values():
                 entries += fn.get("maps", ())
@@ -631,28 +668,24 @@ class ProjectView:
         return False
 
 
-class _Restricted:
-    """A read-only view of a dict limited to some keys."""
+class _Lazy:
+    """The summaries of a view's modules, made (or read from the cache) when first asked."""
 
-    __slots__ = ("data", "keys")
+    __slots__ = ("store", "keys")
 
-    def __init__(self, data: dict, keys: frozenset) -> None:
-        self.data, self.keys = data, keys
+    def __init__(self, store: "SummaryStore", keys: frozenset) -> None:
+        self.store, self.keys = store, keys
 
     def __contains__(self, k) -> bool:
-        return k in self.keys and self.data.get(k) is not None
+        return k in self.keys and self.store.for_file(k) is not None
 
     def __getitem__(self, k):
         if k not in self:
             raise KeyError(k)
-        return self.data[k]
+        return self.store.for_file(k)
 
     def get(self, k, default=None):
-        return self.data[k] if k in self else default
-
-
-def _summary_hash(summ: Any) -> str:
-    return hashlib.sha256(json.dumps(summ, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return self.store.for_file(k) if k in self else default
 
 
 # ---------------------------------------------------------------------------
@@ -669,7 +702,6 @@ class SummaryStore:
         self.dir = os.path.join(directory, "summaries") if directory else None
         self.mem: dict = {}  # content hash -> summary | None
         self.by_file: dict = {}  # file -> summary | None
-        self.hashes: dict = {}  # file -> summary hash
         self.parsed = 0
 
     def for_file(self, path: str, data: Optional[bytes] = None) -> Optional[dict]:
@@ -702,8 +734,6 @@ class SummaryStore:
                 self._save(key, summ)
             self.mem[key] = summ
         self.by_file[path] = summ
-        if summ is not None:
-            self.hashes[path] = _summary_hash(summ)
         return summ
 
     def _file(self, key: str) -> str:
@@ -743,6 +773,11 @@ class Project:
         self._imports: dict = {}  # file -> [(module spelling, file)]
         self._roots: dict = {}
         self.names: dict = {}  # (importing file, module spelling) -> file, shared by the views
+        self._hashes: dict = {}  # file -> sha256 of its bytes
+        self._named: set = set()  # files whose import spellings are in ``names``
+        self._tokens: dict = {}  # file -> int hash of (path, bytes)
+        self._digests: dict = {}  # closure -> digest
+        self._reached: dict = {}  # (file, depth) -> frozenset of files
 
     def _roots_of(self, path: str) -> list:
         d = os.path.dirname(os.path.abspath(path))
@@ -755,28 +790,35 @@ class Project:
 
     def _direct(self, path: str, data: Optional[bytes] = None) -> list:
         """[(module spelling, file)] of the project modules ``path`` imports."""
+        path = os.path.abspath(path)
         hit = self._imports.get(path)
         if hit is not None:
             return hit
         if data is None:
             try:
                 with open(path, "rb") as fh:
-                    data = fh.read(MAX_MODULE_BYTES + 1)
+                    data = fh.read()
             except OSError:
                 data = b""
+        if path not in self._hashes:
+            self._hashes[path] = hashlib.sha256(data).hexdigest()
         roots = self._roots_of(path)
         out = []
         me = os.path.abspath(path)
         for module, names in imported_names(data):
             f = self.layout.resolve(module, path, roots)
-            if f is not None and f != me:
+            if f is not None and f != path:
                 out.append((module, f))
+            if f is not None and not f.endswith("__init__.py"):
+                continue  # names imported from a module file are its attributes
+            if f is None and not self.layout.package_dir(module, path, roots):
+                continue  # not a project package (numpy, keras...): no submodule either
             for n in names:
                 if n == "*":
                     continue
                 sub = module + ("" if module.endswith(".") else ".") + n
                 g = self.layout.resolve(sub, path, roots)
-                if g is not None and g != me:
+                if g is not None and g != path:
                     out.append((sub, g))
                     if not module.strip("."):
                         # keraslint.semantics spells ``from . import x`` as "..x"
@@ -794,25 +836,64 @@ class Project:
         first = self._direct(path, data)
         if not first:
             return None
-        names = self.names
-        closure: set = set()
-        frontier = [(me, first)]
-        for depth in range(MAX_DEPTH):
-            nxt = []
-            for src, direct in frontier:
-                for spelling, f in direct:
-                    names[(src, spelling)] = f
-                    if f in closure or f == me:
-                        continue
-                    if self.store.for_file(f) is None:
-                        continue
-                    closure.add(f)
-                    if depth + 1 < MAX_DEPTH:
-                        nxt.append((f, self._direct(f)))
-            frontier = nxt
+        closure = set()
+        for _spelling, f in first:
+            if f != me:
+                closure.add(f)
+                closure |= self._reach(f, MAX_DEPTH - 1)
+        closure.discard(me)
         if not closure:
             return None
-        return ProjectView(me, names, self.store.by_file, self.store.hashes, closure)
+        self._edges(me, first)
+        return ProjectView(me, self.names, self.store, frozenset(closure), self.content_hash,
+                           {f for _, f in first}, self._digests)
+
+    def _edges(self, src: str, direct: list) -> None:
+        """Record how ``src`` spells the modules it imports (once per module)."""
+        if src in self._named:
+            return
+        self._named.add(src)
+        for spelling, f in direct:
+            self.names[(src, spelling)] = f
+
+    def _reach(self, f: str, depth: int) -> frozenset:
+        """The project modules ``f`` imports, up to ``depth`` imports away (memoized)."""
+        if depth <= 0:
+            return frozenset()
+        key = (f, depth)
+        hit = self._reached.get(key)
+        if hit is not None:
+            return hit
+        self._reached[key] = frozenset()  # an import cycle ends here
+        direct = self._direct(f)
+        self._edges(f, direct)
+        out = set()
+        for _spelling, g in direct:
+            out.add(g)
+            if depth > 1:
+                out |= self._reach(g, depth - 1)
+        out.discard(f)
+        hit = self._reached[key] = frozenset(out)
+        return hit
+
+    def content_hash(self, path: str) -> int:
+        """A 256-bit hash of the file's path and bytes."""
+        h = self._tokens.get(path)
+        if h is None:
+            h = self._tokens[path] = int.from_bytes(
+                hashlib.sha256(path.encode() + b"\0" + self._bytes_hash(path).encode()).digest(), "big")
+        return h
+
+    def _bytes_hash(self, path: str) -> str:
+        h = self._hashes.get(path)
+        if h is None:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                data = b""
+            h = self._hashes[path] = hashlib.sha256(data).hexdigest()
+        return h
 
 
 def for_run(config: Any, cache_dir: Optional[str]) -> Project:

@@ -224,18 +224,26 @@ def test_cache_rechecks_importers_of_a_changed_module(basic, tmp_path):
     assert any(f.code == "KL607" for f in first.findings)
     again = _run(basic, cache)
     assert again.cache_hits == again.files_checked
-    # a comment changes models.py but not its summary: only models.py is checked again
+    # TorchNet loses its dropout: models.py and its importers train.py and compare_eval.py are
+    # checked again; data.py and utils.py come from the cache
     models = basic / "models.py"
-    models.write_text(models.read_text() + "# a comment\n")
-    third = _run(basic, cache)
-    assert third.cache_hits == third.files_checked - 1
-    # TorchNet loses its dropout: train.py and compare_eval.py (importers) are checked again
     models.write_text(models.read_text().replace("torch.nn.Dropout(0.5)", "torch.nn.Identity()"))
+    third = _run(basic, cache)
+    assert third.cache_hits == third.files_checked - 3
+    assert not any(f.code == "KL607" for f in third.findings)
+    # utils.py changes: its importers train.py and compare_eval.py are checked again
+    utils = basic / "utils.py"
+    utils.write_text(utils.read_text() + "# a comment\n")
     fourth = _run(basic, cache)
     assert fourth.cache_hits == fourth.files_checked - 3
-    assert not any(f.code == "KL607" for f in fourth.findings)
-    # summaries are kept in the cache folder, keyed by content
+    # summaries are kept in the cache folder, keyed by content (made when a rule asks)
     assert list((cache / __import__("keraslint").__version__ / "summaries").rglob("*.json"))
+    # a warm run reads no summary at all
+    from keraslint import project as project_mod
+
+    again = _run(basic, cache)
+    assert again.cache_hits == again.files_checked
+    assert all(v.modules.store.parsed == 0 and not v.modules.store.by_file for v in project_mod._VIEWS.values())
 
 
 def test_cycles_odd_files_and_deep_nesting_never_break_a_view(tmp_path):
