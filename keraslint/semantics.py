@@ -557,6 +557,14 @@ class Context:
                     return True
                 if q.endswith("_dataset_from_directory") or q.endswith("timeseries_dataset_from_array"):
                     return True
+                # a helper of another project module that returns a pipeline
+                proj = getattr(self, "project", None)
+                if proj is not None and not q.startswith(("keras.", "tensorflow.", "numpy.", "torch.")):
+                    try:
+                        fs = proj.function(q)
+                    except Exception:  # noqa: BLE001 - a summary that cannot answer is no evidence
+                        fs = None
+                    return fs is not None and fs.returns == "dataset"
                 return False
             if isinstance(func, cst.Attribute):
                 if func.attr.value in DATASET_METHODS:
