@@ -211,8 +211,40 @@ def _optional_values(argv: list) -> list:
     return out
 
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _completion(argv: list) -> Optional[int]:
+    """``--show-completion [SHELL]`` / ``--install-completion [SHELL]``. typer takes the
+    shell only from detection (shellingham) unless told otherwise; here a named shell is
+    honoured everywhere (CI, an IDE terminal) and a failed detection is a usage error."""
+    if not argv or argv[0] not in ("--show-completion", "--install-completion") or len(argv) > 2:
+        return None
+    from typer import _completion_shared as comp
+
+    shell = argv[1] if len(argv) == 2 else comp._get_shell_name()
+    if shell not in SHELLS:
+        what = f"unsupported shell {shell!r}" if shell else "cannot detect the shell"
+        raise UsageError(f"{what}: name one of {', '.join(SHELLS[:4])} (`keraslint {argv[0]} bash`)")
+    var = f"_{PROG.upper()}_COMPLETE"
+    if argv[0] == "--show-completion":
+        sys.stdout.write(comp.get_completion_script(prog_name=PROG, complete_var=var, shell=shell) + "\n")
+        return EXIT_OK
+    shell, path = comp.install(shell=shell, prog_name=PROG, complete_var=var)
+    sys.stdout.write(f"{shell} completion installed in {path}\nCompletion will take effect once you restart the "
+                     f"terminal\n")
+    return EXIT_OK
+
+
 def main(argv: Optional[list] = None) -> int:
     argv = _optional_values(sys.argv[1:] if argv is None else list(argv))
+    try:
+        done = _completion(argv)
+    except UsageError as e:
+        _err(str(e))
+        return EXIT_ERROR
+    if done is not None:
+        return done
     try:  # typer >= 0.26 vendors click
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - typer with click as a dependency

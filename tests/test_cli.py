@@ -373,8 +373,11 @@ def test_usage_errors_are_one_plain_line(args, needle, tmp_path):
 
 def test_show_completion_prints_a_script():
     r = run("--show-completion", "bash")
-    assert r.returncode == 0
-    assert "_KERASLINT_COMPLETE" in r.stdout and "complete" in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "_KERASLINT_COMPLETE" in r.stdout and "complete -o default -F _keraslint_completion keraslint" in r.stdout
+    z = run("--show-completion", "zsh")
+    assert z.returncode == 0 and z.stdout.startswith("#compdef keraslint")
+    assert "tcsh" in one_line_error(run("--show-completion", "tcsh"))
 
 
 def test_completion_of_options_codes_and_formats():
