@@ -267,8 +267,10 @@ class Timeline:
             parts = raw.split(".")
             if last == "from_preset":
                 return Build(parts[-2] if len(parts) > 2 else last, None, True)
-            if len(parts) >= 3 and parts[1] in ("layers", "models") and last[:1].isupper():
+            if len(parts) >= 3 and parts[1] == "models" and last[:1].isupper():
                 return Build(last, PY, True)
+            if len(parts) >= 3 and parts[1] == "layers" and last[:1].isupper():
+                return Build(last, None, True)  # hub layers: preprocessing ones draw nothing
             return None
         if q is None or not q.startswith("keras."):
             return None
@@ -489,7 +491,7 @@ class Timeline:
             # optimizer.apply_gradients(...) / .minimize / .apply(grads, vars): weights change
             self._add("train", node)
             return
-        if self._given_checkpoint(node):
+        if self._given_checkpoint(node) or (isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained"):
             self._add("restore", node)
         # -- local calls (inlined in execution order) and unknown seeding helpers
         owner = self._self_class() if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) \

@@ -170,7 +170,8 @@ class UnseededTraining(_TimelineRule):
         train = trains[0]
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
-            makes = "draws a random seed in a model" if _weightless(first.event.build.name) else "creates random weights"
+            makes = "draws a random seed in a model" if _weightless(first.event.build.name) else \
+                "creates random weights" if first.event.build.draws else "starts a model with random weights"
             what = f"`{short(first.node)}` {makes} that this script trains (`{short(train.node)}`, {{train}})"
             refs["train"] = train.node
             node = first.node
@@ -252,6 +253,8 @@ class UnseededTraining(_TimelineRule):
             return False
         q = self.ctx.resolve(step.node.func)
         raw = self.ctx.qualname(step.node.func)
+        if raw is not None and ".layers." in raw and raw.startswith(("keras_hub.", "keras_nlp.", "keras_cv.")):
+            return False  # a keras-hub layer that draws nothing (preprocessing, resizing)
         if raw is not None and raw.endswith(".from_preset"):
             owner = raw.split(".")[-2]
             return owner.endswith(HEAD_TASK_SUFFIXES)
