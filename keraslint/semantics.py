@@ -215,6 +215,9 @@ class FunctionInfo:
     # name -> every value it may hold here: assignments in different arms of an
     # if/else, loop or try all stay possible (a straight-line assignment resets it)
     may: dict = field(default_factory=dict)
+    # name -> the whole value it was unpacked from (`a, b = ops.split(x, 2)`, `for t in
+    # ops.unstack(x)`): `assigned` has no single expression for these names
+    unpacked: dict = field(default_factory=dict)
 
     @property
     def is_graph(self) -> bool:
@@ -765,6 +768,7 @@ class Context:
             else:
                 for n in target_names(tgt):
                     fn.assigned.pop(n, None)
+                    fn.unpacked[n] = value
         if fn.tainted:
             self._taint_assign(targets, value)
 
@@ -775,6 +779,7 @@ class Context:
         for n in target_names(node.target):
             fn.locals.add(n)
             fn.assigned.pop(n, None)
+            fn.unpacked[n] = node.iter
         if fn.tainted:
             self._taint_assign([node.target], node.iter)
 

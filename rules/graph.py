@@ -314,6 +314,11 @@ def _tensor_value(ctx, expr, depth: int = 0) -> bool:
         if expr.value in {p.name.value for p in fn.params}:
             return False
         v = fn.assigned.get(expr.value)
+        if v is None and expr.value in fn.unpacked and ctx.is_tainted(expr):
+            # `a, b = ops.split(x, 2)` / `for t in ops.unstack(x)`: a part of a tensor result
+            # is a tensor (a tuple of Python values, `x.shape`, `ops.shape(x)` is not)
+            u = fn.unpacked[expr.value]
+            return not isinstance(u, (cst.Tuple, cst.List)) and _tensor_value(ctx, u, depth + 1)
         if v is None or v is expr:
             return False
         if expr.value not in fn.may:
