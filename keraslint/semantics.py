@@ -787,6 +787,8 @@ class Context:
         fn = self.function
         if fn is None:
             return
+        for n in target_names(node.target):
+            fn.unpacked[n] = node.iter
         if fn.tainted:
             self._taint_assign([node.target], node.iter)
 

@@ -788,6 +788,9 @@ class PythonBranchOnTensor(Rule):
     def visit_While(self, node: cst.While) -> None:
         self._check(node.test, "while")
 
+    def visit_CompIf(self, node: cst.CompIf) -> None:
+        self._check(node.test, "`if` (in a comprehension)")
+
     def visit_Assert(self, node: cst.Assert) -> None:
         self._check(node.test, "assert", is_assert=True)
 
