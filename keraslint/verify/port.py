@@ -242,6 +242,11 @@ def _state(ly, mod) -> str:
     if "weight" in cur and cur["weight"].shape == wrong["weight"].shape and np.allclose(
             cur["weight"], wrong["weight"], atol=1e-6) and not np.allclose(wrong["weight"], vals["weight"]):
         return "untransposed"
+    # the script copied the Keras values, but in another layout (e.g. LSTM/GRU gates reordered wrongly)
+    if all(k in cur and cur[k].size == v.size and v.size > 1 and np.allclose(np.sort(cur[k], axis=None),
+                                                                           np.sort(v, axis=None), atol=1e-6)
+           for k, v in vals.items()) and any(not np.allclose(cur[k].reshape(v.shape), v) for k, v in vals.items()):
+        return "misplaced"
     return "other"
 
 
@@ -370,10 +375,12 @@ def _candidates(ly, mod, module, kstate) -> list:
 
     out = []
     name, tname = type(ly).__name__, type(mod).__name__
-    if kstate == "untransposed":
+    if kstate in ("untransposed", "misplaced"):
         def fix_t(m_all, m):
             _load(ly, m, _layouts(ly, m))
-        out.append(("KL604", f"the {name} kernel was copied without a transpose/permute; loaded transposed", fix_t))
+        code = "KL604" if name in ("Dense", "Conv1D", "Conv2D") else None
+        out.append((code, f"the script copied the {name} weights in the wrong layout; loaded "
+                          f"{'transposed' if name in ('Dense', 'Conv1D', 'Conv2D') else 'in the right layout'}", fix_t))
     if any(sub.training for sub in module.modules()) and (
             tname.startswith(("Dropout", "BatchNorm")) or any(type(s).__name__.startswith(("Dropout", "BatchNorm"))
                                                              for s in module.modules())):
@@ -497,9 +504,15 @@ def port_diff(spec: dict) -> dict:
     ly, (tname, tmod) = pairs[first]
     tol_first = _tol(k_rec, ly)
     tried = []
-    for code, what, fix in _candidates(ly, tmod, module, states.get(id(ly))):
+    cands = _candidates(ly, tmod, module, states.get(id(ly)))
+    attempts = [[c] for c in cands] + ([cands] if len(cands) > 1 else [])  # each alone, then all together
+    for group in attempts:
+        code, what = group[0][0], "; ".join(c[1] for c in group)
+        if len(group) > 1:
+            code = next((c[0] for c in group if c[0]), None)
         trial = copy.deepcopy(module)
-        fix(trial, _path_get(trial, tname))
+        for c in group:
+            c[2](trial, _path_get(trial, tname))
         d2, err2 = run(trial)
         if d2 is None:
             tried.append(f"{code}: fails ({err2})")
@@ -511,12 +524,13 @@ def port_diff(spec: dict) -> dict:
             rest = next((i for i, ((l2, _), d) in enumerate(zip(pairs, d2)) if d is not None and d > _tol(k_rec, l2)),
                         None)
             port["detail"] = (f"first divergence at layer {first}: {ly.name} ({type(ly).__name__}) vs {tname} "
-                              f"({type(tmod).__name__}), max |Δ| = {fmt_num(diffs[first])}; {code}: {what}: max |Δ| "
+                              f"({type(tmod).__name__}), max |Δ| = {fmt_num(diffs[first])}; {code or 'no catalog code'}: {what}: max |Δ| "
                               f"{fmt_num(d2[first])} there, {fmt_num(fixed_max)} over all layers")
             if rest is not None:
                 port["detail"] += f"; layer {rest} still diverges after this fix"
             port["detail"] += "; " + "; ".join(notes)
-            return _answer(port, CONFIRMED, diffs[first], fixed_max, port["detail"], diffs, d2, code)
+            return _answer(port, CONFIRMED if code else INCONCLUSIVE, diffs[first], fixed_max, port["detail"], diffs,
+                           d2, code)
         tried.append(f"{code}: still {fmt_num(d2[first])}")
     port["detail"] = (f"first divergence at layer {first}: {ly.name} ({type(ly).__name__}) vs {tname} "
                       f"({type(tmod).__name__}), max |Δ| = {fmt_num(diffs[first])}; no known hazard explains it"
