@@ -64,19 +64,32 @@ def _leaf_layers(model) -> list:
     return out
 
 
-def _find(ns: dict, name, kind: str):
+def _find(ns: dict, name, kind: str, made: list = ()):
+    """(name, object): by name in the program's namespace, else the last top-level one there,
+    else the last one the program built anywhere (inside functions) that is no part of another."""
     import keras
     import torch
 
     want = keras.Model if kind == "keras" else torch.nn.Module
+    what = "Keras model" if kind == "keras" else "torch.nn.Module"
     if name:
         obj = ns.get(name)
-        if not isinstance(obj, want):
-            raise PortError(f"the program has no {'Keras model' if kind == 'keras' else 'torch.nn.Module'} named {name!r}")
-        return name, obj
+        if isinstance(obj, want):
+            return name, obj
+        if not any(isinstance(v, want) for v in made):
+            raise PortError(f"the program has no {what} named {name!r}")
     found = [(k, v) for k, v in ns.items() if isinstance(v, want) and not k.startswith("_")]
-    if not found:
-        raise PortError(f"the program builds no {'Keras model' if kind == 'keras' else 'torch.nn.Module'} at top level")
+    if not found or name:
+        objs = [v for v in made if isinstance(v, want)]
+        if kind == "torch":
+            subs = {id(m) for v in objs for m in v.modules() if m is not v}
+        else:
+            subs = {id(ly) for v in objs for ly in v._flatten_layers(include_self=False)}
+            subs |= {id(getattr(v, "_functional", None)) for v in objs}  # a Sequential's inner graph
+        objs = [v for v in objs if id(v) not in subs]
+        if not objs:
+            raise PortError(f"the program builds no {what}")
+        return (name or f"<{type(objs[-1]).__name__} built in a function>"), objs[-1]
     if kind == "torch":  # drop modules that are parts of another one
         subs = {id(m) for _, v in found for m in v.modules() if m is not v}
         found = [(k, v) for k, v in found if id(v) not in subs] or found
@@ -434,11 +447,26 @@ def port_diff(spec: dict) -> dict:
     import torch
 
     opts = spec.get("options") or {}
-    cap = run_target(spec["target"], 1, continue_after_fit=True, require_fit=False)
-    ns = cap.namespace
+    made_torch: list = []
+    had_new = "__new__" in torch.nn.Module.__dict__
+    if not had_new:
+        def module_new(cls, *a, **k):
+            inst = object.__new__(cls)
+            made_torch.append(inst)
+            return inst
+        torch.nn.Module.__new__ = module_new
     try:
-        k_name, model = _find(ns, opts.get("keras"), "keras")
-        t_name, module = _find(ns, opts.get("torch"), "torch")
+        cap = run_target(spec["target"], 1, continue_after_fit=True, require_fit=False)
+    finally:
+        if not had_new:
+            def plain_new(cls, *a, **k):
+                return object.__new__(cls)
+            torch.nn.Module.__new__ = plain_new
+    ns = cap.namespace
+    made_keras = [o for o in cap.constructed if isinstance(o, keras.Model)]
+    try:
+        k_name, model = _find(ns, opts.get("keras"), "keras", made_keras)
+        t_name, module = _find(ns, opts.get("torch"), "torch", made_torch)
     except PortError as e:
         return {"error": str(e)}
     torch.manual_seed(0)
