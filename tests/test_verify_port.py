@@ -76,12 +76,19 @@ def test_port_cli_names_the_objects_text_table_and_plot(tmp_path):
 
 
 @pytest.mark.slow
-def test_port_with_a_wrong_name_is_inconclusive_not_a_crash():
+def test_port_names_not_found_fall_back_to_what_the_program_built_or_answer_inconclusive():
+    """A name that is no top-level object (a local of main(), a typo) falls back to the last module
+    the program built, and says so; a program without a torch.nn.Module is inconclusive."""
     target = os.path.join(CORPUS, "port_residual_mlp_good.py")
     p = subprocess.run([sys.executable, "-m", "keraslint.verify", target, "--port", "k_model,nope", "--format",
                         "json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     report = json.loads(p.stdout)
     assert list(report["port"]) == PORT_KEYS
-    assert report["port"]["first_divergent"] is None and "nope" in report["port"]["detail"]
+    assert "nope" in report["port"]["torch"] and "TorchResMLP" in report["port"]["torch"]
+    assert report["port"]["first_divergent"] is None and report["results"] == []
+    p = subprocess.run([sys.executable, "-m", "keraslint.verify", os.path.join(CORPUS, "kl301_good.py"), "--port",
+                        "--format", "json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    report = json.loads(p.stdout)
+    assert list(report["port"]) == PORT_KEYS and report["port"]["first_divergent"] is None
     [r] = report["results"]
-    assert r["verdict"] == "inconclusive"
+    assert r["verdict"] == "inconclusive" and "torch.nn.Module" in r["detail"], r["detail"]

@@ -89,7 +89,10 @@ def _find(ns: dict, name, kind: str, made: list = ()):
         objs = [v for v in objs if id(v) not in subs]
         if not objs:
             raise PortError(f"the program builds no {what}")
-        return (name or f"<{type(objs[-1]).__name__} built in a function>"), objs[-1]
+        label = f"<{type(objs[-1]).__name__} built in a function>"
+        if name:
+            label = f"{label} (no top-level {what} named {name!r})"
+        return label, objs[-1]
     if kind == "torch":  # drop modules that are parts of another one
         subs = {id(m) for _, v in found for m in v.modules() if m is not v}
         found = [(k, v) for k, v in found if id(v) not in subs] or found
