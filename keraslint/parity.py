@@ -70,7 +70,7 @@ class ParityContext:
 class ParityRecorder:
     """Collects the evidence; one per Context, filled by the semantic model's handlers."""
 
-    __slots__ = ("first", "seeds", "all")
+    __slots__ = ("first", "seeds", "all", "comparisons")
 
     def __init__(self) -> None:
         self.first: dict = {}  # kind -> (node, evidence)
@@ -78,6 +78,9 @@ class ParityRecorder:
         # every piece of evidence in file order: (kind, node, evidence, subject); ``subject``
         # is what a judge may find to be Keras after all (see ``context(judge=...)``)
         self.all: list = []
+        # a numeric comparison of two results (np.allclose, assert_allclose, |a - b|): what
+        # turns a loaded checkpoint of the other framework (weak evidence) into a comparison
+        self.comparisons: list = []
 
     def _add(self, kind: str, node: Any, evidence: str, subject: Any = None) -> None:
         self.all.append((kind, node, evidence, subject))
@@ -115,17 +118,19 @@ class ParityRecorder:
                     self._add("pytorch", node, f"`{q}`")
         elif q.startswith("transformers.") and q.endswith((".from_pretrained", ".from_config")):
             cls = q.split(".")[-2]
-            if not any(w in cls for w in _HF_NOT_A_MODEL):
-                if cls.startswith("TF"):
-                    self._add("tensorflow", node, f"`{q}` (a Hugging Face TensorFlow model)")
-                elif cls.startswith("Flax"):
-                    self._add("jax", node, f"`{q}` (a Hugging Face Flax model)")
-                else:
-                    self._add("pytorch", node, f"`{q}` (a Hugging Face PyTorch model)")
+            # A Hugging Face TensorFlow model is a Keras (tf_keras) model used as a component
+            # (a BERT encoder inside a Keras model), not a reference; a PyTorch/Flax one
+            # loaded pretrained is a reference only where the file compares numbers.
+            if not any(w in cls for w in _HF_NOT_A_MODEL) and not cls.startswith("TF"):
+                kind = "jax" if cls.startswith("Flax") else "pytorch"
+                what = "Flax" if kind == "jax" else "PyTorch"
+                self._add(kind, node, f"`{q}` (a Hugging Face {what} model)", _WEAK)
         elif q in _TORCH_MODEL_CALLS or q.startswith(_TORCH_MODEL_PREFIXES) and q.rsplit(".", 1)[-1][:1].islower():
-            self._add("pytorch", node, f"`{q}`")
+            self._add("pytorch", node, f"`{q}`", _WEAK)
         elif q in _TORCH_CALLS:
-            self._add("pytorch", node, f"`{q}`")
+            self._add("pytorch", node, f"`{q}`", _WEAK)
+        elif q in _COMPARISONS or (q in _ABS and _abs_of_difference(node)):
+            self.comparisons.append(node)
         elif q in _TF_REFERENCE or q.startswith(_TF_REFERENCE_PREFIXES):
             self._add("tensorflow", node, f"`{q}`")
         elif q.startswith(_JAX_PREFIXES) and q.rsplit(".", 1)[-1][:1].isupper():
@@ -137,11 +142,14 @@ class ParityRecorder:
         """The strongest context. With ``judge`` (see :func:`keras_judge`), evidence with a
         subject (a torch optimizer over a model's parameters, an ``nn.Module`` subclass)
         counts only when the judge finds that subject is not Keras after all."""
+        compared = bool(self.comparisons)
         for kind in _ORDER:
             hit = self.first.get(kind)
-            if judge is not None and hit is not None:
+            if hit is not None:
                 hit = next(((node, ev) for k, node, ev, subject in self.all
-                            if k == kind and (subject is None or not judge(subject))), None)
+                            if k == kind and (subject is None
+                                              or (compared if subject is _WEAK
+                                                  else judge is None or not judge(subject)))), None)
             if hit is not None:
                 return ParityContext(kind, hit[0], hit[1])
         if strict:
@@ -150,7 +158,27 @@ class ParityRecorder:
 
 
 _TORCH_NOT_A_MODEL = ("torch.nn.parallel.", "torch.nn.DataParallel", "torch.optim.lr_scheduler.",
-                      "torch.optim.swa_utils.", "torch.nn.utils.")
+                      "torch.optim.swa_utils.", "torch.nn.utils.", "torch.nn.Parameter", "torch.nn.parameter.")
+# Evidence that is a comparison only where the file also compares numbers: a checkpoint of
+# the other framework loaded (pretrained, for inference) may just be used, not compared.
+_WEAK = object()
+_COMPARISONS = {
+    "numpy.allclose", "numpy.isclose", "numpy.testing.assert_allclose", "numpy.testing.assert_almost_equal",
+    "numpy.testing.assert_array_almost_equal", "numpy.testing.assert_array_equal", "numpy.testing.assert_equal",
+    "torch.allclose", "torch.isclose", "torch.testing.assert_close", "torch.testing.assert_allclose",
+    "tensorflow.debugging.assert_near", "keras.ops.allclose", "jax.numpy.allclose",
+}
+_ABS = {"numpy.abs", "numpy.absolute", "torch.abs", "tensorflow.abs", "tensorflow.math.abs", "keras.ops.abs",
+        "numpy.linalg.norm", "torch.norm", "torch.linalg.norm"}
+
+
+def _abs_of_difference(call: Any) -> bool:
+    """``np.abs(a - b)``, ``np.linalg.norm(a - b)``: a difference of two results measured."""
+    import libcst as cst
+
+    args = getattr(call, "args", ())
+    return bool(args) and isinstance(args[0].value, cst.BinaryOperation) \
+        and isinstance(args[0].value.operator, cst.Subtract)
 # Hugging Face classes whose from_pretrained is no model
 _HF_NOT_A_MODEL = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Pipeline", "GenerationConfig")
 # builders of a PyTorch model (lower-case functions: ``torchvision.models.resnet50()``)

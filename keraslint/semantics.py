@@ -344,7 +344,9 @@ class Context:
         """The file's parity context (see :mod:`keraslint.parity`), or None. Complete only
         once the module has been traversed: ask it in a rule's ``finish()``. With the
         ``strict`` setting a file with no evidence gets the context ``strict``."""
-        return self._parity.context(strict=bool(getattr(self.config, "strict", False)))
+        from keraslint.parity import context_of
+
+        return context_of(self)
 
     @property
     def seed_calls(self) -> list:

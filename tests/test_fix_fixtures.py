@@ -31,7 +31,8 @@ def _flags(case):
 def _run(args, monkeypatch, cwd):
     monkeypatch.chdir(cwd)
     monkeypatch.delenv("KERASLINT_CACHE_DIR", raising=False)
-    return cli.main(["check", "-j", "1", "--no-cache", *args])
+    # every rule, as tests/test_fixtures.py: an opt-in rule's fix is tested too
+    return cli.main(["check", "-j", "1", "--no-cache", "--select", "ALL", *args])
 
 
 def _copy(case, tmp_path, name="bad.py"):
