@@ -144,7 +144,7 @@ def _run_experiment(code, exp, target, steps, timeout, progress, workdir, env) -
     r = run_child(dict(base, mode=exp), remaining(), workdir, tick)
     if r.ok:
         res = r.data
-        if res.get("retry_backend") and res["retry_backend"] != env.get("KERAS_BACKEND"):
+        if res.get("retry_backend"):
             note = res.get("detail", "")
             r2 = run_child(dict(base, mode=res.get("retry_mode", exp),
                                 env=dict(base["env"], KERAS_BACKEND=res["retry_backend"])), remaining(), workdir, tick)
