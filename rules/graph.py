@@ -914,8 +914,45 @@ class TraceTimeSideEffect(Rule):
         self._state_reports: set = set()  # id(reported node) of mutation reports
         self._eager_models: list = []  # classes compiled with run_eagerly=True (None: a model of unknown class)
         self._all_eager = False  # tf.config.run_functions_eagerly(True)
+        # `self.<attr>` mutations are judged at the end, once every method is seen: what the
+        # class assigns to the attribute (a list, or a sub-layer with an `update` method),
+        # whether the mutating method rebinds it, whether an off-by-default flag guards it
+        self._attr_values: dict = {}  # (class, attr) -> values assigned in any method
+        self._fn_binds: set = set()  # (id(method node), attr) rebound in that method
+        self._pending_attr = None
+        self._attr_checks: dict = {}  # id(reported node) -> (class, attr, id(method node), guard attr)
+
+    def _record_self_assign(self, targets, value) -> None:
+        o = _outermost(self.ctx.function)
+        if o is None or o.cls is None:
+            return
+        for tg in targets:
+            if isinstance(tg, cst.Attribute) and isinstance(tg.value, cst.Name) and tg.value.value == "self":
+                self._attr_values.setdefault((o.cls.name, tg.attr.value), []).append(value)
+                self._fn_binds.add((id(o.node), tg.attr.value))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._record_self_assign([node.target], node.value)
+
+    def _attr_harmless(self, check) -> bool:
+        cls_name, attr, method, guard = check
+        if (method, attr) in self._fn_binds:
+            return True  # `self.outputs = []` at the top of `call`: a fresh list per call
+        names = _class_and_bases(self.ctx, cls_name)
+        values = [v for c in names for v in self._attr_values.get((c, attr), ())]
+        if values and not any(_is_container(self.ctx, v) for v in values):
+            return True  # `self.augmenter.update(...)`: a sub-layer's method, not a list/dict
+        if guard is not None:
+            flags = [literal_value(v) for c in names for v in self._attr_values.get((c, guard), ())]
+            if flags and all(f is False or f is None for f in flags):
+                return True  # `if self.keep_scores: self.scores.append(...)`: an opt-in debug path
+        return False
 
     def finish(self) -> None:
+        if self._attr_checks:
+            self.reports[:] = [r for r in self.reports if id(r.node) not in self._attr_checks
+                               or not self._attr_harmless(self._attr_checks[id(r.node)])]
         # Helpers (module functions, methods of the same class) called from a graph
         # function are traced with it. Mutation reports are not followed into helpers.
         _adopt_helper_reports(self, self._calls, skip=self._state_reports)
@@ -964,6 +1001,9 @@ class TraceTimeSideEffect(Rule):
         if self._owner is not None:
             self._owners[id(node)] = self._owner
             self._owner = None
+        if self._pending_attr is not None:
+            self._attr_checks[id(node)] = self._pending_attr
+            self._pending_attr = None
         self.report_in_graph(node, f"{what} inside {{where}} {consequence}")
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -1015,12 +1055,8 @@ class TraceTimeSideEffect(Rule):
         self._owner = None
         if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
                 and _origin(fn).cls is not None):
-            if not _may_hold_container(self.ctx, _origin(fn).cls, expr.attr.value):
-                return None  # `self.augmenter.update(...)`: a method of a sub-layer, not a list/dict
-            if _assigns_self_attr(_origin(fn).node, expr.attr.value):
-                return None  # `self.outputs = []` at the top of `call`: a fresh list per call
-            if _under_off_flag(self.ctx, _origin(fn).cls):
-                return None  # `if self.keep_scores: self.scores.append(...)`: an opt-in debug path
+            o = _outermost(fn)
+            self._pending_attr = (_origin(fn).cls.name, expr.attr.value, id(o.node), _guard_flag(self.ctx))
             return f"`{_short(expr)}`"
         if isinstance(expr, cst.Name):
             name = expr.value
@@ -1072,6 +1108,7 @@ class TraceTimeSideEffect(Rule):
                       f"traced, not at every compiled step", state=True)
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._record_self_assign([t.target for t in node.targets], node.value)
         fn = self._active()
         if fn is None:
             return
@@ -1093,72 +1130,25 @@ _CONTAINER_CALLS = {"list", "dict", "set", "collections.deque", "collections.def
                     "collections.OrderedDict", "collections.Counter"}
 
 
-def _may_hold_container(ctx, cls, attr: str, depth: int = 0) -> bool:
-    """Is ``self.<attr>`` assigned a list/dict/set somewhere in the class (or a local
-    base)? Unknown (never assigned here) counts as yes."""
-    seen_any = False
-    info = cls
-    while info is not None and depth < 8:
-        for n in _walk(info.node):
-            if isinstance(n, (cst.Assign, cst.AnnAssign)) and n.value is not None:
-                targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
-                if not any(isinstance(t, cst.Attribute) and t.attr.value == attr and isinstance(t.value, cst.Name)
-                           and t.value.value == "self" for t in targets):
-                    continue
-                seen_any = True
-                v = n.value
-                if isinstance(v, (cst.List, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)):
-                    return True
-                if isinstance(v, cst.Call):
-                    q = ctx.resolve(v.func) or (v.func.value if isinstance(v.func, cst.Name) else None)
-                    if q in _CONTAINER_CALLS or (q or "").rsplit(".", 1)[-1] in ("deque", "defaultdict",
-                                                                                  "OrderedDict"):
-                        return True
-        nxt = None
-        for b in info.bases:
-            if b.startswith("local:"):
-                nxt = ctx.classes.get(b[6:])
-                break
-        info, depth = nxt, depth + 1
-    return not seen_any
+def _is_container(ctx, v) -> bool:
+    if isinstance(v, (cst.List, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)):
+        return True
+    if isinstance(v, cst.Call):
+        q = ctx.resolve(v.func) or (v.func.value if isinstance(v.func, cst.Name) else None)
+        return q in _CONTAINER_CALLS or (q or "").rsplit(".", 1)[-1] in ("deque", "defaultdict", "OrderedDict")
+    return False
 
 
-def _under_off_flag(ctx, cls) -> bool:
-    """Is the node inside ``if self.<flag>:`` where the class only ever sets the flag to
-    False/None? The branch is dead under ``fit``; user code turns it on from outside for
-    an eager inspection call (``model.cell.return_scores = True; model(x)``)."""
+def _guard_flag(ctx) -> Optional[str]:
+    """The attribute of the nearest enclosing ``if self.<flag>:`` in the function, if any."""
     for anc in reversed(ctx.stack[:-1]):
-        if isinstance(anc, cst.FunctionDef):
-            return False
-        if not isinstance(anc, cst.If):
-            continue
-        t = anc.test
-        if not (isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self"):
-            continue
-        values = []
-        for n in _walk(cls.node):
-            if isinstance(n, cst.Assign):
-                for tg in n.targets:
-                    a = tg.target
-                    if (isinstance(a, cst.Attribute) and a.attr.value == t.attr.value and isinstance(a.value, cst.Name)
-                            and a.value.value == "self"):
-                        values.append(literal_value(n.value))
-        if values and all(v is False or v is None for v in values):
-            return True
-    return False
-
-
-def _assigns_self_attr(func_node, attr: str) -> bool:
-    """Does the function itself (re)bind ``self.<attr>``? Then the list it mutates is made
-    anew at every call (traced or not), an accumulator used within the call."""
-    for n in _walk(func_node):
-        if isinstance(n, cst.Assign):
-            for t in n.targets:
-                tg = t.target
-                if (isinstance(tg, cst.Attribute) and tg.attr.value == attr and isinstance(tg.value, cst.Name)
-                        and tg.value.value == "self"):
-                    return True
-    return False
+        if isinstance(anc, (cst.FunctionDef, cst.ClassDef)):
+            return None
+        if isinstance(anc, cst.If):
+            t = anc.test
+            if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
+                return t.attr.value
+    return None
 
 
 def _announces_tracing(call) -> bool:
