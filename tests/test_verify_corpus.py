@@ -91,6 +91,13 @@ CASES = [
     ("kl606_lstm_text_good.py", "KL606", 2, "not-confirmed", "below"),
     ("kl607_bad.py", "KL607", 2, "confirmed", "below"),
     ("kl607_good.py", "KL607", 2, "not-confirmed", "below"),
+    # programs with their own PyTorch port: the hazard measured in that port (as in --port)
+    ("port_cnn_bn.py", "KL601", 1, "confirmed", "below"),
+    ("port_cnn_bn_good.py", "KL601", 1, "not-confirmed", "below"),
+    ("port_lstm_text.py", "KL606", 1, "confirmed", "below"),
+    ("port_lstm_text_good.py", "KL606", 1, "not-confirmed", "below"),
+    ("port_residual_mlp.py", "KL607", 1, "confirmed", "below"),
+    ("port_residual_mlp_good.py", "KL607", 1, "not-confirmed", "below"),
 ]
 
 # model kinds besides chains, each covered by at least one positive and one clean script above

@@ -256,6 +256,38 @@ def run_target(target: str, steps: int, *, pre_seed: Optional[int] = None,
     return cap
 
 
+def run_model(target: str, steps: int) -> Capture:
+    """``run_target``, or, for a program that never trains (a port script that only builds and
+    compares), the last Keras model it built, compiled if needed, on synthetic inputs with the
+    model's own outputs plus noise as targets."""
+    try:
+        return run_target(target, steps)
+    except CaptureError as e:
+        if "finished without calling Model.fit" not in str(e):
+            raise
+    import keras
+
+    cap = run_target(target, steps, continue_after_fit=True, require_fit=False)
+    models = [v for v in cap.namespace.values() if isinstance(v, keras.Model)]
+    if not models:
+        made = [o for o in cap.constructed if isinstance(o, keras.Model)]
+        inner = {id(getattr(m, "_functional", None)) for m in made}
+        inner |= {id(ly) for m in made for ly in m._flatten_layers(include_self=False)}
+        models = [m for m in made if id(m) not in inner]
+    if not models:
+        raise CaptureError("the program neither trains nor builds a Keras model")
+    cap.model, cap.kind = models[-1], "built"
+    x = _synthetic_inputs(cap.model)
+    y = keras.tree.map_structure(
+        lambda t: (np.asarray(t) + 0.1 * np.random.default_rng(1).standard_normal(np.shape(t))).astype("float32"),
+        keras.tree.map_structure(np.asarray, cap.model(x, training=False)))
+    cap.notes.append("the program does not train: synthetic inputs, targets = the model's outputs + noise")
+    _take_data(cap, {"x": x, "y": y, "batch_size": 8}, steps)
+    _ensure_compiled(cap)
+    _ensure_built(cap)
+    return cap
+
+
 def _enable_determinism(cap: Capture) -> None:
     backend = cap.backend
     try:

@@ -135,6 +135,14 @@ def _run_experiment(code, exp, target, steps, timeout, progress, workdir, env) -
         return _float_runs(code, base, remaining, tick, workdir)
     if exp == "graph-mode-vs-eager":
         return _graph_mode_runs(base, remaining, tick, workdir)
+    if code in _PORT_CODES and _builds_torch_module(target):
+        # the program has its own PyTorch port: measure the hazard in *that* port
+        r = run_child(dict(base, mode="port-rule"), remaining(), workdir, tick)
+        if r.ok:
+            res = dict(r.data)
+            res.pop("port", None)
+            res["experiment"] = "port-diff"
+            return res
     if code in ("KL401", "KL603") and env.get("KERAS_BACKEND") != "torch" and _subclassed_only(target):
         # a subclassed model has no layer-by-layer reference: go straight to the torch backend
         r = run_child(dict(base, mode="torch-native", env=dict(base["env"], KERAS_BACKEND="torch")), remaining(),
@@ -309,6 +317,30 @@ def _float_runs(code: str, base: dict, remaining, tick, workdir: str) -> dict:
             "detail": detail, "series": {"as_written": series, "fixed": series_f}}
 
 
+_PORT_CODES = ("KL601", "KL602", "KL604", "KL605", "KL606", "KL607")
+
+
+def _builds_torch_module(target: str) -> bool:
+    """The script defines or builds a torch.nn.Module (static look, standard library only)."""
+    import ast
+
+    try:
+        with open(target.split("::", 1)[0], "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for b in node.bases:
+                if (isinstance(b, ast.Attribute) and b.attr == "Module") or (isinstance(b, ast.Name) and b.id == "Module"):
+                    return True
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Sequential":
+            v = node.func.value
+            if isinstance(v, ast.Name) and v.id == "nn" or isinstance(v, ast.Attribute) and v.attr == "nn":
+                return True
+    return False
+
+
 def _subclassed_only(target: str) -> bool:
     """The script defines a keras.Model subclass with its own call and builds no functional or
     Sequential model (static look, standard library only)."""
@@ -391,7 +423,8 @@ def verify_many(items: list, timeout: float = 120.0, progress: Optional[Progress
             exp = EXPERIMENTS.get(code)
             env, reason = _backend_env(target)
             if exp is None or reason or exp in _MULTI_PROCESS or (code in ("KL401", "KL603") and
-                                                                 _subclassed_only(target)):
+                                                                 _subclassed_only(target)) or (
+                    code in _PORT_CODES and _builds_torch_module(target)):
                 out[i] = run_experiment(code, target, steps, timeout, progress, workdir,
                                         {"_reason": reason} if reason else env)
                 continue

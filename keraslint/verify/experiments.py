@@ -43,6 +43,7 @@ def run(spec: dict) -> dict:
         "steps-per-epoch": lambda s: _lazy("more", "steps_per_epoch")(s),
         "sample-order": lambda s: _lazy("more", "sample_order")(s),
         "port-diff": lambda s: _lazy("port", "port_diff")(s),
+        "port-rule": lambda s: _lazy("port", "port_rule")(s),
         "batch": batch,
     }.get(mode)
     if fn is None:
@@ -794,5 +795,7 @@ def _train_noseed(cap, steps: int) -> list:
 def torch_reference(spec: dict) -> dict:
     from keraslint.verify import torchref
 
-    cap = _capture(spec)
+    from keraslint.verify.capture import run_model
+
+    cap = run_model(spec["target"], int(spec["steps"]))
     return torchref.experiment(cap, spec)

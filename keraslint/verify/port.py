@@ -445,6 +445,94 @@ def _path_get(module, dotted: str):
     return m
 
 
+def port_rule(spec: dict) -> dict:
+    """``--rule KL6xx`` on a program that builds its own PyTorch port: does this hazard affect
+    *this* port? Every aligned layer where the hazard is present gets it removed at once, and
+    max |Δ| there is compared before and after (KL601's momentum: the batch statistics after one
+    training-mode step)."""
+    return port_diff(dict(spec, options=dict(spec.get("options") or {}, rule=spec["code"])))
+
+
+def _momentum_effect(model, module, pairs, x, channels_first) -> tuple:
+    """(as written, momentum matched, n layers): max |Δ| of the BatchNorm moving means after one
+    training-mode step of each side from the same statistics."""
+    import keras
+    import torch
+
+    bns = [(ly, tm) for ly, tm in pairs if tm is not None and type(ly).__name__ == "BatchNormalization"
+           and type(tm[1]).__name__.startswith("BatchNorm")]
+    bad = [(ly, tm) for ly, tm in bns if tm[1].momentum is not None
+           and not math.isclose(tm[1].momentum, 1.0 - ly.momentum, rel_tol=1e-6)]
+    if not bad:
+        return None
+    saved = [np.asarray(v.numpy()) for v in model.weights]
+    model(x, training=True)
+    k_means = {id(ly): np.asarray(ly.moving_mean.numpy()) for ly, _ in bad}
+    for v, a in zip(model.weights, saved):
+        v.assign(a)
+    out = []
+    for matched in (False, True):
+        m = copy.deepcopy(module)
+        if matched:
+            for ly, tm in bad:
+                _path_get(m, tm[0]).momentum = 1.0 - float(ly.momentum)
+        m.train()
+        with torch.no_grad():
+            m(*_torch_inputs(x, m, channels_first))
+        out.append(max(float(np.max(np.abs(_path_get(m, tm[0]).running_mean.numpy() - k_means[id(ly)])))
+                       for ly, tm in bad))
+    return out[0], out[1], len(bad)
+
+
+def _rule_answer(rule, port, pairs, diffs, module, run, k_rec, states, model, x, channels_first) -> dict:
+    hits = []
+    for i, (ly, tm) in enumerate(pairs):
+        if tm is None:
+            continue
+        for code, what, fix in _candidates(ly, tm[1], module, states.get(id(ly))):
+            if code == rule and not (code == "KL607" and any(h[1] == "KL607" for h in hits)):
+                hits.append((i, code, what, fix, tm[0]))
+    base = {"port": port, "metric": "max_abs_diff", "series": {"as_written": diffs, "x": "layer"}}
+    if not hits:
+        if rule == "KL601":
+            mom = _momentum_effect(model, module, pairs, x, channels_first)
+            if mom is not None:
+                a, f, n = mom
+                tol = 1e-6
+                return dict(base, verdict=CONFIRMED if a > tol else NOT_CONFIRMED, value=a, value_fixed=f,
+                            tolerance=tol,
+                            detail=f"your port's BatchNorm momentum differs from Keras's at {n} layer(s): after one "
+                                   f"training-mode step the moving means differ by max |Δ| = {fmt_num(a)}; with "
+                                   f"momentum = 1 - Keras momentum: {fmt_num(f)} (inference outputs are not affected)")
+        why = {"KL601": "its batch norms use Keras's epsilon and momentum",
+               "KL602": "its layer norms use Keras's epsilon", "KL604": "its kernels are in the right layout",
+               "KL605": "no strided 'same' convolution is padded differently",
+               "KL606": "its recurrent layers are batch_first=True (or none)", "KL607": "it is in eval mode"}.get(rule, "")
+        return dict(base, verdict=NOT_CONFIRMED, value=0.0, value_fixed=0.0, tolerance=1e-5,
+                    detail=f"your PyTorch port has no {rule} hazard: {why}; {len(pairs)} layers aligned")
+    trial = copy.deepcopy(module)
+    for i, code, what, fix, name in hits:
+        fix(trial, _path_get(trial, name))
+    d2, err = run(trial)
+    i0 = hits[0][0]
+    value = diffs[i0]
+    if d2 is None:
+        return dict(base, verdict=INCONCLUSIVE, value=value, value_fixed=None, tolerance=None,
+                    detail=f"with {rule} removed the module fails: {err}")
+    value_fixed = d2[i0]
+    tol = _tol(k_rec, pairs[i0][0])
+    verdict = CONFIRMED if value is not None and value > tol and value_fixed is not None and value_fixed < 0.5 * value \
+        else NOT_CONFIRMED
+    ly = pairs[i0][0]
+    detail = (f"your PyTorch port vs the Keras model, same weights and inputs: at {ly.name} ({type(ly).__name__}), "
+              f"{hits[0][2]}: max |Δ| = {fmt_num(value)} as written, {fmt_num(value_fixed)} with it removed"
+              + (f" ({len(hits)} layers)" if len(hits) > 1 else "")
+              + f"; all layers: {fmt_num(max([d for d in diffs if d is not None] or [0]))} -> "
+                f"{fmt_num(max([d for d in d2 if d is not None] or [0]))}")
+    return dict(base, verdict=verdict, value=value, value_fixed=value_fixed, tolerance=tol, detail=detail,
+                series={"as_written": diffs, "fixed": d2, "x": "layer"})
+
+
 def port_diff(spec: dict) -> dict:
     import keras
     import torch
@@ -511,6 +599,8 @@ def port_diff(spec: dict) -> dict:
         return None, errors[0]
 
     diffs, err = run(module)
+    if diffs is not None and opts.get("rule"):
+        return _rule_answer(opts["rule"], port, pairs, diffs, module, run, k_rec, states, model, x, channels_first)
     if diffs is None:
         port["detail"] = f"the torch module fails on the Keras model's inputs: {err}"
         return _answer(port, INCONCLUSIVE, None, None, port["detail"])

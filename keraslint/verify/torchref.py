@@ -739,10 +739,10 @@ def torch_forward(spec: dict) -> dict:
     it (the hazard in place) and with the hazard removed; eval mode, same weights and batch."""
     import torch
 
-    from keraslint.verify.capture import run_target
+    from keraslint.verify.capture import run_model
 
     code = spec["code"]
-    cap = run_target(spec["target"], int(spec["steps"]))
+    cap = run_model(spec["target"], int(spec["steps"]))
     model = cap.model
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -803,10 +803,10 @@ def torch_native(spec: dict) -> dict:
     import keras
     import torch
 
-    from keraslint.verify.capture import run_target
+    from keraslint.verify.capture import run_model
 
     code, steps = spec["code"], int(spec["steps"])
-    cap = run_target(spec["target"], steps)
+    cap = run_model(spec["target"], steps)
     if cap.backend != "torch":
         return {"error": "the torch-backend reference needs KERAS_BACKEND=torch"}
     model = cap.model
