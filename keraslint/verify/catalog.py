@@ -83,6 +83,10 @@ EXPERIMENTS = {
              "vs batch_first=True: max |Δ|",
     "KL607": "the model's output vs a PyTorch reference left in training mode vs after .eval(): max |Δ|",
 }
+_OWN_PORT = ("; in a program that builds its own torch.nn.Module, the hazard is measured in that port instead "
+             "(layers aligned, Keras weights loaded, the hazard removed where present)")
+for _code in ("KL601", "KL602", "KL604", "KL605", "KL606", "KL607"):
+    EXPERIMENTS[_code] += _OWN_PORT
 
 UNMEASURABLE = {
     "KL000": "the file does not parse or decode: there is no program to run",
