@@ -355,6 +355,7 @@ class Layout:
             if r not in self.roots and os.path.isdir(r):
                 self.roots.append(r)
         self._found: dict = {}
+        self._resolved: dict = {}  # (module, roots) -> file | None
 
     @staticmethod
     def roots_for(path: str, project_root: Optional[str]) -> list:
@@ -374,6 +375,13 @@ class Layout:
         return out
 
     def module_file(self, name: str, roots: Iterable[str]) -> Optional[str]:
+        key = (name, roots if isinstance(roots, tuple) else tuple(roots))
+        hit = self._resolved.get(key, False)
+        if hit is False:
+            hit = self._resolved[key] = self._module_file(name, key[1])
+        return hit
+
+    def _module_file(self, name: str, roots: tuple) -> Optional[str]:
         if not name or not all(p.isidentifier() for p in name.split(".")):
             return None
         rel = name.replace(".", os.sep)
@@ -784,7 +792,7 @@ class Project:
         r = self._roots.get(d)
         if r is None:
             r = [x for x in Layout.roots_for(path, self.project_root) if os.path.isdir(x)]
-            r = list(dict.fromkeys(os.path.abspath(x) for x in r))
+            r = tuple(dict.fromkeys(os.path.abspath(x) for x in r))
             self._roots[d] = r
         return r
 
