@@ -392,6 +392,18 @@ def _tensor_producing(ctx, expr, fi=None, depth: int = 0) -> bool:
     return False
 
 
+def _keras_variable(ctx, expr) -> bool:
+    """``self.add_weight(...)`` / ``keras.Variable(...)``: a Keras 3 variable (whose truth
+    value raises TypeError even eagerly)."""
+    if not isinstance(expr, cst.Call):
+        return False
+    f = expr.func
+    if (isinstance(f, cst.Attribute) and f.attr.value in ("add_weight", "add_variable")
+            and isinstance(f.value, cst.Name) and f.value.value == "self"):
+        return True
+    return ctx.resolve(f) in ("keras.backend.Variable", "keras.Variable")
+
+
 def _class_and_bases(ctx, cls_name: str) -> list:
     out, todo = [], [cls_name]
     while todo and len(out) < 10:
@@ -686,6 +698,11 @@ class PythonBranchOnTensor(Rule):
     `if mask is None`, `if training:`, `if x.shape[-1] == 3`, `if len(x.shape) == 4`,
     `isinstance(...)`.
 
+    The tensor may come from the inputs, from `tf.random`/`keras.random` inside the
+    function, from a helper that returns one (`if self.random_apply(p):`), or from `self`
+    (`self.noise = tf.random.normal(...)` in `build`). `if self.bias:` on a Keras weight is
+    flagged too: a Keras 3 variable has no truth value (TypeError even eagerly).
+
     In functions that AutoGraph converts (`@tf.function`, functions given to
     `Dataset.map`/`filter`) only `assert` is flagged: AutoGraph turns `if`/`while`/
     ternaries/`and`/`or` on tensors into `tf.cond`/`tf.while_loop`, but not `assert`.
@@ -730,6 +747,7 @@ class PythonBranchOnTensor(Rule):
         self._pending: list = []
         self._deferred: list = []  # (fn, leaf, what, is_assert, operand keys) decided in finish
         self._tensor_attrs: set = set()  # (class, attr) assigned a tensor in some method
+        self._var_attrs: set = set()  # (class, attr) assigned a Keras variable (add_weight)
 
     # -- which expressions have their truth value taken -------------------------
     def _truth_leaves(self, expr) -> Iterator:
@@ -772,6 +790,17 @@ class PythonBranchOnTensor(Rule):
             if (isinstance(tg, cst.Attribute) and isinstance(tg.value, cst.Name) and tg.value.value == "self"
                     and _tensor_producing(self.ctx, node.value)):
                 self._tensor_attrs.add((o.cls.name, tg.attr.value))
+                if _keras_variable(self.ctx, node.value):
+                    self._var_attrs.add((o.cls.name, tg.attr.value))
+
+    def _bare_keras_variable(self, fn, leaf) -> bool:
+        """``if self.bias:`` where the class stores a Keras weight there."""
+        if not (isinstance(leaf, cst.Attribute) and isinstance(leaf.value, cst.Name) and leaf.value.value == "self"):
+            return False
+        o = _outermost(fn)
+        if o is None or o.cls is None:
+            return False
+        return any((c, leaf.attr.value) in self._var_attrs for c in _class_and_bases(self.ctx, o.cls.name))
 
     def _deferred_is_tensor(self, key) -> bool:
         kind, cls, name = key
@@ -826,6 +855,14 @@ class PythonBranchOnTensor(Rule):
             if not fn.is_graph or id(leaf) in seen:
                 continue
             if _only_lambda_arguments(fn, leaf):
+                continue
+            var = self._bare_keras_variable(fn, leaf)
+            if var:
+                msg = (f"Python {what if what.startswith('`') else f'`{what}`'} on the truth value of weight "
+                       f"`{_short(leaf)}` inside {{where}}: Keras 3 raises TypeError ('A Keras Variable cannot be "
+                       f"used as a boolean') at every call, eager or compiled; test `is not None` instead")
+                seen.add(id(leaf))
+                self.reports.append(Report(type(self), leaf, msg, None, scope=fn))
                 continue
             if _autograph(fn, self.ctx):
                 if not is_assert:

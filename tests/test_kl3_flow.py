@@ -167,3 +167,19 @@ def test_kl304_prints_of_tensors_are_strict_only():
     strict = {f.line for f in check_source(text, select=["KL304"], config=Config(root=".", strict=True))}
     assert not (marked & default)
     assert marked <= strict
+
+
+def test_if_on_a_weight_raises_eagerly_too():
+    class Biased(keras.layers.Layer):
+        def build(self, shape):
+            self.bias = self.add_weight(shape=(), initializer="ones")
+
+        def call(self, x):
+            if self.bias:  # meant: `is not None`
+                return x + self.bias
+            return x
+
+    # A Keras 3 variable has no truth value at all: eager and compiled calls both raise.
+    for run in (lambda: Biased()(X), lambda: keras.Sequential([Biased()]).predict(X, verbose=0)):
+        err = _error(run)
+        assert isinstance(err, TypeError) and "A Keras Variable cannot be used as a boolean" in str(err)
