@@ -286,6 +286,7 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
         outcomes[task.path] = outcome
         if cache is not None and task.key is not None and outcome.error is None:
             cache.put(task.key, outcome.findings)
+    project_mod.set_views({})  # the views belong to this run only
 
     findings, diffs, errors, applied = [], [], [], 0
     for path in files:

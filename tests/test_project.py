@@ -241,9 +241,17 @@ def test_cache_rechecks_importers_of_a_changed_module(basic, tmp_path):
     # a warm run reads no summary at all
     from keraslint import project as project_mod
 
-    again = _run(basic, cache)
+    seen = []
+    real = project_mod.set_views
+    project_mod.set_views = lambda views: (seen.append(dict(views)), real(views))
+    try:
+        again = _run(basic, cache)
+    finally:
+        project_mod.set_views = real
     assert again.cache_hits == again.files_checked
-    assert all(v.modules.store.parsed == 0 and not v.modules.store.by_file for v in project_mod._VIEWS.values())
+    views = [v for batch in seen for v in batch.values()]
+    assert views and all(v.modules.store.parsed == 0 and not v.modules.store.by_file for v in views)
+    assert project_mod.current(str(basic / "train.py")) is None  # the views end with the run
 
 
 def test_cycles_odd_files_and_deep_nesting_never_break_a_view(tmp_path):
