@@ -511,7 +511,20 @@ class Timeline:
         else:
             last = q.rsplit(".", 1)[-1] if q is not None else (
                 func.attr.value if isinstance(func, cst.Attribute) else None)
-            if last is not None and _seedish(last) and not (q is not None and q.startswith(FRAMEWORK_ROOTS)):
+            # A function of another project module: its summary (keraslint/project.py) says
+            # whether it really seeds and whether it returns a Keras model it builds.
+            proj = getattr(ctx, "project", None)
+            summ = proj.function(q) if proj is not None and q is not None else None
+            if summ is not None:
+                if summ.seeds:
+                    self.seed_anywhere = True
+                    self._add("opaque-seed", node)
+                elif summ.returns == "model":
+                    b = Build(f"{last}()", PY, True)
+                    self.builds_anywhere.append((b, node))
+                    self._add("build", node, build=b)
+                    self._use(PY, f"the layers `{last}()` builds draw their seeds from it", node, True)
+            elif last is not None and _seedish(last) and not (q is not None and q.startswith(FRAMEWORK_ROOTS)):
                 # seed_everything(0), utils.set_seed(0), transformers.set_seed(0): unknown coverage
                 self.seed_anywhere = True
                 self._add("opaque-seed", node)

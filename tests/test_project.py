@@ -81,15 +81,6 @@ def test_one_file_still_reads_the_modules_it_imports(basic):
     assert {g for g in got if g[2] == "KL607"} == {("train.py", 23, "KL607")}
 
 
-@pytest.mark.xfail(reason="KL1 (rules/randomness.py, rules/_timeline.py) does not ask ctx.project yet: "
-                          "an imported helper named seed_* silences KL101 whether it seeds or not",
-                   strict=False)
-def test_pending_findings_of_rules_that_do_not_ask_the_project_yet(basic):
-    got = _cli(".", "--no-cache", cwd=basic)
-    pending = _expected(basic, PENDING)
-    assert pending <= got, f"missing: {sorted(pending - got)}"
-
-
 # -- summaries ---------------------------------------------------------------------------
 
 def test_summaries_of_the_fixture_project(basic):
