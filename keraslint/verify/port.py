@@ -604,10 +604,11 @@ def port_diff(spec: dict) -> dict:
     channels_first = any(type(m).__name__ in ("Conv1d", "Conv2d") for _, m in leaves[:3]) or (
         bool(leaves) and type(leaves[0][1]).__name__.startswith(("Conv", "BatchNorm2d", "MaxPool")))
 
-    def run(mod_all):
-        lv = _torch_leaves(mod_all)
+    def run(mod_orig):
         errors = []
         for cf in (channels_first, not channels_first):
+            mod_all = copy.deepcopy(mod_orig)  # a training-mode pass must not move the running statistics
+            lv = _torch_leaves(mod_all)
             try:
                 rec, final = _run_torch(mod_all, lv, _torch_inputs(x, mod_all, cf))
                 pairs_here = [(ly, (tm[0], _path_get(mod_all, tm[0])) if tm else None) for ly, tm in pairs]
