@@ -1214,7 +1214,6 @@ _SHUFFLING_SPLITS = {"sklearn.model_selection.train_test_split", "sklearn.utils.
 _ROWWISE_METHODS = {"reshape", "astype", "copy", "to_numpy", "values", "squeeze", "flatten"}
 # Calls whose result's rows are visibly in order (KL406), and what the last rows then are.
 _SORTED = "the largest values only"
-_WINDOWS = ("windows cut from a series in time order", "the last stretch of the series only")
 _CONCATENATIONS = {"numpy.concatenate", "numpy.vstack", "numpy.row_stack", "numpy.append", "pandas.concat",
                    "tensorflow.concat", "keras.ops.concatenate"}
 _GRIDS = {"numpy.linspace", "numpy.arange", "numpy.logspace", "numpy.geomspace", "tensorflow.range",
@@ -1500,12 +1499,14 @@ class ValidationSplitOrder(Rule):
     Flags `validation_split=` in a `fit(x, y, ...)` call on arrays whose rows are visibly
     in order: concatenated by class or source (`np.concatenate`, `np.vstack`, `pd.concat`),
     sorted (`np.sort`, `sort_values`, an `argsort` index), an evenly spaced grid
-    (`np.linspace`, `np.arange`), or windows cut from a series in time order (a loop or
-    comprehension appending `series[i:i + n]`), followed through assignments, row-wise
+    (`np.linspace`, `np.arange`), followed through assignments, row-wise
     operations (`reshape`, `astype`, arithmetic, slicing, a scaler's `transform`),
     `train_test_split(..., shuffle=False)` and helper functions of the file. Data in random
     order is not flagged: `keras.datasets` arrays, `np.random` draws, `train_test_split`,
-    a permutation; nor is data of unknown order (a CSV, a parameter).
+    a permutation; nor is data of unknown order (a CSV, a parameter), nor windows cut from
+    a time series in order: there the last stretch is the right validation set (a random
+    split would leak overlapping windows). Opt-in (not in the default set): on about 800
+    real files it fired once, and that once was a correct time-based split.
 
     ## Why is this bad?
     Keras takes the validation rows from the **end** of `x`/`y`, before any shuffling
@@ -1534,6 +1535,7 @@ class ValidationSplitOrder(Rule):
     code = "KL406"
     name = "validation-split-order"
     severity = "info"
+    default = False
     fix_applicability = None
     tokens = ("validation_split",)
 
@@ -1560,10 +1562,11 @@ class ValidationSplitOrder(Rule):
             hit = self.order.get(self._key(expr.value))
             if hit is not None:
                 return hit
-            w = self.windows.get(self._key(expr.value))
-            return (w, _WINDOWS) if w is not None else None
-        if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
-            return (expr, _WINDOWS) if _window_elt(expr.elt, expr.for_in) else None
+            # Windows cut from a series in time order (self.windows) are NOT evidence: holding
+            # out the last stretch of a series is time-based validation, the right split for
+            # forecasting (a random split leaks overlapping windows into validation); they
+            # are tracked so that a window list is never mistaken for data of another order.
+            return None
         if isinstance(expr, cst.BinaryOperation):
             left = self._ordered(expr.left, depth + 1)
             if left is not None or literal_value(expr.left) is NOT_LITERAL:
@@ -1602,9 +1605,8 @@ class ValidationSplitOrder(Rule):
             return None
         if q in _ROW_KEEPING_FUNCS and first is not None:
             if q in ("numpy.array", "numpy.asarray", "numpy.stack") and isinstance(first, cst.Name):
-                w = self.windows.get(self._key(first.value))
-                if w is not None:
-                    return (w, _WINDOWS)
+                if self.windows.get(self._key(first.value)) is not None:
+                    return None  # time-ordered windows: last-rows validation is right there
             return self._ordered(first, depth + 1)
         f = expr.func
         if isinstance(f, cst.Attribute) and q is None:
