@@ -1601,7 +1601,13 @@ class MissingGetConfig(Rule):
             q = self.ctx.resolve(d) or dotted(d) or ""
             last = q.rsplit(".", 1)[-1]
             if last == "register_keras_serializable":
-                return "it is registered with `register_keras_serializable`"
+                # In a module that only defines the class (a library), registration states
+                # that users will save it. In a script that trains the class itself, what it
+                # does is visible: registered but only its weights saved is no hazard (keras.io
+                # ddim: ModelCheckpoint(save_weights_only=True)); a real save is found below.
+                if name not in self._trained:
+                    return "it is registered with `register_keras_serializable`"
+                continue
             if last.endswith("_export"):
                 return f"it is a public API class (`@{last}`), meant to be saved by users"
         if name in self._intent:
