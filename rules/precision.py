@@ -16,7 +16,7 @@ import libcst as cst
 from keraslint.rule import Fix, InsertStatements, Replace, Rule
 from keraslint.semantics import dotted, get_arg, literal_value
 
-from ._timeline import POLICY_SETTERS, TimelineRule, move_before, short
+from keraslint.timeline import POLICY_SETTERS, TimelineRule, move_before, short
 
 # ---------------------------------------------------------------------------
 # Library facts (checked by tests/test_defaults_seeds_precision.py)

@@ -1,6 +1,6 @@
 """KL1: randomness — "the same script gives different numbers on every run".
 
-All four rules read one recorder (:mod:`keraslint.rules._timeline`) that orders the
+All four rules read one recorder (:mod:`keraslint.timeline`, in the engine) that orders the
 script's seeding calls, model builds and training calls in execution order. The library
 facts they quote (which generators `keras.utils.set_random_seed` seeds, that Keras 3 layers
 draw their seed from Python's `random` in their constructor) are checked against the
@@ -16,7 +16,7 @@ import libcst as cst
 from keraslint.rule import AddImport, Fix, InsertStatements, Replace
 from keraslint.semantics import get_arg, literal_value
 
-from ._timeline import (
+from keraslint.timeline import (
     GENERATOR_NAMES,
     HEAD_TASK_SUFFIXES,
     KERAS_SEED_DRAW,

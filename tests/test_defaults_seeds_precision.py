@@ -12,7 +12,7 @@ import pytest
 
 from keraslint.api import check_source
 from keraslint.config import Config
-from keraslint.rules import _timeline as T
+from keraslint import timeline as T
 from keraslint.rules import precision as P
 
 

@@ -1,4 +1,6 @@
-"""The run-time order of a script, shared by the randomness (KL1) and precision (KL2) rules.
+"""The run-time order of a script: part of the engine's value-flow model, queried by the
+randomness (KL1) and precision (KL2) rules (seed, build, train, policy and determinism events
+in execution order; across modules through ``ctx.project``).
 
 "Before" in "no seed before the model is built" means *execution order*, not line order:
 module-level statements (including an ``if __name__ == "__main__":`` block) in order, with
