@@ -432,6 +432,12 @@ def _explain(code_arg: str) -> int:
     fix = {"safe": "safe fix available", "unsafe": "unsafe fix available (--unsafe-fixes)", None: "no fix"}[cls.fix_applicability]
     dflt = "" if getattr(cls, "default", True) else "; opt-in: --select " + cls.code
     sys.stdout.write(f"{cls.code} {cls.name} ({cls.severity}; {fix}{dflt})\n\n{cls.doc()}\n")
+    # what `keraslint verify --rule CODE` measures, or why it cannot (pure Python, no TF)
+    from keraslint.verify.catalog import describe
+
+    note = describe(cls.code)
+    if note:
+        sys.stdout.write(f"\n## Verify\n{note}\n")
     return EXIT_OK
 
 

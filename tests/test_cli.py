@@ -531,3 +531,10 @@ def test_server_without_the_extra_is_one_clear_line(monkeypatch, capsys):
     assert cli.main(["server"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "keraslint[lsp]" in err[0] and "pygls" in err[0]
+
+
+def test_explain_says_what_verify_measures_or_why_it_cannot():
+    measured = run("explain", "KL601")
+    assert measured.returncode == 0 and "## Verify\nverify (" in measured.stdout
+    unmeasurable = run("explain", "KL505")
+    assert "## Verify\nverify: not measurable:" in unmeasurable.stdout
