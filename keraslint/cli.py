@@ -456,7 +456,9 @@ def _verify(*, target: str, rule, steps: int, timeout: float, fmt: str, plot, po
         from keraslint.registry import rules_by_code
 
         _load_rules()
-        known = rules_by_code()
+        from keraslint.verify.catalog import NAMES
+
+        known = set(rules_by_code()) | set(NAMES)  # every catalog code (KL000 too) gets an answer
         for code in rules:
             if code not in known:
                 raise UsageError(f"unknown rule code {code!r} in --rule (see `keraslint rules`)")

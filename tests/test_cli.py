@@ -538,3 +538,12 @@ def test_explain_says_what_verify_measures_or_why_it_cannot():
     assert measured.returncode == 0 and "## Verify\nverify (" in measured.stdout
     unmeasurable = run("explain", "KL505")
     assert "## Verify\nverify: not measurable:" in unmeasurable.stdout
+
+
+def test_verify_rule_accepts_every_catalog_code_and_answers_without_running():
+    r = run("verify", os.path.join(ROOT, "tests", "verify_corpus", "kl301_good.py"), "--rule", "KL000",
+            "--rule", "KL505", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [x["verdict"] for x in out["results"]] == ["inconclusive", "inconclusive"]
+    assert all(x["detail"] and "\n" not in x["detail"] for x in out["results"])
