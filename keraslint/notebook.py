@@ -51,6 +51,7 @@ class Cell:
     magic_lines: dict = field(default_factory=dict)  # 0-based line in cell -> original line
     disabled: bool = False  # a cell that did not parse: blanked out of the module
     neutral: Optional[str] = None  # the cell as plain Python (computed once)
+    indent: str = ""  # the leading indent IPython strips from the cell (``leading_indent``)
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _neutralize(cell: Cell) -> str:
     """The cell as Python, IPython syntax replaced line for line. Only a line that starts a
     logical line can be IPython syntax (a ``%`` that starts a continuation line inside brackets
     is the ``%`` operator); an escaped line continued with ``\\`` takes its next lines with it."""
-    lines = cell.source.split("\n")
+    lines = _strip_leading_indent(cell, cell.source.split("\n"))
     out = list(lines)
     first_code = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     begin = 0
@@ -188,6 +189,22 @@ def _neutralize(cell: Cell) -> str:
             _blank_out(cell, lines, out, i)
         i += 1
     return _joined(out)
+
+
+def _strip_leading_indent(cell: Cell, lines: list) -> list:
+    """IPython's ``leading_empty_lines`` + ``leading_indent`` cleanup: when the first
+    non-blank line starts with spaces/tabs, that prefix is removed from every line starting
+    with it (line for line: blank lines stay, so lines never shift)."""
+    first = next((ln for ln in lines if ln and not ln.isspace()), None)
+    if first is None:
+        return lines
+    m = re.match(r"[ \t]+", first)
+    if not m:
+        return lines
+    space = m.group(0)
+    cell.indent = space
+    n = len(space)
+    return [ln[n:] if ln.startswith(space) else ln for ln in lines]
 
 
 def _blank_out(cell: Cell, lines: list, out: list, i: int) -> None:

@@ -341,3 +341,28 @@ def test_a_real_syntax_error_after_a_magic_is_still_kl000():
     cells = [code(IMPORTS), code(["!ls \\\n", "  -la\n", "x = (\n"]), code(["y\u00a0= 1\n"]), code(HAZARD_CELL)]
     got = sorted(locs(check(nb(cells))), key=lambda t: t[1])
     assert [(c, cell) for c, cell, _, _ in got] == [("KL000", 2), ("KL000", 3), ("KL301", 4)], got
+
+
+def test_a_cell_with_a_common_leading_indent_runs_in_ipython():
+    """IPython's ``leading_indent`` cleanup strips the first line's indent from every line
+    starting with it (tf docs guide/data c177, guide/extension_type c80): no KL000, and a
+    hazard in such a cell is still found at its line."""
+    cells = [
+        code(IMPORTS),
+        code([" for x in range(3):\n", "   print(x, end=' ')\n"]),
+        code(["\n", "  @staticmethod\n", "  def f(x):\n", "    return x\n"]),
+        code(["\t\n", "  " + HAZARD_CELL[0]] + ["  " + ln for ln in HAZARD_CELL[1:]]),
+    ]
+    got = locs(check(nb(cells)))
+    assert [(c, cell, line) for c, cell, line, _ in got] == [("KL301", 4, 4)], got
+    text, _ = neutral("  a = 1\n\n  if a:\n    b = 2\n")
+    assert text == "a = 1\n\nif a:\n  b = 2\n"
+
+
+@pytest.mark.parametrize("src", [
+    ["x = 1\n", "  y = 2\n"],  # the first line is not indented: nothing is stripped
+    [" x = 1\n", "  y = 2\n"],  # the second line keeps one space more: still an IndentationError
+    ["  x = 1\n", " y = 2\n"],  # a line indented less than the first: unindent mismatch
+])
+def test_leading_indent_near_misses_are_still_kl000(src):
+    only_kl000(check(nb([code(src)])))
