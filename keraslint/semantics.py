@@ -696,7 +696,7 @@ class Context:
                 reason = self._graph_names.get(name) if cls is None else self._graph_methods.get((cls.name, name))
                 if reason is not None:
                     fi.graph = reason
-        if isinstance(node, cst.FunctionDef) and name in self._eager_names:
+        if isinstance(node, cst.FunctionDef) and (name in self._eager_names or self._has_eager_decorator(node)):
             fi.eager = True
         if isinstance(node, cst.Lambda) and id(node) in self._lambda_eager:
             fi.eager = True
@@ -712,6 +712,39 @@ class Context:
                 d = d.func
             if self.resolve(d) in _TF_FUNCTION:
                 return True
+        return False
+
+    def _has_eager_decorator(self, node: cst.FunctionDef) -> bool:
+        """``@tf.py_function(Tout=...)`` / ``@tf.numpy_function(...)``, or a decorator of this
+        file whose body hands the decorated function to one of them (the tf docs
+        ``map_decorator``: ``def wrapper(*a): return tf.py_function(func, inp=a, Tout=...)``):
+        the function then runs eagerly, as Python, at every call."""
+        for dec in node.decorators:
+            d = dec.decorator
+            if isinstance(d, cst.Call):
+                d = d.func
+            if self.resolve(d) in _PY_FUNCTIONS:
+                return True
+            if isinstance(d, cst.Name) and any(self._wraps_in_py_function(fi.node)
+                                               for fi in self.functions.get(d.value, ())):
+                return True
+        return False
+
+    def _wraps_in_py_function(self, dec_node: Any) -> bool:
+        if not isinstance(dec_node, cst.FunctionDef):
+            return False
+        params = _param_list(dec_node.params)
+        if not params:
+            return False
+        pname = params[0].name.value
+        stack = [dec_node.body]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, cst.Call) and self.resolve(n.func) in _PY_FUNCTIONS:
+                a = get_arg(n, "func", 0)
+                if a is not None and isinstance(a.value, cst.Name) and a.value.value == pname:
+                    return True
+            stack.extend(n.children)
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -837,8 +870,7 @@ class Context:
         self._parity.record_call(node, q)
         if q in _TF_FUNCTION and node.args:
             self.mark_graph(node.args[0].value, "a function wrapped in `tf.function`")
-        elif q in ("tensorflow.numpy_function", "tensorflow.py_function", "tensorflow.compat.v1.py_func",
-                   "tensorflow.py_func") and node.args:
+        elif q in _PY_FUNCTIONS and node.args:
             a = get_arg(node, "func", 0)
             if a is not None:
                 self.mark_eager(a.value)
@@ -973,6 +1005,9 @@ class Context:
             for fi in self.functions.get(name, ()):
                 fi.eager = True
 
+
+_PY_FUNCTIONS = frozenset({"tensorflow.numpy_function", "tensorflow.py_function", "tensorflow.compat.v1.py_func",
+                           "tensorflow.py_func"})
 
 _TRACING_METHODS = {"predict", "evaluate", "predict_on_batch", "test_on_batch", "predict_generator",
                     "evaluate_generator", "export", "predict_step", "test_step"}
