@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -356,15 +357,48 @@ class Layout:
                 self.roots.append(r)
         self._found: dict = {}
         self._resolved: dict = {}  # (module, roots) -> file | None
+        # With ``record``: the modification time of every folder whose listing an answer
+        # depended on (taken before the probe), so that a later run can tell that no
+        # file or folder was added, removed or renamed there (see Project's index).
+        self.record = False
+        self.stamps: dict = {}  # folder -> st_mtime_ns | None (missing)
+        self.unsafe = False  # a racy stamp or a symbolic link: the answers are not kept
+
+    def _stamp(self, d: str) -> None:
+        if d in self.stamps:
+            return
+        try:
+            m = os.stat(d).st_mtime_ns
+        except OSError:
+            m = None
+        # a folder changed in the last two seconds may change again within the same
+        # timestamp tick (coarse clocks, FAT): not a trustworthy stamp
+        if m is not None and m > time.time_ns() - 2_000_000_000:
+            self.unsafe = True
+        self.stamps[d] = m
+
+    def isfile(self, p: str) -> bool:
+        if self.record:
+            self._stamp(os.path.dirname(p))
+            if os.path.islink(p):
+                self.unsafe = True  # its target may change without its folder changing
+        return os.path.isfile(p)
+
+    def isdir(self, p: str) -> bool:
+        if self.record:
+            self._stamp(os.path.dirname(p))
+            if os.path.islink(p):
+                self.unsafe = True
+        return os.path.isdir(p)
 
     @staticmethod
-    def roots_for(path: str, project_root: Optional[str]) -> list:
+    def roots_for(path: str, project_root: Optional[str], isfile: Any = os.path.isfile) -> list:
         """The folder of the file, the folder holding its top package (the first folder up
         without ``__init__.py``), the project root and its ``src/``."""
         d = os.path.dirname(os.path.abspath(path))
         out = [d]
         up = d
-        while os.path.isfile(os.path.join(up, "__init__.py")):
+        while isfile(os.path.join(up, "__init__.py")):
             parent = os.path.dirname(up)
             if parent == up:
                 break
@@ -391,7 +425,7 @@ class Layout:
             if hit is False:
                 hit = None
                 for cand in (os.path.join(root, rel + ".py"), os.path.join(root, rel, "__init__.py")):
-                    if os.path.isfile(cand):
+                    if self.isfile(cand):
                         hit = os.path.abspath(cand)
                         break
                 self._found[key] = hit
@@ -407,14 +441,14 @@ class Layout:
             for _ in range(level - 1):
                 base = os.path.dirname(base)
             rest = module[level:]
-            return not rest or os.path.isdir(os.path.join(base, rest.replace(".", os.sep)))
+            return not rest or self.isdir(os.path.join(base, rest.replace(".", os.sep)))
         if not module or not all(p.isidentifier() for p in module.split(".")):
             return False
         rel = module.replace(".", os.sep)
         key = ("dir", tuple(roots), module)
         hit = self._found.get(key)
         if hit is None:
-            hit = self._found[key] = any(os.path.isdir(os.path.join(r, rel)) for r in roots)
+            hit = self._found[key] = any(self.isdir(os.path.join(r, rel)) for r in roots)
         return hit
 
     def resolve(self, module: str, importer: str, roots: list) -> Optional[str]:
@@ -428,7 +462,7 @@ class Layout:
             rest = module[level:]
             if not rest:
                 init = os.path.join(base, "__init__.py")
-                return init if os.path.isfile(init) else None
+                return init if self.isfile(init) else None
             return self.module_file(rest, [base])
         return self.module_file(module, roots)
 
@@ -770,14 +804,42 @@ class SummaryStore:
             pass
 
 
+INDEX_VERSION = "1"
+
+
 class Project:
     """The project of one run: its layout and summaries; ``view(path, data)`` gives the
-    :class:`ProjectView` of a checked file (None when it imports no project module)."""
+    :class:`ProjectView` of a checked file (None when it imports no project module).
+
+    With a cache folder, the run's import resolution is kept in an **index**
+    (``<cache>/project-index-*.marshal``): per module, the hash of its bytes and the project
+    modules it imports; per checked file, its closure and view digest; and the modification
+    time of every folder whose listing a resolution looked at. A later run whose folders
+    all have the same times (no file added, removed or renamed where it matters) takes a
+    module's imports from the index when its bytes hash the same, and a checked file's
+    digest when its closure's bytes all hash the same (:meth:`quick_digest`): a warm run
+    resolves no import at all. Any other change recomputes, with the same functions."""
 
     def __init__(self, project_root: Optional[str], cache_dir: Optional[str] = None) -> None:
         self.project_root = os.path.abspath(project_root) if project_root else None
         self.layout = Layout([])
         self.store = SummaryStore(cache_dir)
+        self._index_file: Optional[str] = None
+        # the index read from the cache, when every folder stamp still holds
+        self._ix_paths: list = []
+        self._ix_hashlist: list = []
+        self._ix_direct: dict = {}
+        self._ix_views: dict = {}
+        self._ix_stamps: dict = {}
+        self._bad: Optional[set] = None  # numbers of indexed files whose bytes changed
+        self._unknown: set = set()  # numbers of indexed files not hashed yet in this run
+        self._from_index: set = set()  # files whose imports came from the index
+        self._fresh: dict = {}  # file -> view computed in this run (None | ProjectView)
+        if cache_dir:
+            self.layout.record = True
+            tag = hashlib.sha256(f"{INDEX_VERSION}\0{SUMMARY_VERSION}\0{MAX_DEPTH}\0{self.project_root}".encode())
+            self._index_file = os.path.join(cache_dir, f"project-index-{tag.hexdigest()[:20]}.marshal")
+            self._load_index()
         self._imports: dict = {}  # file -> [(module spelling, file)]
         self._roots: dict = {}
         self.names: dict = {}  # (importing file, module spelling) -> file, shared by the views
@@ -791,7 +853,8 @@ class Project:
         d = os.path.dirname(os.path.abspath(path))
         r = self._roots.get(d)
         if r is None:
-            r = [x for x in Layout.roots_for(path, self.project_root) if os.path.isdir(x)]
+            lay = self.layout
+            r = [x for x in Layout.roots_for(path, self.project_root, lay.isfile) if lay.isdir(x)]
             r = tuple(dict.fromkeys(os.path.abspath(x) for x in r))
             self._roots[d] = r
         return r
@@ -810,6 +873,11 @@ class Project:
                 data = b""
         if path not in self._hashes:
             self._hashes[path] = hashlib.sha256(data).hexdigest()
+        if self._ix_direct:
+            hit = self._indexed_direct(path, self._hashes[path])
+            if hit is not None:
+                self._imports[path] = hit
+                return hit
         roots = self._roots_of(path)
         out = []
         me = os.path.abspath(path)
@@ -843,6 +911,7 @@ class Project:
         me = os.path.abspath(path)
         first = self._direct(path, data)
         if not first:
+            self._fresh[me] = None
             return None
         closure = set()
         for _spelling, f in first:
@@ -851,10 +920,161 @@ class Project:
                 closure |= self._reach(f, MAX_DEPTH - 1)
         closure.discard(me)
         if not closure:
+            self._fresh[me] = None
             return None
         self._edges(me, first)
-        return ProjectView(me, self.names, self.store, frozenset(closure), self.content_hash,
-                           {f for _, f in first}, self._digests)
+        v = ProjectView(me, self.names, self.store, frozenset(closure), self.content_hash,
+                        {f for _, f in first}, self._digests)
+        self._fresh[me] = v
+        return v
+
+    # -- the index (warm runs) ------------------------------------------------------------
+    # On disk (marshal, read in a few milliseconds): ``paths`` (append-only; files are
+    # numbered by their place there), ``hashes`` (sha256 hex of each path's bytes, or None),
+    # ``direct`` {path: (sha, marshal blob of [(spelling, file)])}, ``views`` {path: (sha,
+    # None | (closure as packed uint32 numbers, digest))}, ``stamps`` {folder: mtime_ns}.
+
+    def known_hash(self, path: str, sha_hex: str) -> None:
+        """The sha256 of a checked file's bytes, read by the runner (saves a second read)."""
+        self._hashes.setdefault(os.path.abspath(path), sha_hex)
+
+    def _prepare(self) -> None:
+        """Which indexed files hash differently now (``_bad``) or are not known yet."""
+        bad, unknown = set(), set()
+        known = self._hashes
+        for i, (p, h) in enumerate(zip(self._ix_paths, self._ix_hashlist)):
+            cur = known.get(p)
+            if cur is None:
+                unknown.add(i)
+            elif cur != h:
+                bad.add(i)
+        self._bad, self._unknown = bad, unknown
+
+    def quick_digest(self, path: str) -> Optional[str]:
+        """The digest of ``path``'s view from the index ("" for no view), when the file and
+        every module of its closure hash as they did; None when it must be computed."""
+        if not self._ix_views or not path.endswith(".py"):
+            return None
+        me = os.path.abspath(path)
+        ent = self._ix_views.get(me)
+        if ent is None or ent[0] != self._bytes_hash(me):
+            return None
+        if ent[1] is None:
+            return ""
+        if self._bad is None:
+            self._prepare()
+        blob, digest = ent[1]
+        if self._bad or self._unknown:
+            from array import array
+
+            idx = array("I")
+            idx.frombytes(blob)
+            unknown = self._unknown
+            if unknown and not unknown.isdisjoint(idx):
+                for i in idx:
+                    if i in unknown:
+                        unknown.discard(i)
+                        if self._bytes_hash(self._ix_paths[i]) != self._ix_hashlist[i]:
+                            self._bad.add(i)
+            if self._bad and not self._bad.isdisjoint(idx):
+                return None
+        return digest
+
+    def _load_index(self) -> None:
+        import marshal
+
+        try:
+            with open(self._index_file, "rb") as fh:
+                ix = marshal.load(fh)
+            if not isinstance(ix, dict) or ix.get("version") != INDEX_VERSION:
+                return
+            stamps, paths, hashes, direct, views = ix["stamps"], ix["paths"], ix["hashes"], ix["direct"], ix["views"]
+            if not (isinstance(stamps, dict) and isinstance(paths, list) and isinstance(hashes, list)
+                    and len(paths) == len(hashes) and isinstance(direct, dict) and isinstance(views, dict)):
+                return
+        except Exception:  # noqa: BLE001 - missing, truncated, another Python: recompute
+            return
+        for d, m in stamps.items():
+            try:
+                now = os.stat(d).st_mtime_ns
+            except OSError:
+                now = None
+            if now != m:
+                return  # a file or folder was added, removed or renamed: resolve again
+        self._ix_stamps, self._ix_paths, self._ix_hashlist = stamps, paths, hashes
+        self._ix_direct, self._ix_views = direct, views
+
+    def _indexed_direct(self, path: str, sha: str) -> Optional[list]:
+        ent = self._ix_direct.get(path)
+        if ent is None or ent[0] != sha:
+            return None
+        import marshal
+
+        try:
+            out = marshal.loads(ent[1])
+        except Exception:  # noqa: BLE001
+            return None
+        self._from_index.add(path)
+        return out
+
+    def save_index(self) -> None:
+        """Write the index back when this run resolved something new (and the folders it
+        looked at are stable). Never fails the run."""
+        if not self._index_file or self.layout.unsafe:
+            return
+        new_direct = {p: v for p, v in self._imports.items() if p not in self._from_index}
+        pos = {p: i for i, p in enumerate(self._ix_paths)}
+        if not new_direct and not self._fresh and all(
+                p in pos and self._ix_hashlist[pos[p]] == h for p, h in self._hashes.items()):
+            return  # nothing new: the index on disk is this run's
+        try:
+            import marshal
+            from array import array
+
+            paths, hashes = list(self._ix_paths), list(self._ix_hashlist)
+            changed = set()
+            for p, h in self._hashes.items():
+                i = pos.get(p)
+                if i is None:
+                    pos[p] = len(paths)
+                    paths.append(p)
+                    hashes.append(h)
+                elif hashes[i] != h:
+                    changed.add(i)
+                    hashes[i] = h
+            changed_paths = {paths[i] for i in changed}
+            direct = {p: e for p, e in self._ix_direct.items() if p not in changed_paths}
+            for p, lst in new_direct.items():
+                direct[p] = (self._hashes[p], marshal.dumps([tuple(x) for x in lst]))
+            views = {}
+            for p, e in self._ix_views.items():
+                if p in changed_paths:
+                    continue
+                if e[1] is not None and changed:
+                    idx = array("I")
+                    idx.frombytes(e[1][0])
+                    if not changed.isdisjoint(idx):
+                        continue
+                views[p] = e
+            for p, v in self._fresh.items():
+                if p not in self._hashes:
+                    continue
+                if v is None:
+                    views[p] = (self._hashes[p], None)
+                elif all(m in pos for m in v.closure):
+                    blob = array("I", sorted(pos[m] for m in v.closure)).tobytes()
+                    views[p] = (self._hashes[p], (blob, v.digest()))
+            stamps = dict(self._ix_stamps)
+            stamps.update(self.layout.stamps)
+            payload = {"version": INDEX_VERSION, "stamps": stamps, "paths": paths, "hashes": hashes,
+                       "direct": direct, "views": views}
+            os.makedirs(os.path.dirname(self._index_file), exist_ok=True)
+            tmp = f"{self._index_file}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as fh:
+                marshal.dump(payload, fh)
+            os.replace(tmp, self._index_file)
+        except (OSError, ValueError):
+            pass
 
     def _edges(self, src: str, direct: list) -> None:
         """Record how ``src`` spells the modules it imports (once per module)."""

@@ -135,9 +135,11 @@ def _atomic_write_text(path: str, text: str) -> None:
         raise
 
 
-def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "") -> str:
+def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "", *,
+              data_sha: Optional[str] = None, fingerprint: Optional[str] = None) -> str:
     """``project``: the digest of the summaries of the project modules the file imports
-    (keraslint/project.py), so that a change there re-checks the file."""
+    (keraslint/project.py), so that a change there re-checks the file. ``data_sha`` (the
+    sha256 of ``data``, already computed) and ``fingerprint`` (the config's) save work."""
     h = hashlib.sha256()
     if project:
         h.update(b"project:" + project.encode() + b"\0")
@@ -145,10 +147,14 @@ def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "") 
     h.update(b"\0")
     h.update(",".join(codes).encode())
     h.update(b"\0")
-    h.update((config.fingerprint() if config is not None else "").encode())
+    if fingerprint is None:
+        fingerprint = config.fingerprint() if config is not None else ""
+    h.update(fingerprint.encode())
     h.update(b"\1" if gate else b"\0")
     h.update(b"\0")
-    h.update(data)
+    if data_sha is None:
+        data_sha = hashlib.sha256(data).hexdigest()
+    h.update(b"sha256:" + data_sha.encode())
     return h.hexdigest()
 
 
@@ -244,7 +250,9 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
     from keraslint import project as project_mod
 
     project = project_mod.for_run(config, cache.dir if cache is not None and cache.ok else None)
+    fingerprint = config.fingerprint() if config is not None else ""
     views: dict = {}
+    read: list = []  # (path, codes, data, sha256 hex)
     for path in files:
         codes = codes_for(path)
         try:
@@ -262,15 +270,33 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 msg = f"cannot read file: {e.strerror or e}"
             outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, msg)])
             continue
-        try:
-            view = project.view(path, data)
-        except Exception:  # noqa: BLE001 - the summaries are a help: never a reason to fail a run
-            view = None
-        if view is not None:
-            views[path] = view
+        sha = hashlib.sha256(data).hexdigest()
+        project.known_hash(path, sha)  # every checked file hashed once, read once
+        read.append((path, codes, data, sha))
+    # A warm run takes each file's digest from the project index when nothing it depends on
+    # changed (no import is resolved); the views themselves are only needed by the files
+    # that are analyzed again.
+    quick: list = []
+    for path, codes, data, sha in read:
+        digest = None
+        if cache is not None:
+            try:
+                digest = project.quick_digest(path)
+            except Exception:  # noqa: BLE001
+                digest = None
+        if digest is None:
+            try:
+                view = project.view(path, data)
+            except Exception:  # noqa: BLE001 - the summaries are a help: never a reason to fail a run
+                view = None
+            if view is not None:
+                views[path] = view
+            digest = view.digest() if view is not None else ""
+        else:
+            quick.append((path, data))
         key = None
         if cache is not None:
-            key = cache_key(data, codes, config, options.gate, view.digest() if view is not None else "")
+            key = cache_key(data, codes, config, options.gate, digest, data_sha=sha, fingerprint=fingerprint)
             cached = cache.get(key)
             if cached is not None:
                 try:
@@ -280,6 +306,19 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 except (KeyError, TypeError):
                     pass
         tasks.append(Task(path, codes, data, key))
+    if tasks and quick:
+        # the files analyzed again see the same project as in a cold run: every file's view
+        # (they share one name table)
+        for path, data in quick:
+            try:
+                view = project.view(path, data)
+            except Exception:  # noqa: BLE001
+                view = None
+            if view is not None:
+                views[path] = view
+    del read, quick
+    if cache is not None:
+        project.save_index()
     project_mod.set_views(views)
 
     for outcome, task in _execute(tasks, config, options):
