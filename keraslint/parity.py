@@ -94,7 +94,9 @@ class ParityRecorder:
             # second implementation: the judge decides (``("class", node)``)
             self._add("pytorch", node, f"a subclass of `{qualname}`", ("class", node))
         elif qualname == "tensorflow.Module":
-            self._add("tensorflow", node, "a subclass of `tf.Module`")
+            # tf.Module is also a plain container (extension types, ragged-tensor demos): a
+            # reference only where the file compares numbers
+            self._add("tensorflow", node, "a subclass of `tf.Module`", _WEAK)
         elif qualname.startswith(("flax.linen.Module", "flax.nnx.Module", "haiku.Module")):
             self._add("jax", node, f"a subclass of `{qualname}`")
 
@@ -131,8 +133,10 @@ class ParityRecorder:
             self._add("pytorch", node, f"`{q}`", _WEAK)
         elif q in _COMPARISONS or (q in _ABS and _abs_of_difference(node)):
             self.comparisons.append(node)
-        elif q in _TF_REFERENCE or q.startswith(_TF_REFERENCE_PREFIXES):
-            self._add("tensorflow", node, f"`{q}`")
+        elif q in _TF_REFERENCE or (q.startswith(_TF_REFERENCE_PREFIXES) and q.endswith("Optimizer")):
+            # TF1 code beside Keras (a migration guide shows both) is a reference only where
+            # the file compares their numbers; `tf.compat.v1.train.get_global_step` is no model
+            self._add("tensorflow", node, f"`{q}`", _WEAK)
         elif q.startswith(_JAX_PREFIXES) and q.rsplit(".", 1)[-1][:1].isupper():
             self._add("jax", node, f"`{q}`")
         elif q in _SEED_CALLS:

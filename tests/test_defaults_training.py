@@ -181,8 +181,14 @@ def test_kl401_needs_a_parity_context():
     assert "this file also builds `torch.optim.Adam` (line 3) with its own defaults" in found[0].message
     tf1 = "import tensorflow as tf\nimport keras\nref = tf.compat.v1.train.AdamOptimizer(1e-3)\n" + \
         keras_only.split("\n", 1)[1]
-    found = check_source(tf1, select=["KL401"])
+    # TF1 code beside Keras (a migration guide shows both) is a reference only where the
+    # file compares their numbers
+    assert check_source(tf1, select=["KL401"]) == []
+    found = check_source(tf1 + "import numpy as np\nnp.testing.assert_allclose(a, b)\n", select=["KL401"])
     assert [f.line for f in found] == [5] and "`tensorflow.compat.v1.train.AdamOptimizer` (line 3)" in found[0].message
+    getstep = "import tensorflow as tf\nimport numpy as np\nimport keras\ns = tf.compat.v1.train.get_global_step()\n" \
+        "np.allclose(a, b)\n" + keras_only.split("\n", 1)[1]
+    assert check_source(getstep, select=["KL401"]) == []
     module = "import torch\nimport keras\nclass Net(torch.nn.Module):\n    pass\n" + keras_only.split("\n", 1)[1]
     found = check_source(module, select=["KL401"])
     assert [f.line for f in found] == [6]
