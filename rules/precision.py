@@ -676,6 +676,72 @@ def _mentions_version(expr: Any) -> bool:
     return bool(found)
 
 
+# TF1 code that runs in a graph of its own, or as an Estimator program / TF1-variable shim:
+# deliberate TF1 (migration guides), which cannot touch the file's eager Keras 3 models.
+GRAPH_CLASSES = {"tensorflow.Graph", "tensorflow.compat.v1.Graph"}
+TF1_SHIM_DECORATOR = "track_tf1_style_variables"
+
+
+def _graph_ctor(ctx: Any, expr: Any) -> bool:
+    return isinstance(expr, cst.Call) and ctx.resolve(expr.func) in GRAPH_CLASSES
+
+
+def _own_graph(ctx: Any, expr: Any, graph_names: set) -> bool:
+    """``tf.Graph()`` or a name bound to one."""
+    return _graph_ctor(ctx, expr) or (isinstance(expr, cst.Name) and expr.value in graph_names)
+
+
+def _in_own_graph(ctx: Any, graph_names: set) -> bool:
+    """Inside ``with tf.Graph().as_default():`` / ``with g.as_default():`` (``g = tf.Graph()``)."""
+    for n in ctx.stack:
+        if not isinstance(n, cst.With):
+            continue
+        for it in n.items:
+            e = it.item
+            if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value == "as_default" \
+                    and _own_graph(ctx, e.func.value, graph_names):
+                return True
+    return False
+
+
+def _graph_assign(ctx: Any, node: cst.Assign, graph_names: set) -> None:
+    if _graph_ctor(ctx, node.value):
+        for t in node.targets:
+            if isinstance(t.target, cst.Name):
+                graph_names.add(t.target.value)
+
+
+def _shim_decorated(fn: cst.FunctionDef) -> bool:
+    for d in fn.decorators:
+        name = dotted(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) or ""
+        if name.rsplit(".", 1)[-1] == TF1_SHIM_DECORATOR:
+            return True
+    return False
+
+
+def _tf1_functions(ctx: Any) -> tuple:
+    """(enclosing function names, inside a TF1 shim) for the node being visited: a function
+    named ``*model_fn`` (an Estimator's), a method decorated with
+    ``tf.compat.v1.keras.utils.track_tf1_style_variables`` or any method of its class."""
+    names, shim = [], False
+    for n in ctx.stack:
+        if isinstance(n, cst.FunctionDef):
+            names.append(n.name.value)
+            shim = shim or n.name.value.endswith("model_fn") or _shim_decorated(n)
+        elif isinstance(n, cst.ClassDef):
+            shim = shim or any(isinstance(st, cst.FunctionDef) and _shim_decorated(st) for st in n.body.body)
+    return names, shim
+
+
+def _model_fn_arg(node: cst.Call, into: set) -> None:
+    """``Estimator(model_fn=f)``: ``f`` is an Estimator program."""
+    a = get_arg(node, "model_fn")
+    if a is not None:
+        name = dotted(a.value)
+        if name:
+            into.add(name.rsplit(".", 1)[-1])
+
+
 class MixedKerasImports(TimelineRule):
     """
     ## What it does
@@ -685,7 +751,10 @@ class MixedKerasImports(TimelineRule):
     and `tf.keras` / `tf.compat.v1.keras` when the file sets `TF_USE_LEGACY_KERAS=1`.
     Alternatives bound to the same name (`import tf_keras as keras` in one branch,
     `import keras` in another) and optional imports (`try: import tf_keras` / `except
-    ImportError:`, as interop tests and compat shims do) are not flagged. `tf.keras` next to `keras` is not flagged:
+    ImportError:`, as interop tests and compat shims do) are not flagged, nor is deliberate TF1
+    code: `tf.compat.v1.layers` in an Estimator `model_fn`, in a layer whose `call` is decorated
+    with `tf.compat.v1.keras.utils.track_tf1_style_variables`, or in a
+    `with tf.Graph().as_default():` block. `tf.keras` next to `keras` is not flagged:
     in TensorFlow 2.21 both are the same Keras 3.
 
     ## Why is this bad?
@@ -722,7 +791,9 @@ class MixedKerasImports(TimelineRule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.imports: list = []  # (node, raw qualname, local name)
-        self.attr_uses: list = []  # (node, raw qualname)
+        self.attr_uses: list = []  # (node, raw qualname, enclosing function names, deliberate TF1 code)
+        self.graph_names: set = set()  # names bound to `tf.Graph()`
+        self.model_fns: set = set()  # functions passed as `model_fn=`
 
     def _legacy(self, raw: str) -> Optional[str]:
         """Why ``raw`` is a Keras 2 object, or None. Keras 2's pure helper modules
@@ -797,14 +868,23 @@ class MixedKerasImports(TimelineRule):
             return  # only the outermost attribute of a chain
         raw = self.ctx.qualname(node)
         if raw is not None and raw.startswith("tensorflow"):
-            self.attr_uses.append((node, raw))
+            fns, shim = _tf1_functions(self.ctx)
+            self.attr_uses.append((node, raw, fns, shim or _in_own_graph(self.ctx, self.graph_names)))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        super().visit_Assign(node)
+        _graph_assign(self.ctx, node, self.graph_names)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        super().visit_Call(node)
+        _model_fn_arg(node, self.model_fns)
 
     def finish(self) -> None:
         k3 = None
         for node, raw, local in self.imports:
             if self._keras3(raw):
                 k3 = k3 or raw
-        for node, raw in self.attr_uses:
+        for node, raw, _, _ in self.attr_uses:
             if self._keras3(raw):
                 k3 = k3 or raw
         if k3 is None:
@@ -819,12 +899,14 @@ class MixedKerasImports(TimelineRule):
             reported.add(id(node))
             self.report(node, self._msg(raw, why, k3_show))
         seen: set = set()
-        for node, raw in self.attr_uses:
+        for node, raw, fns, tf1 in self.attr_uses:
             why = self._legacy(raw)
             head = dotted(node)
             head_import = self.ctx.imports.get(head.split(".", 1)[0]) if head else None
             if why is None or raw in seen or (head_import is not None and self._legacy(head_import)):
                 continue  # reached through a legacy import, which is reported itself
+            if why == "tf.compat.v1.layers" and (tf1 or self.model_fns.intersection(fns)):
+                continue  # deliberate TF1 code: an Estimator model_fn, a TF1 shim, a graph of its own
             seen.add(raw)
             self.report(node, self._msg(raw, why, k3_show))
 
@@ -846,7 +928,11 @@ class Tf1GraphMode(TimelineRule):
     at its first statement. TensorFlow's internal names of the same functions
     (`tensorflow.python.framework.ops.disable_eager_execution`) count too. A Session
     that is only created to set GPU options (`ConfigProto(gpu_options=...)`) and never
-    runs anything is not flagged: nothing there leaves eager mode.
+    runs anything is not flagged: nothing there leaves eager mode. Sessions and placeholders
+    in a graph of their own (`with tf.Graph().as_default():`, `g = tf.Graph()` then
+    `with g.as_default():`) are not flagged: they cannot reach the eager Keras models. Nor is a
+    file whose Keras models are all built inside an Estimator `model_fn` (the Estimator runs
+    its own graph).
 
     ## Why is this bad?
     Keras 3 runs eagerly or inside `tf.function`; it has no TF1 graph mode. After
@@ -879,30 +965,55 @@ class Tf1GraphMode(TimelineRule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.calls: list = []  # (node, kind, qualname)
+        self.calls: list = []  # (node, kind, qualname, enclosing function names, in a graph of its own)
         self.runs = False  # `<something>.run(...)` / `.eval(session=...)`: a graph is executed
+        self.graph_names: set = set()  # names bound to `tf.Graph()`
+        self.model_fns: set = set()  # functions passed as `model_fn=`
+        self.builds: list = []  # (Build, enclosing function names, inside an Estimator model_fn / TF1 shim)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        super().visit_Assign(node)
+        _graph_assign(self.ctx, node, self.graph_names)
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
+        _model_fn_arg(node, self.model_fns)
+        # the recorder is shared (another rule may have fed it this call): look for this node
+        new = [b for b, n in self.tl.builds_anywhere[-4:] if n is node]
+        if new:
+            fns, shim = _tf1_functions(self.ctx)
+            self.builds.extend((b, fns, shim) for b in new)
         f = node.func
-        if isinstance(f, cst.Attribute) and f.attr.value == "run" and self.ctx.resolve(f) is None and node.args:
-            self.runs = True
+        if isinstance(f, cst.Attribute) and f.attr.value == "run" and self.ctx.resolve(f) is None and node.args \
+                and not _in_own_graph(self.ctx, self.graph_names):
+            self.runs = True  # (a Session run in a graph of its own is not counted)
         q = self.ctx.resolve(node.func)
         q = TF_INTERNAL_ALIASES.get(q, q) if q is not None else None
         kind = TF1_GRAPH_CALLS.get(q) if q is not None else None
         if kind is not None:
-            self.calls.append((node, kind, q))
+            own = kind != "disable" and (_in_own_graph(self.ctx, self.graph_names) or (
+                get_arg(node, "graph") is not None and _own_graph(self.ctx, get_arg(node, "graph").value,
+                                                                  self.graph_names)))
+            fns, shim = _tf1_functions(self.ctx)
+            self.calls.append((node, kind, q, fns, own or shim))
 
     def finish(self) -> None:
-        if not self.calls or not any(not b.legacy for b, _ in self.tl.builds_anywhere):
+        # Keras models an Estimator builds inside its model_fn run in the Estimator's own graph.
+        if not any(not b.legacy and not shim and not self.model_fns.intersection(fns)
+                   for b, fns, shim in self.builds):
             return
-        kinds = {k for _, k, _ in self.calls}
+        # Sessions and placeholders in a graph of their own (`with tf.Graph().as_default():`)
+        # or in an Estimator model_fn cannot reach the eager Keras models of the file.
+        calls = [(n, k, q) for n, k, q, fns, own in self.calls if not own and not self.model_fns.intersection(fns)]
+        if not calls:
+            return
+        kinds = {k for _, k, _ in calls}
         if kinds == {"session"} and not self.runs:
             # a Session created only to set GPU options (`ConfigProto(allow_growth)`,
             # `set_session`) and never run: no graph mode, eager `fit` is unaffected
             return
         seen: set = set()
-        for node, kind, q in self.calls:
+        for node, kind, q in calls:
             if kind in seen:
                 continue
             seen.add(kind)

@@ -749,3 +749,42 @@ def test_tf_internal_disable_eager_execution_is_kl205():
     found = check_source(textwrap.dedent(src), select=["KL205"])
     assert [(f.line, f.code) for f in found] == [(5, "KL205")]
     assert "disable_eager_execution" in found[0].message  # (names.py may canonicalize the alias itself)
+
+
+def test_kl205_estimator_program_is_not_a_keras_hazard():
+    # TF1 Estimator tutorial: graph mode for the Estimator; its Keras model lives in model_fn
+    src = """
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+
+    def model_fn(features, labels, mode):
+        model = tf.keras.Sequential([tf.keras.layers.Dense(10)])
+        logits = model(features, training=False)
+        loss = tf.reduce_mean(logits)
+        return tf.estimator.EstimatorSpec(mode, loss=loss)
+
+    classifier = tf.estimator.Estimator(model_fn=model_fn, model_dir="/tmp/m")
+    """
+    assert check_source(textwrap.dedent(src), select=["KL205"]) == []
+    # a Keras model built outside the model_fn is still affected by the global switch
+    src2 = textwrap.dedent(src) + "net = tf.keras.Sequential([tf.keras.layers.Dense(1)])\n"
+    assert [(f.line, f.code) for f in check_source(src2, select=["KL205"])] == [(4, "KL205")]
+
+
+def test_kl204_kl205_own_graph_and_shim_near_misses():
+    src = """
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 4))
+        y = tf.compat.v1.layers.dense(x, 1)
+        sess = tf.compat.v1.Session()
+        sess.run(y, {x: [[0.0] * 4]})
+    z = tf.compat.v1.placeholder(tf.float32, (None, 4))
+    """
+    found = check_source(textwrap.dedent(src), select=["KL204", "KL205"])
+    assert [(f.line, f.code) for f in found] == [(12, "KL205")]
