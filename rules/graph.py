@@ -14,7 +14,7 @@ import libcst as cst
 
 from keraslint.names import canonical, keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Report, Rule
-from keraslint.semantics import NOT_LITERAL, dotted, get_arg, is_random_tensor_call, literal_value
+from keraslint.semantics import NOT_LITERAL, dotted, get_arg, is_random_tensor_call, literal_value, target_names
 
 
 def _short(node) -> str:
@@ -1427,12 +1427,22 @@ class MissingGetConfig(Rule):
         self._class_seq: dict = {}  # class name -> position of its definition
         self._pending: dict = {}  # id(outermost function) -> classes built since the last model
         self._graph_sets: dict = {}  # id(keras.Model/Sequential call) -> classes in that model
+        # [function, param index, param name, what, only_class, where, seq, called]: a
+        # parameter of a module function that the function saves/serializes
+        self._param_events: list = []
 
     # -- where the file serializes --------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         self._seq += 1
         if isinstance(func, cst.Name):
+            for pe in self._param_events:
+                if pe[0] == func.value:
+                    a = get_arg(node, pe[2], pe[1])
+                    pe[7] = True
+                    t = self._target(a.value) if a is not None and not a.star else ("unknown",)
+                    if t is not None and (not pe[4] or t[0] == "class"):
+                        self._events.append((t, pe[3], _outermost(self.ctx.function), self._seq))
             self._constructions.setdefault(func.value, []).append(node)
             if func.value in self.ctx.classes and not _in_keras_method(self.ctx.function):
                 self._free.add(func.value)
@@ -1448,10 +1458,11 @@ class MissingGetConfig(Rule):
                 return
             q = self.ctx.resolve(func)
             if q is None:
-                if attr == "save" and node.args and _model_path(node.args[0].value):
+                if attr == "save" and node.args and _model_path(self._path_value(node.args[0].value)):
                     self._event(recv, f"`{_short(func)}(...)`")
                 elif attr in ("get_config", "to_json") and not node.args and not _is_super(recv):
-                    self._event(recv, f"`{_short(func)}()`")
+                    if not self._other_object(recv):
+                        self._event(recv, f"`{_short(func)}()`")
                 elif attr in ("compile", "fit"):
                     c = self._instance_class(recv)
                     if c is not None:
@@ -1477,8 +1488,13 @@ class MissingGetConfig(Rule):
         last = q.rsplit(".", 1)[-1]
         if last in ("save_model", "clone_model", "serialize_keras_object", "serialize", "dump", "dumps",
                     "deepcopy") and node.args:
-            if q.startswith("keras.") or q in ("pickle.dump", "pickle.dumps", "copy.deepcopy", "joblib.dump",
-                                                "cloudpickle.dump", "cloudpickle.dumps"):
+            if last == "clone_model" and get_arg(node, "clone_function") is not None:
+                # the clone_function decides how each layer is cloned (its own
+                # `get_config()` calls are judged where they are); only a subclassed
+                # model itself is still rebuilt from its config
+                self._event(node.args[0].value, f"`{_short(func)}(...)`", only_class=True)
+            elif q.startswith("keras.") or q in ("pickle.dump", "pickle.dumps", "copy.deepcopy", "joblib.dump",
+                                                  "cloudpickle.dump", "cloudpickle.dumps"):
                 self._event(node.args[0].value, f"`{_short(func)}(...)`")
         elif last == "ModelCheckpoint" and q.startswith("keras."):
             swo = get_arg(node, "save_weights_only", 4)
@@ -1517,6 +1533,58 @@ class MissingGetConfig(Rule):
     def _instance_class(self, expr) -> Optional[str]:
         return _instance_class(self.ctx, expr)
 
+    def _path_value(self, expr):
+        """``image_file = "cartpole.gif"`` … ``x.save(image_file)``: the literal a name holds."""
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            if isinstance(v, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
+                return v
+        return expr
+
+    def _other_object(self, recv) -> bool:
+        """``layer.get_config()`` on a parameter (a ``clone_function`` given each layer) or
+        on a loop variable over something unknown (``for layer in model.layers``): the config
+        of *other* objects, not evidence that a class of this file is serialized."""
+        if not isinstance(recv, cst.Name) or recv.value == "self":
+            return False
+        name = recv.value
+        for anc in reversed(self.ctx.stack):
+            if isinstance(anc, (cst.For, cst.CompFor)) and name in target_names(anc.target):
+                els = self._element_values(anc.iter)
+                return els is None or all(self._target(e) is None for e in els)
+            if isinstance(anc, (cst.FunctionDef, cst.Lambda)):
+                fn = self.ctx.function
+                return (fn is not None and fn.node is anc and any(p.name.value == name for p in fn.params)
+                        and name not in fn.assigned)
+        return False
+
+    def _element_values(self, expr, depth: int = 0) -> Optional[list]:
+        """The expressions a list/tuple may hold (a literal, a name assigned one, a local
+        function returning one), None when unknown."""
+        if depth > 4:
+            return None
+        if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+            if any(isinstance(e, cst.StarredElement) for e in expr.elements):
+                return None
+            return [e.value for e in expr.elements]
+        if isinstance(expr, cst.Name):
+            v = self.ctx.assigned_value(expr.value)
+            return None if v is None or v is expr else self._element_values(v, depth + 1)
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in self.ctx.functions:
+            out = []
+            for fi in self.ctx.functions[expr.func.value]:
+                for r in fi.returns:
+                    if isinstance(r, cst.Name) and r.value in fi.assigned:
+                        r = fi.assigned[r.value]
+                    if isinstance(r, cst.Name):
+                        return None
+                    got = self._element_values(r, depth + 1)
+                    if got is None:
+                        return None
+                    out.extend(got)
+            return out or None
+        return None
+
     def _target(self, expr, depth: int = 0):
         """What saving ``expr`` serializes: ("class", C) an instance of the local class C;
         ("graph",) a functional/Sequential model or a component of another object (its
@@ -1529,6 +1597,12 @@ class MissingGetConfig(Rule):
             return ("unknown",)
         if isinstance(expr, cst.Attribute):
             return ("graph", None)
+        if isinstance(expr, cst.Subscript):
+            # an element of a list of known things (`images[0].save(...)`, PIL images)
+            els = self._element_values(expr.value, depth + 1)
+            if els and all(self._target(e, depth + 1) is None for e in els):
+                return None
+            return ("unknown",)
         if isinstance(expr, cst.Name):
             v = self.ctx.assigned_value(expr.value)
             if v is None or v is expr:
@@ -1580,11 +1654,20 @@ class MissingGetConfig(Rule):
             return ("unknown",)
         return ("unknown",)
 
-    def _event(self, expr, what: str) -> None:
+    def _event(self, expr, what: str, only_class: bool = False) -> None:
         if _in_keras_method(self.ctx.function) and not (isinstance(expr, cst.Name) and expr.value == "self"):
             return  # a layer's own method reading another object's config (`inner.get_config()`)
+        fn = self.ctx.function
+        if (isinstance(expr, cst.Name) and fn is not None and isinstance(fn.node, cst.FunctionDef)
+                and fn.parent is None and fn.cls is None and expr.value not in fn.assigned):
+            idx = next((i for i, p in enumerate(fn.params) if p.name.value == expr.value and not p.star), None)
+            if idx is not None:
+                # `def get_disk_size(model, path): model.save(path)`: what is saved is what
+                # the call sites of this file pass (judged there; unknown if none)
+                self._param_events.append([fn.name, idx, expr.value, what, only_class, fn, self._seq, False])
+                return
         t = self._target(expr)
-        if t is not None:
+        if t is not None and (not only_class or t[0] == "class"):
             self._events.append((t, what, _outermost(self.ctx.function), self._seq))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -1674,6 +1757,9 @@ class MissingGetConfig(Rule):
         return roots, flavors, has
 
     def finish(self) -> None:
+        for pe in self._param_events:
+            if not pe[7]:  # never called here (a library helper): whatever it is given
+                self._events.append((("unknown",), pe[3], pe[5], pe[6]))
         for info in list(self.ctx.classes.values()):
             if info.kind != "layer":
                 continue
