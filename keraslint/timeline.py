@@ -489,7 +489,8 @@ class Timeline:
         if q == "tensorflow.GradientTape":
             self._add("tape", node)
             return
-        if isinstance(func, cst.Attribute) and (q is None or q.startswith("keras.")) and self._applies_gradients(func):
+        if isinstance(func, cst.Attribute) and (q is None or q.startswith("keras.")) and self._applies_gradients(func) \
+                and not self._raw_variables(node):
             # optimizer.apply_gradients(...) / .minimize / .apply(grads, vars): weights change
             self._add("train", node)
             return
@@ -603,6 +604,36 @@ class Timeline:
                 q = self.ctx.resolve(v.func)
                 return q is not None and q.startswith("keras.optimizers.")
         return False
+
+    def _raw_variables(self, node: cst.Call) -> bool:
+        """Does this optimizer update train only variables listed by name (``zip(grads,
+        [w, b])``, ``[(g, w)]``, ``minimize(loss, [w])``): a hand-made ``tf.Variable``, not
+        the randomly initialized weights of a Keras model (``model.trainable_variables``)?"""
+        attr = node.func.attr.value if isinstance(node.func, cst.Attribute) else ""
+        if attr == "apply_gradients":
+            a = get_arg(node, "grads_and_vars", 0)
+            if a is None:
+                return False
+            v = a.value
+            if isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value == "zip" and len(v.args) >= 2:
+                return self._named_list(v.args[1].value)
+            if isinstance(v, (cst.List, cst.Tuple)):
+                return bool(v.elements) and all(
+                    isinstance(e.value, cst.Tuple) and len(e.value.elements) == 2
+                    and self._named_list(cst.List([cst.Element(e.value.elements[1].value)]))
+                    for e in v.elements)
+            return False
+        if attr in ("minimize", "apply"):
+            a = get_arg(node, "var_list", 1) if attr == "minimize" else get_arg(node, "trainable_variables", 1)
+            return a is not None and self._named_list(a.value)
+        return False
+
+    def _named_list(self, expr: Any) -> bool:
+        """A list/tuple literal of plain names (or a name assigned one)."""
+        if isinstance(expr, cst.Name):
+            expr = self.ctx.assigned_value(expr.value)
+        return isinstance(expr, (cst.List, cst.Tuple)) and bool(expr.elements) \
+            and all(isinstance(e.value, cst.Name) for e in expr.elements)
 
     def _local_instance(self, name: str) -> Optional[str]:
         """The class of this file that ``name`` was assigned an instance of, if any."""
