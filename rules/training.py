@@ -1103,7 +1103,11 @@ class LogitsMismatch(Rule):
             a = get_arg(expr, "layers", 0)
             if a is None or not isinstance(a.value, cst.List) or not a.value.elements:
                 return None
-            last = a.value.elements[-1]
+            elements = list(a.value.elements)
+            while len(elements) > 1 and isinstance(elements[-1].value, cst.Call) \
+                    and self._identity_layer(elements[-1].value):
+                elements.pop()  # Activation("linear") at the end passes the head through
+            last = elements[-1]
             if isinstance(last, cst.StarredElement):
                 return None
             return self._layer_kind(last.value, scope, depth + 1)
@@ -1144,6 +1148,10 @@ class LogitsMismatch(Rule):
             return None
         func = expr.func
         if isinstance(func, cst.Call):  # Layer(...)(x)
+            if self._identity_layer(func) and expr.args:
+                # Activation("linear") passes its input through (the mixed-precision guide's
+                # float32 cast after a softmax): the head is what comes before it
+                return self._tensor_kind(expr.args[0].value, scope, depth + 1)
             return self._layer_kind(func, scope, depth + 1)
         q = ctx.resolve(func)
         if q in _SOFTMAX_FUNCS:
@@ -1153,6 +1161,17 @@ class LogitsMismatch(Rule):
             if isinstance(val, cst.Call) and self._is_layer_ctor(val):
                 return self._layer_kind(val, s, depth + 1)
         return None
+
+    def _identity_layer(self, call: cst.Call) -> bool:
+        """``layers.Activation("linear")`` / ``Activation(None)`` / ``layers.Identity()``:
+        a layer whose output is its input (often only a float32 cast under mixed precision)."""
+        q = self.ctx.resolve(call.func)
+        if q == "keras.layers.Identity":
+            return True
+        if q != "keras.layers.Activation":
+            return False
+        a = get_arg(call, "activation", 0)
+        return a is not None and self._activation_kind(a.value) == "linear"
 
     def _is_layer_ctor(self, call: cst.Call) -> bool:
         q = self.ctx.resolve(call.func)
