@@ -999,6 +999,8 @@ class TraceTimeSideEffect(Rule):
         if self._all_eager:
             self.reports.clear()
             return
+        if not getattr(self.ctx.config, "strict", False):
+            self.reports[:] = [r for r in self.reports if not self._demo_tf_function(r)]
         if not self._eager_models:
             return
         named = {c for c in self._eager_models if c is not None}
@@ -1012,6 +1014,33 @@ class TraceTimeSideEffect(Rule):
                 continue
             kept.append(rep)
         self.reports[:] = kept
+
+    _MODEL_WORK_ATTRS = frozenset({"apply_gradients", "minimize", "fit", "train_on_batch", "predict",
+                                   "predict_on_batch", "test_on_batch", "evaluate"})
+
+    def _note_model_work(self, node) -> None:
+        """Record the functions that train or run a Keras model (a GradientTape, an
+        optimizer update, a Keras API call): a free `@tf.function` doing none of that is a
+        tf.function demo (the TF guide printing at trace time on purpose, a timing
+        workload), not a step whose frozen value changes what `fit` or a training loop
+        computes."""
+        fn = self.ctx.function
+        if fn is None:
+            return
+        func = node.func
+        q = self.ctx.resolve(func)
+        if not ((q is not None and (q.startswith("keras.") or q == "tensorflow.GradientTape"))
+                or (isinstance(func, cst.Attribute) and func.attr.value in self._MODEL_WORK_ATTRS)):
+            return
+        work = self.__dict__.setdefault("_model_work", set())
+        while fn is not None:
+            work.add(id(fn.node))
+            fn = fn.parent
+
+    def _demo_tf_function(self, rep) -> bool:
+        o = _origin(rep.scope) if rep.scope is not None else None
+        return (o is not None and o.cls is None and o.graph is not None and "tf.function" in o.graph
+                and id(o.node) not in self.__dict__.get("_model_work", ()))
 
     def _prints_tensor(self, node) -> bool:
         for a in node.args:
@@ -1051,6 +1080,7 @@ class TraceTimeSideEffect(Rule):
             if a is not None and literal_value(a.value) is True:
                 self._eager_models.append(_instance_class(self.ctx, func.value))
             return
+        self._note_model_work(node)
         fn = self._active()
         if fn is None:
             if (node.args and literal_value(node.args[0].value) is True
