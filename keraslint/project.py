@@ -362,15 +362,24 @@ class Layout:
         # file or folder was added, removed or renamed there (see Project's index).
         self.record = False
         self.stamps: dict = {}  # folder -> st_mtime_ns | None (missing)
+        self._missing: set = set()
         self.unsafe = False  # a racy stamp or a symbolic link: the answers are not kept
 
     def _stamp(self, d: str) -> None:
-        if d in self.stamps:
+        if d in self.stamps or d in self._missing:
             return
         try:
             m = os.stat(d).st_mtime_ns
         except OSError:
-            m = None
+            # a missing folder: the listing of its first existing ancestor decides whether
+            # it appears (one stamp for many probes)
+            self._missing.add(d)
+            parent = os.path.dirname(d)
+            if parent != d:
+                self._stamp(parent)
+            else:
+                self.stamps[d] = None
+            return
         # a folder changed in the last two seconds may change again within the same
         # timestamp tick (coarse clocks, FAT): not a trustworthy stamp
         if m is not None and m > time.time_ns() - 2_000_000_000:
@@ -854,7 +863,12 @@ class Project:
         r = self._roots.get(d)
         if r is None:
             lay = self.layout
-            r = [x for x in Layout.roots_for(path, self.project_root, lay.isfile) if lay.isdir(x)]
+            raw = Layout.roots_for(path, self.project_root, lay.isfile)
+            # the file's folder and its package's are its ancestors, the project root is
+            # the folder of the config: their existence is no folder listing to watch (a
+            # stamp of their parents would go stale with every file written beside them)
+            sure = raw[:3]
+            r = [x for x in raw if (os.path.isdir(x) if x in sure else lay.isdir(x))]
             r = tuple(dict.fromkeys(os.path.abspath(x) for x in r))
             self._roots[d] = r
         return r

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Optional
@@ -111,13 +112,21 @@ class Cache:
     def put(self, key: str, findings: list) -> None:
         if not self.ok:
             return
-        payload = [{k: v for k, v in f.to_json().items() if k != "path"} for f in findings]
+        payload = _payload(findings)
         path = self._file(key)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             _atomic_write_text(path, json.dumps(payload, separators=(",", ":")))
         except OSError:
             pass
+
+
+def _read(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -133,6 +142,77 @@ def _atomic_write_text(path: str, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+class Manifest:
+    """The last run's answer per file, in one file (``manifest.marshal``) so that a warm run
+    opens one file, not one per checked file: ``path -> (size, mtime_ns, ctime_ns, inode,
+    sha256 of the bytes, cache key, findings)``. The stat fields let a warm run take the sha
+    without reading the file (as git does): any write or ``utime`` moves the ctime, and a
+    file changed within two seconds of being read is not recorded (a coarse clock could
+    hide a second change). The findings are used only under the same cache key, i.e. the
+    same bytes, codes, config and project digest; anything else goes to the cache proper."""
+
+    def __init__(self, directory: str) -> None:
+        self.file = os.path.join(directory, "manifest.marshal")
+        self.entries: dict = {}
+        self.new: dict = {}
+        try:
+            import marshal
+
+            with open(self.file, "rb") as fh:
+                data = marshal.load(fh)
+            if isinstance(data, dict):
+                self.entries = data
+        except Exception:  # noqa: BLE001 - missing, damaged, another Python
+            self.entries = {}
+
+    def sha_for(self, path: str, st: os.stat_result) -> Optional[str]:
+        e = self.entries.get(os.path.abspath(path))
+        if e is None or not isinstance(e, tuple) or len(e) != 7:
+            return None
+        if (e[0], e[1], e[2], e[3]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, (st.st_dev, st.st_ino)):
+            return None
+        return e[4]
+
+    def findings_for(self, path: str, key: str) -> Optional[list]:
+        e = self.entries.get(os.path.abspath(path))
+        if e is None or not isinstance(e, tuple) or len(e) != 7 or e[5] != key or not isinstance(e[6], list):
+            return None
+        return e[6]
+
+    def record(self, path: str, st: Optional[os.stat_result], sha: str, key: str, payload: list, now_ns: int) -> None:
+        if st is None or max(st.st_mtime_ns, st.st_ctime_ns) > now_ns - 2_000_000_000:
+            return
+        self.new[os.path.abspath(path)] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, (st.st_dev, st.st_ino),
+                                           sha, key, payload)
+
+    def save(self) -> None:
+        if not self.new or all(self.entries.get(p) == e for p, e in self.new.items()):
+            return
+        try:
+            import marshal
+
+            merged = dict(self.entries)
+            merged.update(self.new)
+            d = os.path.dirname(self.file)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    marshal.dump(merged, fh)
+                os.replace(tmp, self.file)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except (OSError, ValueError):
+            pass
+
+
+def _payload(findings: list) -> list:
+    return [{k: v for k, v in f.to_json().items() if k != "path"} for f in findings]
 
 
 def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "", *,
@@ -251,18 +331,26 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
 
     project = project_mod.for_run(config, cache.dir if cache is not None and cache.ok else None)
     fingerprint = config.fingerprint() if config is not None else ""
+    manifest = Manifest(cache.dir) if cache is not None and cache.ok else None
+    now_ns = time.time_ns()
     views: dict = {}
-    read: list = []  # (path, codes, data, sha256 hex)
+    read: list = []  # [path, codes, data | None (not read: the manifest knows its sha), sha, stat]
     for path in files:
         codes = codes_for(path)
         try:
             # A FIFO, socket or device named like a source file would block the read (or
             # never end): only regular files are read.
-            if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) and not os.path.isdir(path):
                 outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, "not a regular file (a pipe, socket or device)")])
                 continue
-            with open(path, "rb") as fh:
-                data = fh.read()
+            sha = manifest.sha_for(path, st) if manifest is not None else None
+            if sha is None:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                sha = hashlib.sha256(data).hexdigest()
+            else:
+                data = None
         except OSError as e:
             if os.path.isdir(path):
                 msg = "is a directory, not a file"
@@ -270,14 +358,15 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 msg = f"cannot read file: {e.strerror or e}"
             outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, msg)])
             continue
-        sha = hashlib.sha256(data).hexdigest()
         project.known_hash(path, sha)  # every checked file hashed once, read once
-        read.append((path, codes, data, sha))
+        read.append([path, codes, data, sha, st])
     # A warm run takes each file's digest from the project index when nothing it depends on
     # changed (no import is resolved); the views themselves are only needed by the files
     # that are analyzed again.
     quick: list = []
-    for path, codes, data, sha in read:
+    keys: dict = {}
+    for item in read:
+        path, codes, data, sha, st = item
         digest = None
         if cache is not None:
             try:
@@ -285,6 +374,11 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
             except Exception:  # noqa: BLE001
                 digest = None
         if digest is None:
+            if data is None:
+                data = item[2] = _read(path)
+                if data is None:
+                    outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, "cannot read file")])
+                    continue
             try:
                 view = project.view(path, data)
             except Exception:  # noqa: BLE001 - the summaries are a help: never a reason to fail a run
@@ -293,29 +387,44 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
                 views[path] = view
             digest = view.digest() if view is not None else ""
         else:
-            quick.append((path, data))
+            quick.append(item)
         key = None
         if cache is not None:
-            key = cache_key(data, codes, config, options.gate, digest, data_sha=sha, fingerprint=fingerprint)
-            cached = cache.get(key)
+            key = keys[path] = cache_key(data, codes, config, options.gate, digest, data_sha=sha,
+                                         fingerprint=fingerprint)
+            cached = manifest.findings_for(path, key) if manifest is not None else None
+            if cached is None:
+                cached = cache.get(key)
             if cached is not None:
                 try:
                     outcomes[path] = Outcome(path, [Finding.from_json({**d, "path": path}) for d in cached])
                     hits += 1
+                    if manifest is not None:
+                        manifest.record(path, st, sha, key, cached, now_ns)
                     continue
                 except (KeyError, TypeError):
                     pass
+        if data is None:
+            data = item[2] = _read(path)
+            if data is None:
+                outcomes[path] = Outcome(path, [syntax_finding(path, 1, 1, "cannot read file")])
+                continue
+            if hashlib.sha256(data).hexdigest() != sha:
+                key = None  # changed while this run looked at it: not cached under the old key
         tasks.append(Task(path, codes, data, key))
     if tasks and quick:
         # the files analyzed again see the same project as in a cold run: every file's view
         # (they share one name table)
-        for path, data in quick:
+        for item in quick:
+            if item[2] is None:
+                item[2] = _read(item[0])
             try:
-                view = project.view(path, data)
+                view = project.view(item[0], item[2])
             except Exception:  # noqa: BLE001
                 view = None
             if view is not None:
-                views[path] = view
+                views[item[0]] = view
+    stats = {item[0]: (item[4], item[3]) for item in read} if manifest is not None else {}
     del read, quick
     if cache is not None:
         project.save_index()
@@ -325,7 +434,12 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
         outcomes[task.path] = outcome
         if cache is not None and task.key is not None and outcome.error is None:
             cache.put(task.key, outcome.findings)
+            if manifest is not None and task.path in stats:
+                st, sha = stats[task.path]
+                manifest.record(task.path, st, sha, task.key, _payload(outcome.findings), now_ns)
     project_mod.set_views({})  # the views belong to this run only
+    if manifest is not None:
+        manifest.save()
 
     findings, diffs, errors, applied = [], [], [], 0
     for path in files:

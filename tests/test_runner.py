@@ -101,3 +101,30 @@ def test_corrupt_cache_entries_are_ignored(tmp_path):
                     fh.write(content[: len(content) // 2])
     again = run("m.py", "--cache-dir", str(cache), "--format", "json", cwd=tmp_path)
     assert again.stdout == first.stdout and again.returncode == 1
+
+
+def test_manifest_trusts_no_stat_that_a_write_could_keep(tmp_path):
+    """The warm path takes a file's hash from the manifest only while size, mtime, ctime
+    and inode all hold: an edit of the same size with its mtime put back is still seen
+    (the ctime moves), and a damaged manifest is ignored."""
+    import time
+
+    cache = tmp_path / "c"
+    f = tmp_path / "m.py"
+    bad = ("import numpy as np\nimport keras\nclass L(keras.layers.Layer):\n"
+           "    def call(self, x):\n        return np.sin(x)\n")
+    f.write_text(bad)
+    old = time.time() - 60
+    os.utime(f, (old, old))
+    time.sleep(2.1)  # the ctime cannot be dated back: a file changed in the last 2 s is not kept
+    assert run("m.py", "--cache-dir", str(cache), cwd=tmp_path).returncode == 1
+    assert (cache / __import__("keraslint").__version__ / "manifest.marshal").exists()
+    assert run("m.py", "--cache-dir", str(cache), cwd=tmp_path).returncode == 1  # from the manifest
+    good = bad.replace("np.sin(x)", "np.sin(1)")
+    assert len(good) == len(bad)
+    time.sleep(0.05)
+    f.write_text(good)
+    os.utime(f, (old, old))  # same size, same mtime: only the ctime tells
+    assert run("m.py", "--cache-dir", str(cache), cwd=tmp_path).returncode == 0
+    (cache / __import__("keraslint").__version__ / "manifest.marshal").write_bytes(b"\x00\x01")
+    assert run("m.py", "--cache-dir", str(cache), cwd=tmp_path).returncode == 0
