@@ -217,6 +217,18 @@ class NumpyInGraph(Rule):
 # helpers shared by the KL3 rules
 # ---------------------------------------------------------------------------
 
+def _tf1_shim(fn_node) -> bool:
+    """A method decorated with ``tf.compat.v1.keras.utils.track_tf1_style_variables``: TF1
+    code (``tf.Variable``/``get_variable`` in ``call``) kept on purpose under the shim that
+    tracks it (the TF migration guides)."""
+    for dec in getattr(fn_node, "decorators", ()):
+        d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        name = dotted(d) or ""
+        if name.rsplit(".", 1)[-1] == "track_tf1_style_variables":
+            return True
+    return False
+
+
 def _origin(fi):
     """The function a graph context comes from: nested functions and lambdas inside a
     graph function are traced with it and carry the same reason."""
@@ -1308,6 +1320,8 @@ class VariableInCall(Rule):
         if fn is None or fn.graph is None or not _in_layer_call(fn):
             return
         cls = _origin(fn).cls
+        if _tf1_shim(_origin(fn).node):
+            return  # TF1-style variables under the documented tracking shim (migration code)
         where = f"`call` of `{cls.name}`"
         func = node.func
         if (isinstance(func, cst.Attribute) and func.attr.value in ("add_weight", "add_variable")
