@@ -168,6 +168,12 @@ class UnseededTraining(_TimelineRule):
                      next((s for s in builds if s.event.build.draws), builds[0] if builds else None))
         loaded = first is None and (all(e.loaded for e in trains) or any(s.kind == "restore" for s in seq))
         train = trains[0]
+        if builds:
+            # Reported where the model starts, as the catalog says: the first construction in
+            # execution order that creates random weights, widened to the outermost
+            # construction of its statement (`model = keras.Sequential([...])` is reported on
+            # the `Sequential(` line, not on its first `Dense` inside)
+            first = self._outermost(seq, builds[0])
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
             makes = "draws a random seed in a model" if _weightless(first.event.build.name) else \
@@ -189,6 +195,19 @@ class UnseededTraining(_TimelineRule):
                    f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different "
                    f"weights and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
+
+    def _outermost(self, seq, step):
+        """The first build event of ``step``'s statement (its outermost construction)."""
+        chain = step.event.chain
+        stmt = chain[0][0] if chain else None
+        if stmt is None:
+            return step
+        for s in seq:
+            if s.kind == "build" and s.event.chain and s.event.chain[0][0] is stmt:
+                return s
+            if s is step:
+                break
+        return step
 
     random_pairs = False  # a generator/function yields (inputs, targets) drawn at random
 
