@@ -70,10 +70,9 @@ class ParityContext:
 class ParityRecorder:
     """Collects the evidence; one per Context, filled by the semantic model's handlers."""
 
-    __slots__ = ("first", "seeds", "all", "comparisons")
+    __slots__ = ("seeds", "all", "comparisons")
 
     def __init__(self) -> None:
-        self.first: dict = {}  # kind -> (node, evidence)
         self.seeds: list = []  # (node, canonical name) of seed / determinism calls
         # every piece of evidence in file order: (kind, node, evidence, subject); ``subject``
         # is what a judge may find to be Keras after all (see ``context(judge=...)``)
@@ -84,8 +83,6 @@ class ParityRecorder:
 
     def _add(self, kind: str, node: Any, evidence: str, subject: Any = None) -> None:
         self.all.append((kind, node, evidence, subject))
-        if kind not in self.first:
-            self.first[kind] = (node, evidence)
 
     def record_base(self, node: Any, qualname: str) -> None:
         """A class statement with base ``qualname`` (canonical)."""
@@ -148,12 +145,10 @@ class ParityRecorder:
         counts only when the judge finds that subject is not Keras after all."""
         compared = bool(self.comparisons)
         for kind in _ORDER:
-            hit = self.first.get(kind)
-            if hit is not None:
-                hit = next(((node, ev) for k, node, ev, subject in self.all
-                            if k == kind and (subject is None
-                                              or (compared if subject is _WEAK
-                                                  else judge is None or not judge(subject)))), None)
+            hit = next(((node, ev) for k, node, ev, subject in self.all
+                        if k == kind and (subject is None
+                                          or (compared if subject is _WEAK
+                                              else judge is None or not judge(subject)))), None)
             if hit is not None:
                 return ParityContext(kind, hit[0], hit[1])
         if strict:

@@ -805,15 +805,18 @@ class SummaryStore:
         path = self._file(key)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(summ, fh, separators=(",", ":"))
-            os.replace(tmp, path)
+            _atomic_write(path, json.dumps(summ, separators=(",", ":")).encode("utf-8"))
         except OSError:
             pass
 
 
 INDEX_VERSION = "1"
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    from keraslint.runner import _atomic_write as write  # the cache's one atomic writer
+
+    write(path, data)
 
 
 class Project:
@@ -1083,10 +1086,7 @@ class Project:
             payload = {"version": INDEX_VERSION, "stamps": stamps, "paths": paths, "hashes": hashes,
                        "direct": direct, "views": views}
             os.makedirs(os.path.dirname(self._index_file), exist_ok=True)
-            tmp = f"{self._index_file}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as fh:
-                marshal.dump(payload, fh)
-            os.replace(tmp, self._index_file)
+            _atomic_write(self._index_file, marshal.dumps(payload))
         except (OSError, ValueError):
             pass
 

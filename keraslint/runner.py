@@ -130,11 +130,16 @@ def _read(path: str) -> Optional[bytes]:
 
 
 def _atomic_write_text(path: str, text: str) -> None:
+    _atomic_write(path, text.encode("utf-8"))
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
     d = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -195,18 +200,7 @@ class Manifest:
 
             merged = dict(self.entries)
             merged.update(self.new)
-            d = os.path.dirname(self.file)
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    marshal.dump(merged, fh)
-                os.replace(tmp, self.file)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _atomic_write(self.file, marshal.dumps(merged))
         except (OSError, ValueError):
             pass
 

@@ -742,7 +742,25 @@ def _model_fn_arg(node: cst.Call, into: set) -> None:
             into.add(name.rsplit(".", 1)[-1])
 
 
-class MixedKerasImports(TimelineRule):
+class _Tf1Scopes(TimelineRule):
+    """What KL204 and KL205 both need to recognise deliberate TF1 code: the names bound to
+    a `tf.Graph()` and the functions passed to an Estimator as `model_fn=`."""
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.graph_names: set = set()  # names bound to `tf.Graph()`
+        self.model_fns: set = set()  # functions passed as `model_fn=`
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        super().visit_Assign(node)
+        _graph_assign(self.ctx, node, self.graph_names)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        super().visit_Call(node)
+        _model_fn_arg(node, self.model_fns)
+
+
+class MixedKerasImports(_Tf1Scopes):
     """
     ## What it does
     Flags, in a file that uses Keras 3 (`keras`, `keras_hub`, or `tf.keras`, which in
@@ -792,8 +810,6 @@ class MixedKerasImports(TimelineRule):
         super().__init__(ctx)
         self.imports: list = []  # (node, raw qualname, local name)
         self.attr_uses: list = []  # (node, raw qualname, enclosing function names, deliberate TF1 code)
-        self.graph_names: set = set()  # names bound to `tf.Graph()`
-        self.model_fns: set = set()  # functions passed as `model_fn=`
 
     def _legacy(self, raw: str) -> Optional[str]:
         """Why ``raw`` is a Keras 2 object, or None. Keras 2's pure helper modules
@@ -871,14 +887,6 @@ class MixedKerasImports(TimelineRule):
             fns, shim = _tf1_functions(self.ctx)
             self.attr_uses.append((node, raw, fns, shim or _in_own_graph(self.ctx, self.graph_names)))
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        super().visit_Assign(node)
-        _graph_assign(self.ctx, node, self.graph_names)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        super().visit_Call(node)
-        _model_fn_arg(node, self.model_fns)
-
     def finish(self) -> None:
         k3 = None
         for node, raw, local in self.imports:
@@ -919,7 +927,7 @@ class MixedKerasImports(TimelineRule):
                 f"Keras 2 layers (\"{KERAS2_LAYER_ERROR}\"), optimizers and callbacks")
 
 
-class Tf1GraphMode(TimelineRule):
+class Tf1GraphMode(_Tf1Scopes):
     """
     ## What it does
     Flags TF1 graph-mode calls (`tf.compat.v1.disable_eager_execution()`,
@@ -967,17 +975,10 @@ class Tf1GraphMode(TimelineRule):
         super().__init__(ctx)
         self.calls: list = []  # (node, kind, qualname, enclosing function names, in a graph of its own)
         self.runs = False  # `<something>.run(...)` / `.eval(session=...)`: a graph is executed
-        self.graph_names: set = set()  # names bound to `tf.Graph()`
-        self.model_fns: set = set()  # functions passed as `model_fn=`
         self.builds: list = []  # (Build, enclosing function names, inside an Estimator model_fn / TF1 shim)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        super().visit_Assign(node)
-        _graph_assign(self.ctx, node, self.graph_names)
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
-        _model_fn_arg(node, self.model_fns)
         # the recorder is shared (another rule may have fed it this call): look for this node
         new = [b for b, n in self.tl.builds_anywhere[-4:] if n is node]
         if new:

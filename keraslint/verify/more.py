@@ -31,16 +31,12 @@ def _flat_np(out) -> list:
 
 
 def _maxdiff(a: list, b: list) -> float:
+    """max |Δ| over paired arrays (inf on a count or shape mismatch)."""
+    from keraslint.verify.torchref import _diff
+
     if len(a) != len(b):
         return float("inf")
-    m = 0.0
-    for p, q in zip(a, b):
-        p, q = np.asarray(p, "float64"), np.asarray(q, "float64")
-        if p.shape != q.shape:
-            return float("inf")
-        if p.size:
-            m = max(m, float(np.max(np.abs(p - q))))
-    return m
+    return _diff(a, b, set())
 
 
 def _scale(arrays) -> float:
