@@ -22,6 +22,7 @@ import io
 import re
 import sys
 import tokenize
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -308,6 +309,28 @@ class _recursion_limit:
             sys.setrecursionlimit(self.old)
 
 
+_NOT_BRACKETS = re.compile(r"[^()\[\]{}]+")
+_BRACKET_STEP = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
+
+
+def needs_cpython_guard(text: str) -> bool:
+    """Whether ``text`` could hold the nesting that crashes or stalls libcst's native parser
+    (measured with libcst 1.9: 3,000 nested brackets crash it; chains of about 3,000 calls,
+    attributes, unary or binary operators, ternaries or lambdas take seconds and 10,000
+    crash; 10,000 ``elif`` crash). Such code needs a long line, a deep bracket nest,
+    thousands of lines, ``elif`` or backslash continuations, and is judged by CPython
+    first. About a tenth of the cost of CPython's own parse (which is what ``False``
+    saves). Not airtight (a chain cut into a few dozen long lines passes): it is used only
+    where a crash costs a worker, not the run (runner, ``GUARD``). Of keras 3.15.1 +
+    keras-hub 0.32.0 (1,578 files) it sends only the few files over 3,000 lines to CPython."""
+    if text.count("elif") > 1000 or text.count("\\\n") > 200 or text.count("\n") > 3000:
+        return True
+    if len(text) > 2000 and max(map(len, text.split("\n"))) > 2000:
+        return True
+    brackets = _NOT_BRACKETS.sub("", text)
+    return len(brackets) > 200 and max(accumulate(map(_BRACKET_STEP.__getitem__, brackets))) > 100
+
+
 def _cpython_check(text: str) -> Optional[ParseError]:
     """CPython's verdict on ``text``: None if it parses, else the error with CPython's
     position and message (better than libcst's). Raises ParseError for nesting CPython
@@ -315,9 +338,16 @@ def _cpython_check(text: str) -> Optional[ParseError]:
     on such input (the process dies with SIGSEGV: `[` * 1500, 10,000 chained calls or
     elifs) or takes minutes. Judged at the default recursion limit, which libcst survives
     (CPython's nesting limits scale with it; the runner raises it for the walk)."""
+    r = cpython_tree(text)
+    return r if isinstance(r, ParseError) else None
+
+
+def cpython_tree(text: str) -> Any:
+    """CPython's ``ast`` tree of ``text``, or its ParseError; raises ParseError for nesting
+    libcst must not see (see :func:`_cpython_check`)."""
     try:
         with _recursion_limit(1000):
-            compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            return compile(text, "<keraslint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (RecursionError, MemoryError, OverflowError):
         raise ParseError(1, 1, "syntax error: the file is nested too deeply to parse") from None
     except SyntaxError as e:
@@ -328,18 +358,21 @@ def _cpython_check(text: str) -> Optional[ParseError]:
         return ParseError(1, 1, f"syntax error: {e.msg}")
     except ValueError as e:  # null bytes
         return ParseError(1, 1, f"syntax error: {e}")
-    return None
 
 
 def parse(text: str, cpython: Optional[ParseError] = None, checked: bool = False) -> cst.Module:
     """libcst's tree of ``text``, or ParseError (CPython's position when it also rejects
     the text, libcst's for syntax only libcst rejects). One CPython check per call, or
-    none when the caller already made it (``checked``, its result in ``cpython``)."""
-    if not checked:
+    none when the caller already made it (``checked``, its result in ``cpython``), or
+    only when libcst fails (``checked=None``: the caller screened the text with
+    :func:`needs_cpython_guard`)."""
+    if checked is False:
         cpython = _cpython_check(text)
     try:
         return cst.parse_module(text)
     except Exception as e:  # noqa: BLE001 - any parser failure is a KL000 finding
+        if checked is None:
+            cpython = _cpython_check(text)  # its position and message are the better ones
         if cpython is not None:
             raise cpython from None
         if isinstance(e, cst.ParserSyntaxError):
@@ -350,8 +383,24 @@ def parse(text: str, cpython: Optional[ParseError] = None, checked: bool = False
         raise ParseError(1, 1, f"syntax error: {type(e).__name__}: {e}") from None
 
 
+# How ``analyze`` makes sure libcst may parse a text (see :func:`_cpython_check`):
+FULL = "full"  # CPython parses it first (the default: nothing can crash the caller's process)
+GUARD = "guard"  # CPython only where needs_cpython_guard() says so (a pool worker, whose
+# death the runner survives: it re-checks that worker's files one by one with FULL)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """CPython's verdict on a file's exact text, made earlier (by the run's cross-module
+    summaries, which parse it with ``ast`` anyway): None if it parses, else the ParseError
+    (``fatal``: nesting libcst must not see)."""
+
+    error: Optional[ParseError] = None
+    fatal: bool = False
+
+
 def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
-            severity: Optional[dict] = None, keep_tree: bool = True) -> Analysis:
+            severity: Optional[dict] = None, keep_tree: bool = True, precheck: Any = FULL) -> Analysis:
     """Check one decoded source with the given (already selected) rule classes.
 
     ``keep_tree=False`` (checking only) returns the findings alone and breaks the reference
@@ -362,7 +411,7 @@ def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, ga
     # a file nested too deeply for the walk, a rule or positions is a KL000, not a crash.
     with _recursion_limit(max(sys.getrecursionlimit(), 20000)):
         try:
-            result = _analyze(source, rule_classes, config, gate, severity)
+            result = _analyze(source, rule_classes, config, gate, severity, precheck)
             if not keep_tree:
                 if result.ctx is not None:
                     result.ctx.__dict__.clear()
@@ -375,8 +424,19 @@ def analyze(source: Source, rule_classes: Sequence[type], config: Any = None, ga
                             [syntax_finding(source.path, 1, 1, "the file is nested too deeply to analyze")])
 
 
+def _syntax(text: str, precheck: Any, active: bool) -> tuple:
+    """(CPython's error or None, how ``parse`` must treat it) for one attempt at ``text``."""
+    if isinstance(precheck, Verdict):
+        if precheck.fatal:
+            raise precheck.error
+        return precheck.error, True
+    if precheck == GUARD and active and not needs_cpython_guard(text):
+        return None, None  # CPython is asked only if libcst fails
+    return _cpython_check(text), True
+
+
 def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, gate: bool = True,
-             severity: Optional[dict] = None) -> Analysis:
+             severity: Optional[dict] = None, precheck: Any = FULL) -> Analysis:
     text = source.text
     nb = source.notebook
     if nb is not None and nb.skip:
@@ -386,10 +446,10 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
     module = None
     for _attempt in range(len(nb.cells) + 1 if nb is not None else 1):
         try:
-            cpython = _cpython_check(text)
-            if cpython is None and not active:
+            cpython, checked = _syntax(text, precheck, bool(active))
+            if cpython is None and checked and not active:
                 return Analysis(source, None, None, [], findings)  # nothing can fire, and it parses
-            module = parse(text, cpython, checked=True)
+            module = parse(text, cpython, checked=checked)
             break
         except ParseError as e:
             line, col, msg = e.line, e.column, e.message
@@ -400,6 +460,8 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
                 return Analysis(source, None, None, [], [syntax_finding(source.path, 1, 1, msg)])
             findings.append(syntax_finding(source.path, max(line - cell.start + 1, 1), col, msg, cell.index + 1))
             cell.disabled = True
+            if isinstance(precheck, Verdict):
+                precheck = FULL  # the verdict was on the text with that cell
             text = nb.module_source()
             source.text = text
     if module is None:

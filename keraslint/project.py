@@ -304,10 +304,44 @@ def summarize(text: str) -> Optional[dict]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    return summarize_tree(tree)
+
+
+def summarize_tree(tree: ast.Module) -> Optional[dict]:
     try:
         return _Summarizer(tree).run()
     except RecursionError:
         return None
+
+
+def summarize_for_check(path: str, data: Optional[bytes]) -> tuple:
+    """(raw summary, CPython's verdict on the text the engine will check) of one module,
+    from ONE parse: the ``ast`` tree of the syntax pre-check that keeps libcst's native
+    parser from crashing is also what the summary is made from, so a module that is both
+    summarized and checked is parsed once by CPython and once by libcst, like any other
+    checked file. The verdict is None when the file cannot be read or decoded (the engine
+    then judges it itself)."""
+    from keraslint import engine
+
+    try:
+        if data is None:
+            if os.path.getsize(path) > MAX_MODULE_BYTES:
+                return None, None
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError:
+        return None, None
+    src = engine.read_source(path, data=data)
+    if not isinstance(src, engine.Source):
+        return None, None
+    try:
+        tree, error = engine.cpython_tree(src.text), None
+    except engine.ParseError as e:  # nesting libcst must not see
+        return None, engine.Verdict(e, fatal=True)
+    if isinstance(tree, engine.ParseError):
+        tree, error = None, tree
+    summ = summarize_tree(tree) if tree is not None and len(data) <= MAX_MODULE_BYTES else None
+    return summ, engine.Verdict(error)
 
 
 # ---------------------------------------------------------------------------
@@ -771,7 +805,7 @@ class SummaryStore:
         if len(data) > MAX_MODULE_BYTES:
             self.by_file[path] = None
             return None
-        key = hashlib.sha256(SUMMARY_VERSION.encode() + b"\0" + data).hexdigest()
+        key = self.key_of(data)
         summ = self.mem.get(key, False)
         if summ is False:
             summ = self._load(key)
@@ -786,6 +820,39 @@ class SummaryStore:
             self.mem[key] = summ
         self.by_file[path] = summ
         return summ
+
+    @staticmethod
+    def key_of(data: bytes) -> str:
+        return hashlib.sha256(SUMMARY_VERSION.encode() + b"\0" + data).hexdigest()
+
+    def known(self, path: str) -> bool:
+        """Whether ``path``'s summary is at hand without parsing it (memory or disk cache)."""
+        if path in self.by_file:
+            return True
+        try:
+            if os.path.getsize(path) > MAX_MODULE_BYTES:
+                return True  # never summarized
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return True
+        key = self.key_of(data)
+        summ = self.mem.get(key, False)
+        if summ is False:
+            summ = self._load(key)
+        if summ is False:
+            return False
+        self.mem[key] = summ
+        self.by_file[path] = summ
+        return True
+
+    def put(self, path: str, data: bytes, summ: Optional[dict]) -> None:
+        """A summary made elsewhere (the runner's pre-check workers) from ``data``."""
+        key = self.key_of(data)
+        self.mem[key] = summ
+        self.by_file[path] = summ
+        self.parsed += 1
+        self._save(key, summ)
 
     def _file(self, key: str) -> str:
         return os.path.join(self.dir, key[:2], key + ".json")

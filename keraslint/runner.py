@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from keraslint import __version__
 from keraslint.rule import Finding, syntax_finding
@@ -44,6 +44,7 @@ class Task:
     codes: tuple
     data: Optional[bytes]
     key: Optional[str] = None
+    syntax: Any = None  # engine.Verdict from the summaries' parse of these bytes, or None
 
 
 @dataclass
@@ -239,9 +240,13 @@ def cache_key(data: bytes, codes: tuple, config, gate: bool, project: str = "", 
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(config, options) -> None:
+def _init_worker(config, options, pool: bool = False) -> None:
     _WORKER_STATE["config"] = config
     _WORKER_STATE["options"] = options
+    # in a pool, a file that crashes libcst's native parser kills only a worker, and the
+    # run re-checks that worker's files one by one in processes of their own: there the
+    # cheap nesting screen replaces CPython's full pre-parse (engine.needs_cpython_guard)
+    _WORKER_STATE["pool"] = pool
 
 
 def _internal(path: str, message: str) -> Finding:
@@ -303,7 +308,12 @@ def _check_one(task: Task, config, options: Options) -> Outcome:
                     out.fixes_applied = 0
                     out.findings = getattr(res, "original_findings", out.findings)  # the file as it is
         return out
-    analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity, keep_tree=False)
+    if task.syntax is not None:
+        precheck = task.syntax
+    else:
+        precheck = engine.GUARD if _WORKER_STATE.get("pool") else engine.FULL
+    analysis = engine.analyze(src, classes, config, gate=options.gate, severity=severity, keep_tree=False,
+                              precheck=precheck)
     return Outcome(task.path, analysis.findings)
 
 
@@ -422,6 +432,8 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
     del read, quick
     if cache is not None:
         project.save_index()
+    if views and tasks:
+        _summarize_modules(project, views, tasks, options)
     project_mod.set_views(views)
 
     for outcome, task in _execute(tasks, config, options):
@@ -448,6 +460,88 @@ def run(files: list, config, options: Options, codes_for) -> RunResult:
         applied += o.fixes_applied
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, diffs, errors, applied, len(files), hits)
+
+
+def _summarize_one(item: tuple) -> tuple:
+    from keraslint import project as project_mod
+
+    path, data = item
+    try:
+        return project_mod.summarize_for_check(path, data)
+    except Exception:  # noqa: BLE001 - a summary is a help, never a reason to fail
+        return None, None
+
+
+def _summarize_chunk(items: list) -> list:
+    gc.disable()  # as in _work: the ast trees are freed by reference counting
+    try:
+        return [_summarize_one(i) for i in items]
+    finally:
+        gc.enable()
+
+
+def _summarize_modules(project, views: dict, tasks: list, options: Options) -> None:
+    """Summarize, before the analysis, every project module a checked file's view needs and
+    that no cache holds: in parallel, one ``ast`` parse each, which is also the syntax
+    pre-check of the modules that are checked in this run (their Task carries the verdict,
+    so the engine does not parse them with CPython again). The analysis workers fork after
+    this, so they inherit the summaries; none is made twice."""
+    store = project.store
+    needed = set()
+    for v in views.values():
+        needed |= v.closure
+    by_abs = {os.path.abspath(t.path): t for t in tasks}
+    items, owners = [], []
+    for f in sorted(needed):
+        if store.known(f):
+            continue
+        t = by_abs.get(f)
+        items.append((f, t.data if t is not None else None))
+        owners.append(t)
+    if not items:
+        return
+    results = _map_chunks(_summarize_chunk, items, options)
+    for (f, data), t, (summ, verdict) in zip(items, owners, results):
+        if data is None:
+            try:
+                with open(f, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+        if verdict is not None or summ is not None:
+            store.put(f, data, summ)
+        if t is not None and verdict is not None:
+            t.syntax = verdict
+
+
+def _map_chunks(fn, items: list, options: Options) -> list:
+    """``fn`` over chunks of ``items`` (sizes balanced like the analysis), in processes when
+    it pays; results in the order of ``items``."""
+    jobs = min(options.jobs or os.cpu_count() or 1, max(1, len(items) // 8))
+    if jobs <= 1:
+        return fn(items)
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    sizes = [len(d) if d is not None else 4096 for _, d in items]
+    chunks = plan_chunks(sizes, jobs)
+    out: list = [(None, None)] * len(items)
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork on this platform
+        ctx = mp.get_context("spawn")
+    try:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(fn, [items[i] for i in c]) for c in chunks]
+            for fut, c in zip(futures, chunks):
+                try:
+                    for i, r in zip(c, fut.result()):
+                        out[i] = r
+                except Exception:  # noqa: BLE001 - a dead worker: those modules stay unsummarized
+                    pass
+    except Exception:  # noqa: BLE001
+        pass
+    return out
 
 
 HUGE_BYTES = 256 * 1024  # one libcst tree of such a file takes ~200 MB or more
@@ -500,7 +594,7 @@ def _execute(tasks: list, config, options: Options):
     # Chunks: small enough to balance, large enough to amortize pickling.
     chunks = [[tasks[i] for i in c] for c in plan_chunks([len(t.data or b"") for t in tasks], jobs)]
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                initargs=(config, options)) as pool:
+                                initargs=(config, options, True)) as pool:
         futures = [pool.submit(_work_chunk, c) for c in chunks]
         broken: list = []
         for fut, chunk in zip(futures, chunks):
