@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-import pathspec
 
 SUFFIXES = (".py", ".ipynb")
 DEFAULT_EXCLUDE_DIRS = {
@@ -33,6 +32,8 @@ def _spec(lines) -> Optional[pathspec.PathSpec]:
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return None
+    import pathspec  # only where a .gitignore or an exclude list exists (a one-file check has none)
+
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -84,6 +85,8 @@ def _not_covering(spec: pathspec.PathSpec, rel_top: str) -> Optional[pathspec.Pa
     prefixes = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
     kept = [pat for pat in spec.patterns
             if not (pat.include and any(pat.match_file(pre) is not None for pre in prefixes))]
+    import pathspec
+
     return pathspec.PathSpec(kept) if kept else None
 
 

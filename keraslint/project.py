@@ -83,6 +83,8 @@ def _dotted(node: ast.AST) -> Optional[str]:
 _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
              getattr(ast, "TryStar", ast.Try), getattr(ast, "Match", ast.If))
 _BLOCK_FIELDS = {"body", "orelse", "finalbody", "handlers", "cases"}
+_LEAVES = frozenset({ast.Name, ast.Constant, ast.Load, ast.Store, ast.Del, ast.arg, ast.alias, ast.Pass,
+                     ast.Break, ast.Continue})
 
 
 class _Summarizer:
@@ -216,11 +218,15 @@ class _Summarizer:
                     todo.extend(x for x in v if isinstance(x, ast.AST))
         else:
             todo = [stmt]
+        leaves = _LEAVES
         while todo:
             node = todo.pop()
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            t = type(node)
+            if t in leaves:
+                continue  # names, constants and contexts hold no call (most nodes are these)
+            if t is ast.FunctionDef or t is ast.AsyncFunctionDef or t is ast.ClassDef or t is ast.Lambda:
                 continue
-            if isinstance(node, ast.Call):
+            if t is ast.Call:
                 q = self.ref(node.func)
                 if q is not None:
                     if q in SEED_APIS:

@@ -247,6 +247,12 @@ def _init_worker(config, options, pool: bool = False) -> None:
     # run re-checks that worker's files one by one in processes of their own: there the
     # cheap nesting screen replaces CPython's full pre-parse (engine.needs_cpython_guard)
     _WORKER_STATE["pool"] = pool
+    if pool:
+        # What the worker inherited (imports, the run's views and summaries) lives as long
+        # as the worker: out of the collector's sight, so that the collection every 50
+        # files scans only what the files left behind (measured: 36 ms a collection, 5%
+        # of a cold run's CPU, before)
+        gc.freeze()
 
 
 def _internal(path: str, message: str) -> Finding:
@@ -575,8 +581,12 @@ def _execute(tasks: list, config, options: Options):
     jobs = options.jobs or os.cpu_count() or 1
     if jobs <= 1 or len(tasks) < 4:
         _init_worker(config, options)
-        for t in tasks:
-            yield _work(t), t
+        gc.freeze()  # as in a pool worker (see _init_worker); undone after the run
+        try:
+            for t in tasks:
+                yield _work(t), t
+        finally:
+            gc.unfreeze()
         return
     import concurrent.futures as cf
     import multiprocessing as mp

@@ -23,6 +23,8 @@ TensorFlow 2.21.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -111,6 +113,7 @@ KERAS_FIT_KWARGS = {"epochs", "validation_data", "validation_split", "steps_per_
                     "validation_steps", "validation_freq", "class_weight"}
 # How a call is handed trained weights to restore.
 CHECKPOINT_WORDS = ("checkpoint", "ckpt", "weights_path", "weight_path", "pretrained", "init_weights")
+_CHECKPOINT_WORD = re.compile("|".join(map(re.escape, CHECKPOINT_WORDS)))
 CHECKPOINT_SUFFIXES = (".ckpt", ".h5", ".hdf5", ".keras", ".weights.h5", ".pt", ".pth", ".bin", ".safetensors")
 # Optimizer methods that change weights: a GradientTape loop trains only when it applies them.
 APPLY_METHODS = {"apply_gradients", "minimize", "stateless_apply"}
@@ -568,21 +571,24 @@ class Timeline:
     def _given_checkpoint(self, node: cst.Call) -> bool:
         """A call handed a checkpoint to restore (`checkpoint_path=...`, a variable named
         like one, a `.ckpt`/`.h5` path): a model factory that loads trained weights."""
+        if not node.args:
+            return False
         f = node.func
-        if isinstance(f, cst.Attribute) and f.attr.value in ("load_weights", "save_weights", "save", "restore"):
+        if type(f) is cst.Attribute and f.attr.value in ("load_weights", "save_weights", "save", "restore"):
             return False
         for a in node.args:
             kw = a.keyword.value if a.keyword is not None else ""
             v = a.value
-            name = v.value if isinstance(v, cst.Name) else v.attr.value if isinstance(v, cst.Attribute) else ""
-            text = (kw + " " + name).lower()
+            tv = type(v)
+            name = v.value if tv is cst.Name else v.attr.value if tv is cst.Attribute else ""
             if kw in ("weights", "pretrained") and literal_value(v) in (None, False):
                 continue
-            if any(w in text for w in CHECKPOINT_WORDS):
+            if (kw or name) and _CHECKPOINT_WORD.search((kw + " " + name).lower()) is not None:
                 return True
-            lit = literal_value(v)
-            if isinstance(lit, str) and lit.endswith(CHECKPOINT_SUFFIXES):
-                return True
+            if tv is cst.SimpleString or tv is cst.ConcatenatedString:
+                lit = literal_value(v)
+                if isinstance(lit, str) and lit.endswith(CHECKPOINT_SUFFIXES):
+                    return True
         return False
 
     def _keras_fit_kwargs(self, node: cst.Call) -> bool:

@@ -519,13 +519,23 @@ def _eager_backend_branch(ctx) -> bool:
     """Inside ``if backend.backend() == "torch":`` / ``if is_torch_backend:``: the torch
     and numpy backends run `call` eagerly, so tensor-to-Python code there is fine."""
     stack = ctx.stack
+    memo = ctx.__dict__.setdefault("_kl3_backend_tests", {})
     for i, anc in enumerate(stack[:-1]):
-        if isinstance(anc, cst.If) and stack[i + 1] is anc.body:
-            for n in _walk(anc.test):
-                if isinstance(n, cst.SimpleString) and n.evaluated_value in ("torch", "numpy"):
-                    return True
-                if isinstance(n, cst.Name) and "torch" in n.value.lower():
-                    return True
+        if type(anc) is cst.If and stack[i + 1] is anc.body:
+            hit = memo.get(id(anc))
+            if hit is None or hit[0] is not anc:
+                hit = memo[id(anc)] = (anc, _names_backend(anc.test))
+            if hit[1]:
+                return True
+    return False
+
+
+def _names_backend(test) -> bool:
+    for n in _walk(test):
+        if isinstance(n, cst.SimpleString) and n.evaluated_value in ("torch", "numpy"):
+            return True
+        if isinstance(n, cst.Name) and "torch" in n.value.lower():
+            return True
     return False
 
 
