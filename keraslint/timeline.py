@@ -113,6 +113,7 @@ KERAS_FIT_KWARGS = {"epochs", "validation_data", "validation_split", "steps_per_
                     "validation_steps", "validation_freq", "class_weight"}
 # How a call is handed trained weights to restore.
 CHECKPOINT_WORDS = ("checkpoint", "ckpt", "weights_path", "weight_path", "pretrained", "init_weights")
+TF1_OPTIMIZER_PREFIXES = ("tensorflow.train.", "tensorflow.compat.v1.train.")
 _CHECKPOINT_WORD = re.compile("|".join(map(re.escape, CHECKPOINT_WORDS)))
 CHECKPOINT_SUFFIXES = (".ckpt", ".h5", ".hdf5", ".keras", ".weights.h5", ".pt", ".pth", ".bin", ".safetensors")
 # Optimizer methods that change weights: a GradientTape loop trains only when it applies them.
@@ -597,7 +598,7 @@ class Timeline:
     def _applies_gradients(self, func: cst.Attribute) -> bool:
         attr = func.attr.value
         if attr in APPLY_METHODS:
-            return True
+            return not self._tf1_optimizer(func.value)
         if attr != "apply":
             return False
         recv = func.value
@@ -610,6 +611,18 @@ class Timeline:
                 q = self.ctx.resolve(v.func)
                 return q is not None and q.startswith("keras.optimizers.")
         return False
+
+    def _tf1_optimizer(self, recv: Any) -> bool:
+        """``tf.train.AdamOptimizer(...)`` / ``tf.compat.v1.train.*``: a TF1 graph-mode
+        optimizer updating TF1 variables (``tf.layers``, ``tf.get_variable``), not Keras
+        weights (Keras models are trained by Keras optimizers)."""
+        v = recv
+        if isinstance(v, cst.Name):
+            v = self.ctx.assigned_value(v.value)
+        if not isinstance(v, cst.Call):
+            return False
+        q = self.ctx.resolve(v.func)
+        return q is not None and q.startswith(TF1_OPTIMIZER_PREFIXES)
 
     def _raw_variables(self, node: cst.Call) -> bool:
         """Does this optimizer update train only variables listed by name (``zip(grads,

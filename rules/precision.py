@@ -760,6 +760,12 @@ class _Tf1Scopes(TimelineRule):
         _model_fn_arg(node, self.model_fns)
 
 
+# APIs that exist only in TensorFlow 1.x (gone from TF 2, not even under tf.compat.v1's
+# top level): a file using them runs on TF 1.x, whose tf.keras is Keras 2.
+TF1_ONLY_APIS = ("tensorflow.contrib.", "tensorflow.Session", "tensorflow.InteractiveSession",
+                 "tensorflow.placeholder", "tensorflow.global_variables_initializer")
+
+
 class MixedKerasImports(_Tf1Scopes):
     """
     ## What it does
@@ -888,6 +894,9 @@ class MixedKerasImports(_Tf1Scopes):
             self.attr_uses.append((node, raw, fns, shim or _in_own_graph(self.ctx, self.graph_names)))
 
     def finish(self) -> None:
+        if any(raw.startswith(TF1_ONLY_APIS) for _, raw, _, _ in self.attr_uses) or any(
+                raw.startswith(TF1_ONLY_APIS) for _, raw, _ in self.imports):
+            return  # written for TensorFlow 1.x, where tf.keras is Keras 2: there is no Keras 3 to mix with
         k3 = None
         for node, raw, local in self.imports:
             if self._keras3(raw):

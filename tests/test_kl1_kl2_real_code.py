@@ -788,3 +788,54 @@ def test_kl204_kl205_own_graph_and_shim_near_misses():
     """
     found = check_source(textwrap.dedent(src), select=["KL204", "KL205"])
     assert [(f.line, f.code) for f in found] == [(12, "KL205")]
+
+
+def test_kl204_silent_on_tensorflow_1_code_and_fires_on_its_tf2_twin():
+    """keras-bert's TPU notebook (TF 1.x: tf.contrib, K.get_session) mixes tf.keras and
+    tensorflow.python.keras, which on TF 1.x are the same Keras 2: nothing to mix."""
+    tf1 = """
+    import tensorflow as tf
+    from tensorflow.python import keras
+    from tensorflow.python.keras import backend as K
+
+    resolver = tf.contrib.cluster_resolver.TPUClusterResolver(tpu="grpc://x")
+    model = tf.keras.Sequential([tf.keras.layers.Dense(2)])
+    sess = K.get_session()
+    """
+    assert check_source(textwrap.dedent(tf1), select=["KL204"]) == []
+    tf2 = textwrap.dedent(tf1).replace("tf.contrib.cluster_resolver.TPUClusterResolver", "tf.distribute.cluster_resolver.TPUClusterResolver")
+    assert [f.code for f in check_source(tf2, select=["KL204"])] == ["KL204", "KL204"]
+
+
+def test_kl101_tf1_optimizer_trains_no_keras_model():
+    """TensorFlow-Examples' multi-GPU notebook: tf.layers + tf.train.AdamOptimizer in a
+    Session. There is no Keras model, so no Keras seeding claim; the same loop with a Keras
+    optimizer over a Keras model's weights is reported."""
+    tf1 = """
+    import sys
+    import tensorflow as tf
+    import keras
+
+    lr = float(sys.argv[1])
+    x = tf.compat.v1.placeholder(tf.float32, (None, 4))
+    logits = tf.compat.v1.layers.dense(x, 2)
+    loss = tf.reduce_mean(logits)
+    optimizer = tf.train.AdamOptimizer(learning_rate=lr)
+    grads = optimizer.compute_gradients(loss)
+    train_op = optimizer.apply_gradients(grads)
+    """
+    assert check_source(textwrap.dedent(tf1), select=["KL101"]) == []
+    k3 = """
+    import sys
+    import tensorflow as tf
+    import keras
+
+    lr = float(sys.argv[1])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(tf.ones((1, 4))))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    """
+    assert [f.code for f in check_source(textwrap.dedent(k3), select=["KL101"])] == ["KL101"]
