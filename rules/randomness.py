@@ -14,7 +14,7 @@ from typing import Optional
 import libcst as cst
 
 from keraslint.rule import AddImport, Fix, InsertStatements, Replace
-from keraslint.semantics import get_arg, literal_value
+from keraslint.semantics import dotted, get_arg, literal_value
 
 from keraslint.timeline import (
     GENERATOR_NAMES,
@@ -53,6 +53,18 @@ def _weightless(name: str) -> bool:
     """Keras layers that draw a seed for their noise but hold no weights."""
     return "Dropout" in name or name.startswith("Random") or name in (
         "GaussianNoise", "RandAugment", "MixUp", "CutMix", "AugMix", "Solarization")
+
+
+def _calls_in(node) -> list:
+    out = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Call):
+            out.append(n)
+        if not isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            stack.extend(n.children)
+    return out
 
 
 def _call_site(late, early):
@@ -172,8 +184,12 @@ class UnseededTraining(_TimelineRule):
             # Reported where the model starts, as the catalog says: the first construction in
             # execution order that creates random weights, widened to the outermost
             # construction of its statement (`model = keras.Sequential([...])` is reported on
-            # the `Sequential(` line, not on its first `Dense` inside)
-            first = self._outermost(seq, builds[0])
+            # the `Sequential(` line, not on its first `Dense` inside). When the trained
+            # model's own binding is known (`model = get_model()` / `keras.Sequential(...)`
+            # before `model.fit`), the model is looked for there: an augmentation pipeline or
+            # a demo layer built earlier is not the model that trains.
+            own = self._trained_builds(seq, builds)
+            first = self._outermost(seq, own[0] if own else builds[0])
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
             makes = "draws a random seed in a model" if _weightless(first.event.build.name) else \
@@ -195,6 +211,88 @@ class UnseededTraining(_TimelineRule):
                    f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different "
                    f"weights and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
+
+    def _trained_builds(self, seq, builds) -> list:
+        """The random builds of the statement that last binds the model trained first
+        (``model`` of ``model.fit``; through one helper parameter: ``compile_and_fit(model)``
+        called with ``linear``), in execution order; [] when that binding is not found or
+        is a functional ``keras.Model(inputs, outputs)`` (its layers come before it)."""
+        train = next(s for s in seq if s.kind == "train" and not s.event.synthetic)
+        idx = seq.index(train)
+        func = train.node.func
+        if not isinstance(func, cst.Attribute):
+            return []
+        name = dotted(func.value)
+        level = len(train.path) - 1  # the train's own scope
+        for _hop in range(2):
+            if name is None:
+                return []
+            binder = self._binder(seq[:idx], train.path[:level], name, level)
+            if binder is not None:
+                own = [b for b in builds if len(b.path) > level and b.path[:level] == train.path[:level]
+                       and b.path[level] and b.path[level][0][0] is binder]
+                if not own or own[0].event.build.name in ("Model", "Functional"):
+                    return []  # none, or a functional model assembled from layers built before
+                if self._wraps_earlier_models(own[0].node, seq[:idx], train.path[:level], level):
+                    return []  # `GAN(discriminator, generator)`: its weights were built before
+                return own
+            # a parameter of the helper that trains: the argument at its call site
+            if level == 0:
+                return []
+            name = self._argument(train.path[level - 1], name)
+            level -= 1
+        return []
+
+    def _wraps_earlier_models(self, call, before, prefix, level) -> bool:
+        """A model class given models built by earlier statements (``VAE(encoder, decoder)``)."""
+        if not isinstance(call, cst.Call):
+            return False
+        for a in call.args:
+            n = dotted(a.value)
+            if n is None:
+                continue
+            stmt = self._binder(before, prefix, n, level)
+            if stmt is not None and any(s.kind == "build" and len(s.path) > level and s.path[level]
+                                        and s.path[level][0][0] is stmt for s in before):
+                return True
+        return False
+
+    @staticmethod
+    def _binder(before, prefix, name, level):
+        """The last statement of the scope at ``level`` (reached through the call sites
+        ``prefix``) that assigns ``name``, among the steps ``before``."""
+        found = None
+        for s in before:
+            if len(s.path) <= level or s.path[:level] != prefix or not s.path[level]:
+                continue
+            stmt = s.path[level][0][0]
+            if stmt is found:
+                continue
+            if isinstance(stmt, cst.SimpleStatementLine) and any(
+                    isinstance(small, (cst.Assign, cst.AnnAssign))
+                    and name in {dotted(t.target) for t in getattr(small, "targets", ())}
+                    | ({dotted(small.target)} if isinstance(small, cst.AnnAssign) else set())
+                    for small in stmt.body):
+                found = stmt
+        return found
+
+    def _argument(self, chain, param):
+        """The argument given for parameter ``param`` at the call site whose statement chain
+        is ``chain`` (its innermost statement holds the call of the helper)."""
+        if not chain:
+            return None
+        stmt = chain[0][0]
+        for call in _calls_in(stmt):
+            if not isinstance(call.func, cst.Name):
+                continue
+            for fi in self.ctx.functions.get(call.func.value, ()):
+                params = [p.name.value for p in fi.node.params.params] if isinstance(fi.node, cst.FunctionDef) else []
+                for i, a in enumerate(call.args):
+                    if a.keyword is not None and a.keyword.value == param:
+                        return dotted(a.value)
+                    if a.keyword is None and a.star == "" and i < len(params) and params[i] == param:
+                        return dotted(a.value)
+        return None
 
     def _outermost(self, seq, step):
         """The first build event of ``step``'s statement (its outermost construction)."""

@@ -839,3 +839,51 @@ def test_kl101_tf1_optimizer_trains_no_keras_model():
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     """
     assert [f.code for f in check_source(textwrap.dedent(k3), select=["KL101"])] == ["KL101"]
+
+
+def test_kl101_reported_on_the_model_that_trains_not_an_earlier_demo():
+    """DLwP / keras.io shapes: a demo layer or an augmentation pipeline is built first, the
+    trained model later (directly, or by a helper); the finding is where the trained
+    model starts. A wrapper given models built before (`VAE(encoder, decoder)`) keeps the
+    first of those models."""
+    src = """
+    import sys
+    import keras
+    from keras import layers
+
+    lr = float(sys.argv[1])
+    demo = layers.Dense(4)
+    print(demo(keras.ops.ones((1, 3))).shape)
+    augment = keras.Sequential([layers.RandomFlip("horizontal")])
+
+    def get_model():
+        inputs = keras.Input((8,))
+        outputs = layers.Dense(1)(augment(inputs))
+        return keras.Model(inputs, outputs)
+
+    model = get_model()
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    model.fit(x, y)
+    """
+    found = check_source(textwrap.dedent(src), select=["KL101"])
+    assert [(f.line, f.code) for f in found] == [(12, "KL101")], found
+    wrapper = """
+    import sys
+    import keras
+    from keras import layers
+
+    lr = float(sys.argv[1])
+    encoder = keras.Sequential([layers.Dense(2)])
+    decoder = keras.Sequential([layers.Dense(8)])
+
+    class VAE(keras.Model):
+        def __init__(self, encoder, decoder):
+            super().__init__()
+            self.encoder, self.decoder = encoder, decoder
+
+    vae = VAE(encoder, decoder)
+    vae.compile(optimizer=keras.optimizers.Adam(lr))
+    vae.fit(x)
+    """
+    found = check_source(textwrap.dedent(wrapper), select=["KL101"])
+    assert [(f.line, f.code) for f in found] == [(7, "KL101")], found
