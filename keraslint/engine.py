@@ -462,7 +462,8 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
             cell = nb.cell_at(line)
             if cell is None or cell.disabled:
                 return Analysis(source, None, None, [], [syntax_finding(source.path, 1, 1, msg)])
-            findings.append(syntax_finding(source.path, max(line - cell.start + 1, 1), col, msg, cell.index + 1))
+            findings.append(syntax_finding(source.path, max(line - cell.start + 1, 1), col,
+                                           _cell_lines(msg, nb, cell.index + 1), cell.index + 1))
             cell.disabled = True
             if isinstance(precheck, Verdict):
                 precheck = FULL  # the verdict was on the text with that cell
@@ -495,6 +496,21 @@ def _analyze(source: Source, rule_classes: Sequence[type], config: Any = None, g
             reports.append(rep)
     findings.extend(to_findings(source, module, reports, severity))
     return Analysis(source, module, ctx, reports, findings, rules)
+
+
+_ON_LINE = re.compile(r"\bon line (\d+)")
+
+
+def _cell_lines(msg: str, nb: Any, cell: int) -> str:
+    """CPython's "... after function definition on line 73" counts lines of the combined
+    notebook module: say it in the notebook's terms (the line in this cell, or cell and line)."""
+    def repl(m: "re.Match") -> str:
+        c, ln = nb.locate(int(m.group(1)))
+        if c is None:
+            return m.group(0)
+        return f"on line {ln}" if c == cell else f"on cell {c}, line {ln}"
+
+    return _ON_LINE.sub(repl, msg)
 
 
 class _TargetPositions:

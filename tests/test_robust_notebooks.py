@@ -366,3 +366,20 @@ def test_a_cell_with_a_common_leading_indent_runs_in_ipython():
 ])
 def test_leading_indent_near_misses_are_still_kl000(src):
     only_kl000(check(nb([code(src)])))
+
+
+def test_syntax_error_message_counts_lines_in_the_cell():
+    """CPython says "after function definition on line 73" in the combined module's lines;
+    the finding says it in the cell's (t81_558 assignment template)."""
+    import json as _json
+
+    from keraslint.api import check_source as _check
+
+    cells = [{"cell_type": "code", "source": "import keras\nx = 1\n", "metadata": {}, "outputs": [],
+              "execution_count": None},
+             {"cell_type": "code", "source": "y = 2\ndef f():\n# todo\n", "metadata": {}, "outputs": [],
+              "execution_count": None}]
+    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    found = _check(_json.dumps(nb), "n.ipynb")
+    assert [(f.code, f.cell, f.line) for f in found] == [("KL000", 2, 3)]
+    assert found[0].message.endswith("after function definition on line 2")
