@@ -18,8 +18,11 @@ from typing import Any, Optional
 import libcst as cst
 
 from keraslint import parity as _parity
+from keraslint import weights
 from keraslint.rule import Rule
 from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value, target_names
+from keraslint.weights import (KERAS_RNN, PRESERVE_METHODS, TORCH_KERNEL_MODULES, TORCH_PLAIN_MODULES, keras_family,
+                               short, torch_name)
 
 # ---------------------------------------------------------------------------
 # Shared helpers
@@ -53,27 +56,6 @@ def report_in_port(rule: Rule, node: Any, message: str, par: Any) -> None:
     refs = {"ctx": par.node} if par.node is not None else None
     why = par.phrase() if par.kind == "strict" else f"it matters because {par.phrase()}"
     rule.report(node, f"{message}; {why}", refs=refs)
-
-
-def _keras_family(q: str) -> bool:
-    """Keras, tf.keras, tf_keras, TensorFlow or the Keras model libraries (keras_hub, ...)."""
-    return q.split(".", 1)[0] in ("keras", "tensorflow", "tf_keras", "keras_hub", "keras_nlp", "keras_cv",
-                                  "keras_core", "tfa", "tensorflow_addons", "tensorflow_hub")
-
-
-def torch_name(q: Optional[str]) -> Optional[str]:
-    """``torch.nn.modules.batchnorm.BatchNorm2d`` → ``torch.nn.BatchNorm2d``,
-    ``torch.optim.adam.Adam`` → ``torch.optim.Adam``; other names unchanged."""
-    if not q or not q.startswith("torch."):
-        return q
-    parts = q.split(".")
-    if len(parts) > 3 and parts[1] == "nn" and parts[2] == "modules":
-        return "torch.nn." + parts[-1]
-    if len(parts) > 3 and parts[1] == "nn" and parts[2] == "parameter":
-        return "torch.nn." + parts[-1]
-    if len(parts) > 3 and parts[1] == "optim" and parts[-1][:1].isupper():
-        return "torch.optim." + parts[-1]
-    return q
 
 
 def _literal(expr: Any) -> Any:
@@ -133,15 +115,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
     return a == b
-
-
-def short(node: Any, limit: int = 40) -> str:
-    try:
-        text = cst.Module([]).code_for_node(node)
-    except Exception:  # noqa: BLE001
-        return "expression"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------
@@ -651,7 +624,7 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
         if q is not None:
             # an imported factory is a Keras model unless it is a known PyTorch trainer, or
             # it wraps a PyTorch module: ``Model(net)``, ``Trainer(model=TorchNet())``
-            if _keras_family(q):
+            if keras_family(q):
                 return False
             return q.split(".", 1)[0] in TORCH_TRAINERS or any(self._torch_module(a.value) for a in expr.args)
         if isinstance(func, cst.Name):
@@ -659,7 +632,7 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
             if info is not None:
                 # a local class that is no Keras layer/model and derives from nothing Keras
                 return self.ctx.class_kind(info) is None and not any(
-                    _keras_family(b) for b in info.bases if not b.startswith("local:"))
+                    keras_family(b) for b in info.bases if not b.startswith("local:"))
             kinds = {self._not_keras(r, depth + 1) for r in self.ctx.returns_of(func.value)}
             return kinds == {True}
         if isinstance(func, cst.Attribute):
@@ -671,82 +644,9 @@ class OptimizerDefaultsDiffer(_PairedDefaults):
 # KL604: kernel copied into a torch weight without a transpose
 # ---------------------------------------------------------------------------
 
-KERNEL_ATTRS = {"kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel"}
-WEIGHT_LISTS = {"weights", "trainable_weights", "variables", "trainable_variables"}
-KERAS_DENSE_CONV = {
-    "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D", "EinsumDense",
-    "Convolution1D", "Convolution2D", "Convolution3D",
-}
-KERAS_RNN = {"LSTM", "GRU", "SimpleRNN"}  # weights: kernel, recurrent_kernel, bias
-TRANSPOSE_METHODS = {"transpose", "permute", "t", "swapaxes", "swapdims", "moveaxis", "movedim", "T", "mT"}
-TRANSPOSE_FUNCS = {
-    "numpy.transpose", "numpy.swapaxes", "numpy.moveaxis", "numpy.rollaxis", "numpy.einsum",
-    "torch.transpose", "torch.permute", "torch.t", "torch.swapaxes", "torch.swapdims", "torch.movedim",
-    "torch.moveaxis", "torch.einsum", "einops.rearrange", "einops.einsum",
-    "keras.ops.transpose", "keras.ops.swapaxes", "keras.ops.moveaxis", "keras.ops.einsum",
-    "tensorflow.transpose", "tensorflow.einsum", "tensorflow.linalg.matrix_transpose",
-    "tensorflow.experimental.numpy.transpose", "jax.numpy.transpose",
-}
-# Calls and methods that keep the layout (the value passes through unchanged in order).
-PRESERVE_METHODS = {
-    "numpy", "cpu", "cuda", "float", "double", "half", "bfloat16", "to", "astype", "copy", "clone",
-    "detach", "contiguous", "reshape", "view", "read_value", "type", "requires_grad_", "__array__",
-}
-RESHAPES = {"reshape", "view", "numpy.reshape", "torch.reshape", "keras.ops.reshape", "tensorflow.reshape"}
-PRESERVE_FUNCS = {
-    "torch.tensor", "torch.from_numpy", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor",
-    "torch.nn.Parameter", "numpy.array", "numpy.asarray", "numpy.ascontiguousarray", "numpy.copy",
-    "keras.ops.convert_to_numpy", "keras.ops.convert_to_tensor", "keras.backend.convert_to_numpy",
-    "keras.backend.convert_to_tensor", "tensorflow.constant", "tensorflow.convert_to_tensor",
-    "numpy.reshape", "torch.reshape", "keras.ops.reshape", "tensorflow.reshape",
-}
-VALUE_ATTRS = {"value", "data", "_value"}
-TORCH_KERNEL_MODULES = {
-    "Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
-    "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LSTM", "GRU", "RNN",
-}
-TORCH_PLAIN_MODULES = {  # weights copied as they are: never a kernel target
-    "Embedding", "EmbeddingBag", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
-    "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LayerNorm", "GroupNorm", "RMSNorm",
-    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "PReLU",
-}
-
-
-def _key_text(expr: Any) -> Optional[str]:
-    """A state-dict key: a string literal, or an f-string with ``*`` for each placeholder
-    (``f"h.{i}.mlp.c_fc.weight"`` → ``h.*.mlp.c_fc.weight``)."""
-    v = literal_value(expr)
-    if isinstance(v, str):
-        return v
-    if isinstance(expr, cst.FormattedString):
-        out = []
-        for part in expr.parts:
-            out.append(part.value if isinstance(part, cst.FormattedStringText) else "*")
-        return "".join(out)
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
-        # layer.name + ".weight"
-        right = _key_text(expr.right)
-        return None if right is None else (_key_text(expr.left) or "*") + right
-    return None
-
-
 # Hugging Face's GPT-2 family uses `transformers.Conv1D`, which stores its weight as
 # (in, out) like a Keras kernel: copied as is, correctly.
 HF_CONV1D_NAMES = {"c_attn", "c_proj", "c_fc", "q_attn"}
-
-
-def _is_weight_name(name: str) -> bool:
-    """``weight`` and the RNN weights ``weight_ih_l0`` / ``weight_hh_l0``."""
-    return name == "weight" or name.startswith(("weight_ih", "weight_hh"))
-
-
-@dataclass
-class _Src:
-    kind: str  # "kernel" | "weight" (index into a weight list of an unknown layer) | "other" | "transposed"
-    layer: str = ""  # Keras layer class when known
-    reshaped: bool = False
-    desc: str = ""
 
 
 class KernelNotTransposed(Rule):
@@ -803,90 +703,17 @@ class KernelNotTransposed(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.scopes: dict = {}  # id(FunctionInfo) or 0 -> {name: ("expr", v) | ("item", v, i)}
-        self.module_attrs: dict = {}  # attribute name -> set of torch module class names (self.fc = nn.Linear)
-        self.pending: list = []  # (node, src, target, target module expr, target key path)
-        self.own_kernels: dict = {}  # "kernel" -> values of `self.kernel = ...` in non-Keras classes
-
-    def _plain_receiver(self, recv: Any) -> bool:
-        """``self`` in a non-Keras class, or a variable/parameter visibly holding an instance
-        of a local non-Keras class (``other: Gabor``, ``g = Gabor()``)."""
-        if self._in_plain_class(recv):
-            return True
-        if not isinstance(recv, cst.Name) or recv.value == "self":
-            return False
-        v = self._lookup(recv.value)
-        cls_expr = None
-        if v is not None and v[0] == "expr" and isinstance(v[1], cst.Call):
-            cls_expr = v[1].func
-        elif v is None and self.ctx.function is not None:
-            for prm in self.ctx.function.params:
-                if prm.name.value == recv.value and prm.annotation is not None:
-                    cls_expr = prm.annotation.annotation
-        if cls_expr is None:
-            return False
-        q = torch_name(self.ctx.resolve(cls_expr))
-        if q is not None:
-            return q.startswith("torch.nn.")
-        info = self.ctx.classes.get(cls_expr.value) if isinstance(cls_expr, cst.Name) else None
-        return info is not None and self.ctx.class_kind(info) is None and not any(
-            _keras_family(b) for b in info.bases if not b.startswith("local:"))
-
-    def _in_plain_class(self, recv: Any) -> bool:
-        """``recv`` is ``self`` inside a class that is no Keras layer (an ``nn.Module``...)."""
-        if not (isinstance(recv, cst.Name) and recv.value == "self"):
-            return False
-        info = self.ctx.cls
-        return info is not None and self.ctx.class_kind(info) is None and not any(
-            _keras_family(b) for b in info.bases if not b.startswith("local:"))
-
-    # -- bookkeeping of assignments ------------------------------------------------
-    def _scope(self) -> dict:
-        fn = self.ctx.function
-        return self.scopes.setdefault(id(fn) if fn is not None else 0, {})
-
-    def _lookup(self, name: str):
-        fn = self.ctx.function
-        while fn is not None:
-            s = self.scopes.get(id(fn))
-            if s is not None and name in s:
-                return s[name]
-            if name in fn.locals:
-                return None
-            fn = fn.parent
-        return self.scopes.get(0, {}).get(name)
+        self.flow = weights.of(ctx)  # what names hold: Keras kernels, torch modules
+        self.pending: list = []  # (node, source, target, receiving module)
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        if not self.ctx.uses_torch():
-            return
-        scope = self._scope()
+        self.flow.visit_Assign(node)
         for t in node.targets:
-            tgt = t.target
-            if isinstance(tgt, cst.Name):
-                scope[tgt.value] = ("expr", node.value)
-            elif isinstance(tgt, (cst.Tuple, cst.List)):
-                for i, el in enumerate(tgt.elements):
-                    if isinstance(el.value, cst.Name) and not isinstance(el, cst.StarredElement):
-                        scope[el.value.value] = ("item", node.value, i)
-                    else:
-                        for n in target_names(el.value):
-                            scope[n] = None
-            # self.kernel = nn.Parameter(...) in a PyTorch module or plain class
-            if (isinstance(tgt, cst.Attribute) and tgt.attr.value in KERNEL_ATTRS
-                    and self._in_plain_class(tgt.value)):
-                self.own_kernels.setdefault(tgt.attr.value, []).append(node.value)
-            # self.fc = nn.Linear(...): remember what the attribute holds
-            if (isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self"
-                    and isinstance(node.value, cst.Call)):
-                q = torch_name(self.ctx.resolve(node.value.func))
-                cls = q.rsplit(".", 1)[1] if q and q.startswith("torch.nn.") else ("?" if q is None else q)
-                self.module_attrs.setdefault(tgt.attr.value, set()).add(cls)
-            self._check_target(tgt, node.value, node)
+            if isinstance(t.target, (cst.Attribute, cst.Subscript)):
+                self._check_target(t.target, node.value, node)
 
     def visit_For(self, node: cst.For) -> None:
-        scope = self._scope()
-        for n in target_names(node.target):
-            scope[n] = None
+        self.flow.visit_For(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -898,260 +725,53 @@ class KernelNotTransposed(Rule):
         elif attr == "load_state_dict":
             d = node.args[0].value
             if isinstance(d, cst.Name):
-                v = self._lookup(d.value)
-                d = v[1] if v is not None and v[0] == "expr" else None
+                d = self.flow.value_of(d.value)
             if isinstance(d, cst.Dict):
                 for el in d.elements:
                     if isinstance(el, cst.DictElement):
                         self._check_target(el.key, el.value, el.value, key_only=True)
 
-    # -- targets -----------------------------------------------------------------------
+    # -- copies into a PyTorch weight -------------------------------------------------
     def _check_target(self, target: Any, value: Any, report_node: Any, key_only: bool = False) -> None:
-        if not self.ctx.uses_torch():
-            return
+        """``target`` (``m.weight``, ``m.weight.data``, ``state["fc.weight"]``, a
+        ``load_state_dict`` key) receives ``value``: keep it if a kernel may arrive there."""
         t = target
         if isinstance(t, cst.Attribute) and t.attr.value == "data":
             t = t.value
         module_expr, key_path = None, None
         if isinstance(t, cst.Attribute) and not key_only:
-            if not _is_weight_name(t.attr.value):
+            if not weights.is_weight_name(t.attr.value):
                 return
             module_expr = t.value
         elif isinstance(t, cst.Subscript) and not key_only:
-            key = self._subscript_key(t)
-            if key is None:
+            if len(t.slice) != 1 or not isinstance(t.slice[0].slice, cst.Index):
                 return
-            key_path = key
+            key_path = weights.key_text(t.slice[0].slice.value)
+            if key_path is None:
+                return
         elif key_only:
-            key_path = _key_text(t)
+            key_path = weights.key_text(t)
             if key_path is None:
                 return
         else:
             return
-        if key_path is not None and not _is_weight_name(key_path.rsplit(".", 1)[-1]):
+        if key_path is not None and not weights.is_weight_name(key_path.rsplit(".", 1)[-1]):
             return
-        src = self._trace(value, 0)
+        if not self.ctx.uses_torch():
+            return
+        src = self.flow.source(value)
         if src is None or src.kind in ("other", "transposed"):
             return
-        # names are resolved now (their scope is the current function); attributes
-        # (``net.fc``) at the end, when every ``self.fc = nn.Linear(...)`` has been seen
-        early = self._torch_module_classes(module_expr, None) if isinstance(module_expr, cst.Name) else None
-        self.pending.append((report_node, src, target, module_expr, key_path, early))
-
-    @staticmethod
-    def _subscript_key(node: cst.Subscript) -> Optional[str]:
-        if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
-            return None
-        return _key_text(node.slice[0].slice.value)
-
-    # -- sources -------------------------------------------------------------------------
-    def _trace(self, expr: Any, depth: int) -> Optional[_Src]:
-        """Where a value comes from, following layout-preserving steps."""
-        if depth > 12 or expr is None:
-            return None
-        if isinstance(expr, cst.Attribute):
-            a = expr.attr.value
-            if a in ("T", "mT", "H"):
-                return _Src("transposed")
-            if a in KERNEL_ATTRS:
-                cls = self._layer_class(expr.value)
-                if not cls and self._plain_receiver(expr.value):
-                    # `self.kernel` of a PyTorch module / plain class: Keras only if it was
-                    # assigned from a Keras kernel
-                    for v in self.own_kernels.get(a, ()):
-                        src = self._trace(v, depth + 1)
-                        if src is not None and src.kind == "kernel":
-                            return src
-                    return None
-                return _Src("kernel", cls, desc=short(expr))
-            if a in VALUE_ATTRS:
-                return self._trace(expr.value, depth + 1)
-            return None
-        if isinstance(expr, cst.Name):
-            v = self._lookup(expr.value)
-            if v is None:
-                return None
-            if v[0] == "expr":
-                return self._trace(v[1], depth + 1)
-            return self._item(v[1], v[2], depth + 1)
-        if isinstance(expr, cst.Subscript):
-            if len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
-                idx = literal_value(expr.slice[0].slice.value)
-                if isinstance(idx, int) and not isinstance(idx, bool):
-                    return self._item(expr.value, idx, depth + 1)
-            inner = self._trace(expr.value, depth + 1)
-            # a slice of a kernel keeps its layout; a slice of a weight list is unknown
-            return inner if inner is not None and inner.kind in ("kernel", "transposed", "other") else None
-        if isinstance(expr, cst.Call):
-            func = expr.func
-            q = self.ctx.resolve(func)
-            q = torch_name(q) if q else q
-            if q in TRANSPOSE_FUNCS:
-                return _Src("transposed")
-            if q in PRESERVE_FUNCS:
-                if not expr.args:
-                    return None
-                inner = self._trace(expr.args[0].value, depth + 1)
-                if inner is not None and q in RESHAPES:
-                    inner.reshaped = True
-                return inner
-            if q is None and isinstance(func, cst.Attribute):
-                m = func.attr.value
-                if m in TRANSPOSE_METHODS:
-                    return _Src("transposed")
-                if m in PRESERVE_METHODS:
-                    inner = self._trace(func.value, depth + 1)
-                    if inner is not None and m in RESHAPES:
-                        inner.reshaped = True
-                    return inner
-            return None
-        return None
-
-    def _weight_list(self, expr: Any, depth: int) -> Optional[tuple]:
-        """(layer expression, "get_weights()" | "weights") if ``expr`` is ``layer.get_weights()`` /
-        ``layer.weights``."""
-        if depth > 12:
-            return None
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "get_weights" \
-                and not expr.args:
-            return expr.func.value, "get_weights()"
-        if isinstance(expr, cst.Attribute) and expr.attr.value in WEIGHT_LISTS:
-            return expr.value, expr.attr.value
-        if isinstance(expr, cst.Name):
-            v = self._lookup(expr.value)
-            if v is not None and v[0] == "expr":
-                return self._weight_list(v[1], depth + 1)
-        return None
-
-    def _item(self, container: Any, index: int, depth: int) -> Optional[_Src]:
-        found = self._weight_list(container, depth)
-        if found is not None:
-            layer, how = found
-            cls = self._layer_class(layer)
-            desc = f"{short(layer)}.{how}[{index}]"
-            if cls in KERAS_DENSE_CONV:
-                return _Src("kernel" if index == 0 else "other", cls, desc=desc)
-            if cls in KERAS_RNN:
-                return _Src("kernel" if index in (0, 1) else "other", cls, desc=desc)
-            if cls:
-                return _Src("other", cls)
-            return _Src("weight" if index == 0 else "other", desc=desc)
-        if isinstance(container, (cst.Tuple, cst.List)) and 0 <= index < len(container.elements):
-            return self._trace(container.elements[index].value, depth + 1)
-        return None
-
-    def _layer_class(self, layer: Any, depth: int = 0) -> str:
-        """Keras layer class of a layer expression ('' if unknown)."""
-        if depth > 8:
-            return ""
-        if isinstance(layer, cst.Name):
-            v = self._lookup(layer.value)
-            if v is not None and v[0] == "expr":
-                return self._layer_class(v[1], depth + 1)
-            return self._narrowed(layer.value, "keras.layers.") or ""
-        if isinstance(layer, cst.Call):
-            q = self.ctx.resolve(layer.func)
-            if q and q.startswith("keras.layers."):
-                return q.rsplit(".", 1)[1]
-        return ""
-
-    def _narrowed(self, name: str, prefix: str) -> Optional[str]:
-        """Class of ``name`` from an enclosing ``if isinstance(name, X):`` /
-        ``if type(name) is X:`` / ``if type(name).__name__ == "X":`` whose body holds the
-        current statement (X a ``keras.layers.`` or ``torch.nn.`` class, per ``prefix``)."""
-        st = self.ctx.stack
-        for i in range(len(st) - 2, -1, -1):
-            n = st[i]
-            if isinstance(n, cst.If) and st[i + 1] is n.body:
-                c = self._class_test(n.test, name, prefix)
-                if c:
-                    return c
-        return None
-
-    def _class_test(self, test: Any, name: str, prefix: str) -> Optional[str]:
-        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
-            return self._class_test(test.left, name, prefix) or self._class_test(test.right, name, prefix)
-        cls_expr = None
-        if isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance" \
-                and len(test.args) == 2 and isinstance(test.args[0].value, cst.Name) \
-                and test.args[0].value.value == name:
-            cls_expr = test.args[1].value
-            if isinstance(cls_expr, cst.Tuple) and len(cls_expr.elements) == 1:
-                cls_expr = cls_expr.elements[0].value
-        elif isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
-                and isinstance(test.comparisons[0].operator, (cst.Is, cst.Equal)):
-            left, right = test.left, test.comparisons[0].comparator
-            if isinstance(left, cst.Attribute) and left.attr.value == "__name__":
-                # type(layer).__name__ == "Dense" / layer.__class__.__name__ == "Dense"
-                inner = left.value
-                if self._is_type_of(inner, name) and isinstance(literal_value(right), str):
-                    c = literal_value(right)
-                    known = (KERAS_DENSE_CONV | KERAS_RNN) if prefix == "keras.layers." else \
-                        (TORCH_KERNEL_MODULES | TORCH_PLAIN_MODULES)
-                    return c if c in known else None
-                return None
-            if self._is_type_of(left, name):
-                cls_expr = right
-        if cls_expr is None:
-            return None
-        q = self.ctx.resolve(cls_expr)
-        q = torch_name(q) if q else q
-        if q and q.startswith(prefix) and q.count(".") == prefix.count("."):
-            return q.rsplit(".", 1)[1]
-        return None
-
-    @staticmethod
-    def _is_type_of(expr: Any, name: str) -> bool:
-        """``type(name)`` or ``name.__class__``."""
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "type" \
-                and len(expr.args) == 1 and isinstance(expr.args[0].value, cst.Name):
-            return expr.args[0].value.value == name
-        return (isinstance(expr, cst.Attribute) and expr.attr.value == "__class__"
-                and isinstance(expr.value, cst.Name) and expr.value.value == name)
-
-    # -- target modules --------------------------------------------------------------
-    def _torch_module_classes(self, module_expr: Any, key_path: Optional[str]) -> set:
-        """torch.nn class names the receiving module may be ("?" = something else or unknown)."""
-        if module_expr is not None:
-            m = module_expr
-            if isinstance(m, cst.Name):
-                if m.value == "self":
-                    return {"<self>"}  # a custom module's own parameter: its layout is its own
-                v = self._lookup(m.value)
-                if v is not None and v[0] == "expr" and isinstance(v[1], cst.Call):
-                    q = torch_name(self.ctx.resolve(v[1].func))
-                    if q and q.startswith("torch.nn."):
-                        return {q.rsplit(".", 1)[1]}
-                narrowed = self._narrowed(m.value, "torch.nn.") if v is None else None
-                if narrowed:
-                    return {narrowed}  # inside ``if isinstance(module, nn.Linear):``
-                if v is None:
-                    # a parameter annotated with its class: ``def port(linear: nn.Linear)``
-                    fn = self.ctx.function
-                    for p in fn.params if fn is not None else ():
-                        if p.name.value == m.value and p.annotation is not None:
-                            q = torch_name(self.ctx.resolve(p.annotation.annotation))
-                            if q and q.startswith("torch.nn."):
-                                return {q.rsplit(".", 1)[1]}
-                return {"?"}
-            if isinstance(m, cst.Attribute):
-                return set(self.module_attrs.get(m.attr.value, {"?"}))
-            return {"?"}
-        parts = (key_path or "").split(".")
-        if len(parts) >= 2:
-            return set(self.module_attrs.get(parts[-2], {"?"}))
-        return {"?"}
+        self.pending.append((report_node, src, target, self.flow.receiver(module_expr, key_path)))
 
     def finish(self) -> None:
         if not both_frameworks(self.ctx):
             return
-        for node, src, target, module_expr, key_path, early in self.pending:
-            classes = early if early is not None else self._torch_module_classes(module_expr, key_path)
-            if classes & TORCH_PLAIN_MODULES or "<self>" in classes:
+        for node, src, target, receiver in self.pending:
+            classes = receiver.classes
+            if classes & TORCH_PLAIN_MODULES or weights.SELF in classes:
                 continue
-            owner = (module_expr.attr.value if isinstance(module_expr, cst.Attribute) else
-                     (key_path or "").split(".")[-2] if key_path and "." in key_path else "")
-            if owner in HF_CONV1D_NAMES and not classes <= TORCH_KERNEL_MODULES:
+            if receiver.owner in HF_CONV1D_NAMES and not classes <= TORCH_KERNEL_MODULES:
                 continue  # GPT-2's Conv1D: (in, out), no transpose needed
             known_kernel = bool(classes) and classes <= TORCH_KERNEL_MODULES
             if not known_kernel and not classes <= {"?"}:

@@ -14,9 +14,13 @@ from typing import Any, Optional
 
 import libcst as cst
 
+from keraslint import values
 from keraslint.names import keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Rule
 from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value
+# library facts the value model reads (tests/test_defaults_training.py checks them here too)
+from keraslint.values import LOSS_CLASSES, LOSS_FUNCTIONS, LOSS_STRINGS, OPTIMIZER_CLASSES  # noqa: F401
+from keraslint.values import code_of, has_star, is_method_call, is_model_method, keras_file, short
 
 # ---------------------------------------------------------------------------
 # Library facts (checked against the installed Keras / PyTorch by the tests)
@@ -76,13 +80,6 @@ _TF1_FAMILY = {"AdamOptimizer": "adam", "RMSPropOptimizer": "rmsprop", "Gradient
                "MomentumOptimizer": "sgd", "AdagradOptimizer": "adagrad", "AdadeltaOptimizer": "adadelta",
                "FtrlOptimizer": "ftrl"}
 
-# Public optimizer classes of Keras 3 whose constructor ends in the base optimizer's
-# `**kwargs` check (which rejects `lr` and ignores `decay`).
-OPTIMIZER_CLASSES = frozenset({
-    "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Muon", "Nadam",
-    "Optimizer", "RMSprop", "SGD", "ScheduleFreeAdamW",
-})
-
 # Keras 2's `decay=` gave lr / (1 + decay * step): below 1e-7 the rate moves by less than
 # 1% in 100k steps, so Keras 3 ignoring it changes nothing (KL402 stays silent).
 DECAY_STEPS = 100_000
@@ -111,24 +108,6 @@ def _keras_module(name: str) -> str:
     return name
 
 
-# Probability losses: string identifier -> (display, family); from_logits defaults to False.
-LOSS_STRINGS: dict = {
-    "binary_crossentropy": "binary", "bce": "binary", "BinaryCrossentropy": "binary",
-    "binary_focal_crossentropy": "binary", "BinaryFocalCrossentropy": "binary",
-    "categorical_crossentropy": "categorical", "CategoricalCrossentropy": "categorical",
-    "sparse_categorical_crossentropy": "categorical", "SparseCategoricalCrossentropy": "categorical",
-    "categorical_focal_crossentropy": "categorical", "CategoricalFocalCrossentropy": "categorical",
-}
-# Loss classes and the position of `from_logits` among their positional parameters.
-LOSS_CLASSES: dict = {
-    "BinaryCrossentropy": 0, "CategoricalCrossentropy": 0, "SparseCategoricalCrossentropy": 0,
-    "BinaryFocalCrossentropy": 3, "CategoricalFocalCrossentropy": 2,
-}
-LOSS_FUNCTIONS = frozenset({
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "binary_focal_crossentropy", "categorical_focal_crossentropy",
-})
-
 # `fit`'s implicit defaults for arrays (batch_size=None means 32 for arrays).
 FIT_DEFAULTS = {"shuffle": True, "batch_size": 32}
 
@@ -138,43 +117,8 @@ FIT_DEFAULTS = {"shuffle": True, "batch_size": 32}
 # ---------------------------------------------------------------------------
 
 
-def _code(node: Any) -> str:
-    try:
-        return cst.Module([]).code_for_node(node)
-    except Exception:  # noqa: BLE001
-        return "expression"
-
-
-def _short(node: Any, limit: int = 60) -> str:
-    text = " ".join(_code(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _num(v: Any) -> str:
     return repr(v)
-
-
-def _is_method_call(node: cst.Call, attr: str) -> bool:
-    return isinstance(node.func, cst.Attribute) and node.func.attr.value == attr
-
-
-def _keras_file(ctx) -> bool:
-    return ctx.uses_keras() or ctx.uses_tensorflow()
-
-
-def _is_model_method(ctx, node: cst.Call, attr: str) -> bool:
-    """``<something>.compile(...)`` / ``.fit(...)`` that is not a module function such as
-    ``re.compile`` or ``torch.compile`` (whose receiver resolves to an import)."""
-    if not _is_method_call(node, attr):
-        return False
-    q = ctx.resolve(node.func)
-    if q is None:
-        return True
-    return q in ("keras.models.Model." + attr, "keras.models.Sequential." + attr)
-
-
-def _has_star(node: cst.Call) -> bool:
-    return any(a.star for a in node.args)
 
 
 def _module_level_names(module: cst.Module) -> set:
@@ -229,76 +173,6 @@ def _optimizer_spelling(ctx, cls_name: str) -> tuple:
     if "tensorflow" in ctx.imports and ctx.imports["tensorflow"] != "tensorflow":
         return None, ()
     return f"tensorflow.keras.optimizers.{cls_name}", (AddImport("tensorflow"),)
-
-
-def _exclusive(stack_a: tuple, stack_b: tuple) -> bool:
-    """Are two nodes (given by their ancestor stacks) in different branches of one ``if``?"""
-    i = 0
-    while i < len(stack_a) and i < len(stack_b) and stack_a[i] is stack_b[i]:
-        i += 1
-    if i == 0 or i >= len(stack_a) or i >= len(stack_b):
-        return False
-    common = stack_a[i - 1]
-    return isinstance(common, (cst.If, cst.Try)) and stack_a[i] is not stack_b[i]
-
-
-def _self_attr(expr: Any) -> Optional[str]:
-    """``attr`` of ``self.attr``."""
-    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-        return expr.attr.value
-    return None
-
-
-def _current_class(ctx) -> Optional[str]:
-    fn = ctx.function
-    while fn is not None:
-        if fn.cls is not None:
-            return fn.cls.name
-        fn = fn.parent
-    return None
-
-
-class _Values:
-    """Follow names to the expressions assigned to them, in the current scope or inside a
-    helper function of the file whose return value is being followed."""
-
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
-
-    def value(self, expr: Any, scope: Any = "current") -> tuple:
-        """(expression, scope) after following a Name through assignments (one level)."""
-        if isinstance(expr, cst.Name):
-            if scope == "current":
-                v = self.ctx.assigned_value(expr.value)
-            else:
-                v = None
-                fi = scope
-                while fi is not None:
-                    if expr.value in fi.assigned:
-                        v = fi.assigned[expr.value]
-                        break
-                    if expr.value in fi.locals:
-                        break
-                    fi = fi.parent
-                if fi is None:
-                    v = self.ctx.module_assigned.get(expr.value)
-                    scope = None
-                else:
-                    scope = fi
-            if v is not None and v is not expr:
-                return v, scope
-            return None, scope
-        return expr, scope
-
-    def returns(self, call: cst.Call) -> list:
-        """(expression, scope) of what a call to a helper function of this file returns."""
-        if not isinstance(call.func, cst.Name):
-            return []
-        out = []
-        for fi in self.ctx.functions.get(call.func.value, ()):
-            for r in fi.returns:
-                out.append((r, fi))
-        return out
 
 
 # ---------------------------------------------------------------------------
@@ -357,16 +231,14 @@ class ImplicitOptimizerDefaults(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
+        self.values = values.of(ctx, "strings")
         self._port = None
         self.pending: list = []  # (PyTorch twin, node, message with {parity}, fix) until the context is known
         self.other_optimizers: dict = {}  # family ("adam") -> (call, name) of a PyTorch/TF1/Optax optimizer
         self.wraps_foreign = False  # keras.layers.TorchModuleWrapper / FlaxLayer / JaxLayer: one model, Keras-trained
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        for t in node.targets:
-            if isinstance(t.target, cst.Subscript) and isinstance(t.target.value, cst.Name):
-                self.mutated.add(t.target.value.value)
+        self.values.visit_Assign(node)
 
     def _torch_wrapper(self, receiver: Any) -> bool:
         """Is the receiver of ``compile`` visibly a PyTorch training wrapper? Shares KL603's
@@ -377,36 +249,12 @@ class ImplicitOptimizerDefaults(Rule):
             self._port = OptimizerDefaultsDiffer(self.ctx)
         return self._port._not_keras(receiver)
 
-    def _followed_string(self, expr: Any) -> Any:
-        """The string literal a name or a literal dict's item holds, when it reaches
-        `compile` unchanged: ``OPT = "adam"`` / ``cfg = {"optimizer": "adam"}`` then
-        ``compile(optimizer=OPT)`` / ``compile(optimizer=cfg["optimizer"])``. Attributes
-        (``args.optimizer``: an argparse choice) and function parameters are not followed."""
-        ctx = self.ctx
-        if isinstance(expr, cst.Name):
-            v = literal_value(ctx.assigned_value(expr.value)) if ctx.assigned_value(expr.value) is not None else None
-            return v if isinstance(v, str) else None
-        if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Name) and len(expr.slice) == 1 \
-                and isinstance(expr.slice[0].slice, cst.Index) and expr.value.value not in self.mutated:
-            key = literal_value(expr.slice[0].slice.value)
-            d = ctx.assigned_value(expr.value.value)
-            if not isinstance(key, str) or not isinstance(d, cst.Dict):
-                return None
-            found = None
-            for el in d.elements:
-                if not isinstance(el, cst.DictElement):
-                    return None  # **other: unknown items
-                if literal_value(el.key) == key:
-                    found = literal_value(el.value)
-            return found if isinstance(found, str) else None
-        return None
-
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
         arg = None
         where = None
-        if _is_model_method(ctx, node, "compile"):
-            if not _keras_file(ctx):
+        if is_model_method(ctx, node, "compile"):
+            if not keras_file(ctx):
                 return
             if ctx.uses_torch() and self._torch_wrapper(node.func.value):
                 return  # torchkeras/poutyne/skorch...: a PyTorch trainer with a Keras-like compile
@@ -429,7 +277,7 @@ class ImplicitOptimizerDefaults(Rule):
         value = literal_value(arg.value)
         indirect = False
         if not isinstance(value, str) and where == "compile":
-            value = self._followed_string(arg.value)
+            value = self.values.string_value(arg.value)
             indirect = True
         if not isinstance(value, str):
             return
@@ -442,7 +290,7 @@ class ImplicitOptimizerDefaults(Rule):
         vs = ""
         if torch is not None:
             vs = f" (PyTorch {torch[0]}: " + ", ".join(f"{k}={_num(v)}" for k, v in torch[1]) + ")"
-        shown = f"optimizer={_code(arg.value)}" if where == "compile" else _short(node)
+        shown = f"optimizer={code_of(arg.value)}" if where == "compile" else short(node)
         fix = None
         spelled, imports = _optimizer_spelling(ctx, cls_name)
         if spelled is not None and not indirect:
@@ -640,7 +488,7 @@ class LegacyOptimizerKwargs(Rule):
             if kw == "lr":
                 fix = None
                 positional = any(a.keyword is None and not a.star for a in node.args)
-                if get_arg(node, "learning_rate") is None and not positional and not _has_star(node):
+                if get_arg(node, "learning_rate") is None and not positional and not has_star(node):
                     fix = Fix.safe(Replace(arg, arg.with_changes(keyword=cst.Name("learning_rate"))),
                                    description="rename lr= to learning_rate=")
                 self.pending.append((
@@ -657,7 +505,7 @@ class LegacyOptimizerKwargs(Rule):
                     arg,
                     f"`decay=` on Keras `{cls_name}`: Keras 3 ignores it with only a warning, so the learning "
                     f"rate never decays (Keras 2 used lr / (1 + decay * step)); use "
-                    f"`keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate={_short(arg.value, 20)})`",
+                    f"`keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate={short(arg.value, 20)})`",
                     None,
                 ))
 
@@ -665,32 +513,6 @@ class LegacyOptimizerKwargs(Rule):
 # ---------------------------------------------------------------------------
 # KL403
 # ---------------------------------------------------------------------------
-
-
-def _is_optimizer_construction(ctx, values: _Values, expr: Any, scope: Any = "current", depth: int = 0) -> bool:
-    """Does ``expr`` build a new Keras optimizer object (constructor, `get`, `from_config`,
-    `deserialize`, or a helper of this file that returns one)?"""
-    if depth > 5 or not isinstance(expr, cst.Call):
-        return False
-    q = ctx.resolve(expr.func)
-    if q is not None:
-        if not q.startswith("keras.optimizers."):
-            return False
-        last = q.rsplit(".", 1)[1]
-        if last in OPTIMIZER_CLASSES or last in ("LossScaleOptimizer", "get", "deserialize", "from_config"):
-            if last == "get":
-                a = get_arg(expr, "identifier", 0)
-                return a is not None and not isinstance(literal_value(a.value), str)
-            return True
-        return False
-    rets = values.returns(expr)
-    if not rets:
-        return False
-    for r, fi in rets:
-        v, s = values.value(r, fi)
-        if not _is_optimizer_construction(ctx, values, v, s, depth + 1):
-            return False
-    return True
 
 
 class SharedOptimizer(Rule):
@@ -734,149 +556,46 @@ class SharedOptimizer(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.values = _Values(ctx)
-        self.uses: dict = {}  # id(optimizer value) -> [(receiver key, stack)]
-        self.assign_loops: dict = {}  # id(value) -> ids of enclosing For nodes
-        self.compiled_names: set = set()  # names that received .compile(...) / .fit(...)
-        self.self_attrs: dict = {}  # (class, attr) -> values assigned to self.attr
-        self.self_uses: dict = {}  # (class, attr) -> [(optimizer node, receiver text, stack)]
+        self.values = values.of(ctx, "optimizers")
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        loops = frozenset(id(n) for n in self.ctx.stack if isinstance(n, cst.For))
-        self.assign_loops[id(node.value)] = loops
-        cls = _current_class(self.ctx)
-        if cls is not None:
-            for t in node.targets:
-                attr = _self_attr(t.target)
-                if attr is not None:
-                    self.self_attrs.setdefault((cls, attr), []).append(node.value)
-
-    def finish(self) -> None:
-        # `self.opt = Adam(...)` in one method, compiled into `self.a` and `self.b`
-        for (cls, attr), uses in self.self_uses.items():
-            values = self.self_attrs.get((cls, attr), [])
-            if len(values) != 1 or not _is_optimizer_construction(self.ctx, self.values, values[0]):
-                continue  # a parameter, or rebound (one optimizer per model): unknown
-            seen: list = []
-            for node, rtext, stack in uses:
-                other = next((o for o, ostack in seen if o != rtext and not _exclusive(ostack, stack)), None)
-                if other is not None:
-                    self.report(node, f"optimizer `self.{attr}` (built once, {{ctx}}) was already compiled into "
-                                      f"`{other}`; compiling it into `{rtext}` shares its slots and step count: "
-                                      f"Keras 3 raises `Unknown variable` at `{rtext}`'s first training step "
-                                      f"(build one optimizer per model)", refs={"ctx": values[0]})
-                    break
-                seen.append((rtext, stack))
-
-    def _is_model_name(self, name: str, receiver: Any) -> bool:
-        """Is ``name`` (whose ``.optimizer`` is compiled into ``receiver``) known to be a
-        Keras model, and not an argparse namespace or a config object
-        (``optimizer=args.optimizer``)? Known: assigned a model, compiled or fitted
-        before, or the model the receiver was cloned from (``clone_model(base)``)."""
-        ctx = self.ctx
-        if name in self.compiled_names:
-            return True
-        v = ctx.assigned_value(name)
-        if isinstance(v, cst.Call):
-            q = ctx.resolve(v.func)
-            if q is not None and (q.startswith(("keras.models.", "keras.applications.")) or q in (
-                    "keras.saving.load_model", "keras.Sequential", "keras.Model")):
-                return True
-            if isinstance(v.func, cst.Name) and v.func.value in ctx.classes \
-                    and ctx.class_kind(ctx.classes[v.func.value]) is not None:
-                return True
-        if isinstance(receiver, cst.Name):
-            rv = ctx.assigned_value(receiver.value)
-            if isinstance(rv, cst.Call) and any(isinstance(a.value, cst.Name) and a.value.value == name
-                                                for a in rv.args):
-                return True
-        return False
+        self.values.visit_Assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        ctx = self.ctx
-        if _is_model_method(ctx, node, "fit") and isinstance(node.func.value, cst.Name):  # type: ignore[union-attr]
-            self.compiled_names.add(node.func.value.value)  # type: ignore[union-attr]
-        if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
-            return
-        arg = get_arg(node, "optimizer", 0)
-        if arg is None:
-            return
-        receiver = node.func.value  # type: ignore[union-attr]
-        if isinstance(receiver, cst.Name):
-            self.compiled_names.add(receiver.value)
-        rtext = _code(receiver)
-        opt = arg.value
-        attr = _self_attr(opt)
-        cls = _current_class(ctx)
-        if attr is not None and cls is not None:
-            self.self_uses.setdefault((cls, attr), []).append((opt, rtext, tuple(ctx.stack)))
-            return
-        if isinstance(opt, cst.Attribute) and opt.attr.value == "optimizer":
-            owner = _code(opt.value)
-            if owner != rtext and isinstance(opt.value, cst.Name) and self._is_model_name(opt.value.value, receiver):
-                self.report(arg.value, f"`{_code(opt)}` is the optimizer of `{owner}`, compiled again into "
-                                       f"`{rtext}`: both models share one optimizer; Keras 3 raises `Unknown "
-                                       f"variable` at the second model's first step (build one optimizer per model)")
-            return
-        if not isinstance(opt, cst.Name):
-            return
-        value = ctx.assigned_value(opt.value)
-        if value is None or not _is_optimizer_construction(ctx, self.values, value):
-            return
-        # Which model: the receiver text plus, for a name, the object bound to it now.
-        rkey: Any = rtext
-        if isinstance(receiver, cst.Name):
-            rv = ctx.assigned_value(receiver.value)
-            rkey = (rtext, id(rv) if rv is not None else None)
-            # compile inside `for m in models:` with an optimizer built outside that loop
-            for anc in reversed(ctx.stack):
-                if isinstance(anc, cst.For) and receiver.value in _target_names(anc.target):
-                    if id(anc) not in self.assign_loops.get(id(value), frozenset()):
-                        self.report(arg.value, f"optimizer `{opt.value}` is built once and compiled into every "
-                                               f"model of the loop over `{receiver.value}`: the models share one "
-                                               f"optimizer; Keras 3 raises `Unknown variable` when the second "
-                                               f"one trains (build the optimizer inside the loop)")
-                        return
+        self.values.visit_Call(node)
+
+    def finish(self) -> None:
+        for opt in self.values.optimizer_instances():
+            for use in opt.uses:
+                if use.loop is not None:
+                    self.report(use.node, f"optimizer `{use.name}` is built once and compiled into every model of "
+                                          f"the loop over `{use.loop}`: the models share one optimizer; Keras 3 "
+                                          f"raises `Unknown variable` when the second one trains (build the "
+                                          f"optimizer inside the loop)")
+            for use, other in opt.shared():
+                if opt.on_self:
+                    # `self.opt = Adam(...)` in one method, compiled into `self.a` and `self.b`
+                    self.report(use.node, f"optimizer `{opt.label}` (built once, {{ctx}}) was already compiled into "
+                                          f"`{other.text}`; compiling it into `{use.text}` shares its slots and step "
+                                          f"count: Keras 3 raises `Unknown variable` at `{use.text}`'s first training "
+                                          f"step (build one optimizer per model)", refs={"ctx": opt.built})
                     break
-        stack = tuple(ctx.stack)
-        uses = self.uses.setdefault(id(value), [])
-        for other_key, other_text, other_stack in uses:
-            if other_key != rkey and not _exclusive(other_stack, stack):
-                before = f"`{other_text}`" if other_text != rtext else f"the model `{rtext}` held before"
+                before = f"`{other.text}`" if other.text != use.text else f"the model `{use.text}` held before"
                 self.report(
-                    arg.value,
-                    f"optimizer `{opt.value}` was already compiled into {before}; compiling it into "
-                    f"`{rtext}` shares its slots and step count: Keras 3 raises `Unknown variable` at "
-                    f"`{rtext}`'s first training step (build one optimizer per model)",
+                    use.node,
+                    f"optimizer `{use.name}` was already compiled into {before}; compiling it into "
+                    f"`{use.text}` shares its slots and step count: Keras 3 raises `Unknown variable` at "
+                    f"`{use.text}`'s first training step (build one optimizer per model)",
                 )
-                break
-        uses.append((rkey, rtext, stack))
-
-
-def _target_names(target: Any) -> set:
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: set = set()
-        for el in target.elements:
-            out |= _target_names(el.value)
-        return out
-    return set()
+        for b in self.values.borrowed_optimizers():
+            self.report(b.node, f"`{code_of(b.node)}` is the optimizer of `{b.owner}`, compiled again into "
+                                f"`{b.into}`: both models share one optimizer; Keras 3 raises `Unknown "
+                                f"variable` at the second model's first step (build one optimizer per model)")
 
 
 # ---------------------------------------------------------------------------
 # KL404
 # ---------------------------------------------------------------------------
-
-_SOFTMAX_FUNCS = {
-    "keras.activations.softmax": "softmax", "keras.ops.softmax": "softmax", "tensorflow.nn.softmax": "softmax",
-    "tensorflow.math.softmax": "softmax",
-    "keras.activations.sigmoid": "sigmoid", "keras.ops.sigmoid": "sigmoid", "tensorflow.nn.sigmoid": "sigmoid",
-    "tensorflow.sigmoid": "sigmoid", "tensorflow.math.sigmoid": "sigmoid",
-}
-_LINEAR_DEFAULT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D"}
-_BRANCHES = (cst.If, cst.For, cst.While, cst.Try, cst.TryStar, cst.Match, cst.IfExp)
-
 
 class LogitsMismatch(Rule):
     """
@@ -920,305 +639,35 @@ class LogitsMismatch(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.values = _Values(ctx)
-        self.added: dict = {}  # id(Sequential() call) -> last layer expr given to .add
-        # id(expression) -> ids of the if/for/while/try around it: a value assigned (or a
-        # layer added) under a condition the compile call is not under may not be the one
-        # the compiled model has, so it is treated as unknown.
-        self.cond: dict = {}
-        self._ref: frozenset = frozenset()
-        self.snapshots: dict = {}  # id(return value) -> (function, its names' values there)
-        self.self_attrs: dict = {}  # (class, attr) -> [(value, function)] assigned to self.attr
-        self.deferred: list = []  # compile calls that use self attributes: judged in finish()
-        self._cls: Optional[str] = None
-
-    def _conds(self) -> frozenset:
-        return frozenset(id(n) for n in self.ctx.stack[:-1] if isinstance(n, _BRANCHES))
+        self.values = values.of(ctx, "models")
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        self.cond[id(node.value)] = self._conds()
-        cls = _current_class(self.ctx)
-        if cls is not None:
-            for t in node.targets:
-                attr = _self_attr(t.target)
-                if attr is not None:
-                    self.self_attrs.setdefault((cls, attr), []).append((node.value, self.ctx.function))
-
-    def _self_value(self, expr: Any) -> tuple:
-        """(value, scope) of ``self.attr`` when the class assigns it exactly once, outside
-        any branch (a loss or model kept on ``self`` by another method), else (None, None)."""
-        attr = _self_attr(expr)
-        if attr is None or self._cls is None:
-            return None, None
-        values = self.self_attrs.get((self._cls, attr), [])
-        if len(values) != 1:
-            return None, None
-        val, fn = values[0]
-        if self.cond.get(id(val), frozenset()) or isinstance(val, cst.Name):
-            return None, None  # assigned under a condition, or a parameter passed in
-        return val, fn
+        self.values.visit_Assign(node)
 
     def visit_Return(self, node: cst.Return) -> None:
-        fn = self.ctx.function
-        if node.value is not None and fn is not None:
-            self.cond[id(node.value)] = self._conds()
-            # what each name of the function holds at this return (straight-line code)
-            self.snapshots[id(node.value)] = (fn, dict(fn.assigned))
-
-    def _follow(self, expr: Any, scope: Any) -> tuple:
-        if isinstance(scope, tuple) and isinstance(expr, cst.Name):  # inside a helper, at a return
-            fn, snap = scope
-            if expr.value in snap:
-                val = snap[expr.value]
-            elif expr.value in fn.locals:
-                return None, scope
-            else:
-                val, scope = self.values.value(expr, fn.parent)
-                if val is not None and not self.cond.get(id(val), frozenset()) <= frozenset():
-                    return None, scope
-                return val, scope
-            if val is expr or not self.cond.get(id(val), frozenset()) <= self._ref:
-                return None, scope
-            return val, scope
-        if isinstance(scope, tuple):
-            return expr, scope
-        val, s = self.values.value(expr, scope)
-        if val is not None and not self.cond.get(id(val), frozenset()) <= self._ref:
-            return None, s
-        return val, s
+        self.values.visit_Return(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        ctx = self.ctx
-        if _is_method_call(node, "add") and isinstance(node.func.value, cst.Name) and node.args:
-            v = ctx.assigned_value(node.func.value.value)
-            if isinstance(v, cst.Call) and ctx.resolve(v.func) == "keras.models.Sequential":
-                a = get_arg(node, "layer", 0)
-                if a is not None:
-                    self.added[id(v)] = (a.value, "current")
-                    self.cond[id(a.value)] = self._conds()
-            return
-        if not _is_model_method(ctx, node, "compile") or not _keras_file(ctx):
-            return
-        loss_arg = get_arg(node, "loss", 1)
-        if loss_arg is None:
-            return
-        self._ref = self._conds()
-        receiver = node.func.value  # type: ignore[union-attr]
-        self._cls = _current_class(ctx)
-        if self._cls is not None and (_self_attr(loss_arg.value) is not None or _self_attr(receiver) is not None):
-            # a loss or model kept on self, maybe set by a method defined further down
-            loss = None if _self_attr(loss_arg.value) is not None else self._loss(loss_arg.value)
-            self.deferred.append((loss_arg, loss, receiver, self._ref, self._cls))
-            return
-        loss = self._loss(loss_arg.value)
-        if loss is None:
-            return
-        head = self._model_head(receiver, "current", 0)
-        if head is None:
-            return
-        self._judge(loss_arg, loss, head)
+        self.values.visit_Call(node)
 
     def finish(self) -> None:
-        for loss_arg, loss, receiver, ref, cls in self.deferred:
-            self._ref, self._cls = ref, cls
-            if loss is None:
-                val, _ = self._self_value(loss_arg.value)
-                loss = self._loss(val) if val is not None else None
-            if loss is None:
-                continue
-            if _self_attr(receiver) is not None:
-                val, fn = self._self_value(receiver)
-                head = self._model_head(val, fn, 0) if val is not None else None
-            else:
-                head = None  # a local model compiled with a self loss: judged where it is built
-            if head is not None:
-                self._judge(loss_arg, loss, head)
-
-    def _judge(self, loss_arg: cst.Arg, loss: tuple, head: tuple) -> None:
-        loss_text, from_logits = loss
-        kind, layer_text = head
-        if from_logits and kind in ("softmax", "sigmoid"):
-            self.report(
-                loss_arg.value,
-                f"`{loss_text}` says from_logits=True but the model ends in a {kind} (`{layer_text}`): "
-                f"on the TensorFlow backend Keras 3 reuses the logits cached on the {kind} output and "
-                f"only warns; on JAX/PyTorch the {kind} is applied twice (drop the {kind} or use "
-                f"from_logits=False)",
-            )
-        elif not from_logits and kind == "linear":
-            self.report(
-                loss_arg.value,
-                f"`{loss_text}` expects probabilities (from_logits=False) but the model ends in a linear "
-                f"layer (`{layer_text}`): raw scores are clipped to [1e-7, 1-1e-7] as if they were "
-                f"probabilities on every backend (pass from_logits=True)",
-            )
-
-    # -- the loss --------------------------------------------------------------
-    def _loss(self, expr: Any, depth: int = 0) -> Optional[tuple]:
-        ctx = self.ctx
-        if depth > 3:
-            return None
-        v = literal_value(expr)
-        if isinstance(v, str):
-            return (f'"{v}"', False) if v in LOSS_STRINGS else None
-        if isinstance(expr, cst.Name) and ctx.resolve(expr) is None:
-            val, _ = self._follow(expr, "current")
-            return self._loss(val, depth + 1) if val is not None else None
-        if isinstance(expr, cst.Call):
-            q = ctx.resolve(expr.func)
-            if q is None or not q.startswith("keras.losses."):
-                return None
-            cls_name = q.rsplit(".", 1)[1]
-            pos = LOSS_CLASSES.get(cls_name)
-            if pos is None or _has_star(expr):
-                return None
-            a = get_arg(expr, "from_logits", pos)
-            fl = False if a is None else literal_value(a.value)
-            if not isinstance(fl, bool):
-                return None
-            return f"{cls_name}(from_logits={fl})", fl
-        q = ctx.resolve(expr)
-        if q is not None and q.startswith("keras.losses.") and q.rsplit(".", 1)[1] in LOSS_FUNCTIONS:
-            return _code(expr), False
-        return None
-
-    # -- the model's last layer -------------------------------------------------
-    def _model_head(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
-        """("softmax" | "sigmoid" | "linear" | "other", layer text) of the model ``expr``."""
-        if depth > 6:
-            return None
-        ctx = self.ctx
-        if isinstance(expr, cst.Name):
-            val, s = self._follow(expr, scope)
-            return self._model_head(val, s, depth + 1) if val is not None else None
-        if not isinstance(expr, cst.Call):
-            return None
-        q = ctx.resolve(expr.func)
-        if q == "keras.models.Sequential":
-            if id(expr) in self.added:
-                layer, s = self.added[id(expr)]
-                if not self.cond.get(id(layer), frozenset()) <= self._ref:
-                    return None
-                return self._layer_kind(layer, s, depth + 1)
-            a = get_arg(expr, "layers", 0)
-            if a is None or not isinstance(a.value, cst.List) or not a.value.elements:
-                return None
-            elements = list(a.value.elements)
-            while len(elements) > 1 and isinstance(elements[-1].value, cst.Call) \
-                    and self._identity_layer(elements[-1].value):
-                elements.pop()  # Activation("linear") at the end passes the head through
-            last = elements[-1]
-            if isinstance(last, cst.StarredElement):
-                return None
-            return self._layer_kind(last.value, scope, depth + 1)
-        if q == "keras.models.Model":
-            a = get_arg(expr, "outputs", 1)
-            if a is None:
-                return None
-            return self._tensor_kind(a.value, scope, depth + 1)
-        method = _self_attr(expr.func)
-        if q is None and (isinstance(expr.func, cst.Name) or method is not None and self._cls is not None):
-            heads = []
-            saved = self._ref
-            if method is not None:
-                rets = [(r, fi) for fi in ctx.functions.get(method, ()) if fi.cls is not None
-                        and fi.cls.name == self._cls for r in fi.returns]
-            else:
-                rets = self.values.returns(expr)
-            for r, fi in rets:
-                if id(r) not in self.snapshots:
-                    heads.append(None)  # a lambda's body
-                    continue
-                self._ref = self.cond.get(id(r), frozenset())
-                heads.append(self._model_head(r, self.snapshots[id(r)], depth + 1))
-            self._ref = saved
-            if heads and all(h is not None for h in heads) and len({h[0] for h in heads}) == 1:
-                return heads[0]
-        return None
-
-    def _tensor_kind(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
-        """Kind of the last operation that produced the symbolic tensor ``expr``."""
-        if depth > 12:
-            return None
-        ctx = self.ctx
-        if isinstance(expr, cst.Name):
-            val, s = self._follow(expr, scope)
-            return self._tensor_kind(val, s, depth + 1) if val is not None else None
-        if not isinstance(expr, cst.Call):
-            return None
-        func = expr.func
-        if isinstance(func, cst.Call):  # Layer(...)(x)
-            if self._identity_layer(func) and expr.args:
-                # Activation("linear") passes its input through (the mixed-precision guide's
-                # float32 cast after a softmax): the head is what comes before it
-                return self._tensor_kind(expr.args[0].value, scope, depth + 1)
-            return self._layer_kind(func, scope, depth + 1)
-        q = ctx.resolve(func)
-        if q in _SOFTMAX_FUNCS:
-            return _SOFTMAX_FUNCS[q], _short(expr, 40)
-        if q is None and isinstance(func, cst.Name):  # head = layers.Dense(10); head(x)
-            val, s = self._follow(func, scope)
-            if isinstance(val, cst.Call) and self._is_layer_ctor(val):
-                return self._layer_kind(val, s, depth + 1)
-        return None
-
-    def _identity_layer(self, call: cst.Call) -> bool:
-        """``layers.Activation("linear")`` / ``Activation(None)`` / ``layers.Identity()``:
-        a layer whose output is its input (often only a float32 cast under mixed precision)."""
-        q = self.ctx.resolve(call.func)
-        if q == "keras.layers.Identity":
-            return True
-        if q != "keras.layers.Activation":
-            return False
-        a = get_arg(call, "activation", 0)
-        return a is not None and self._activation_kind(a.value) == "linear"
-
-    def _is_layer_ctor(self, call: cst.Call) -> bool:
-        q = self.ctx.resolve(call.func)
-        return q is not None and q.startswith("keras.layers.")
-
-    def _layer_kind(self, expr: Any, scope: Any, depth: int) -> Optional[tuple]:
-        if depth > 12:
-            return None
-        ctx = self.ctx
-        if isinstance(expr, cst.Name):
-            val, s = self._follow(expr, scope)
-            return self._layer_kind(val, s, depth + 1) if val is not None else None
-        if not isinstance(expr, cst.Call) or _has_star(expr):
-            return None
-        q = ctx.resolve(expr.func)
-        if q is None or not q.startswith("keras.layers."):
-            return None
-        cls_name = q.rsplit(".", 1)[1]
-        text = _short(expr, 40)
-        if cls_name == "Softmax":
-            return "softmax", text
-        if cls_name == "Activation":
-            a = get_arg(expr, "activation", 0)
-            k = self._activation_kind(a.value) if a is not None else None
-            return (k, text) if k is not None else None
-        if cls_name in _LINEAR_DEFAULT_LAYERS:
-            a = get_arg(expr, "activation", 1 if cls_name == "Dense" else None)
-            if a is None:
-                return "linear", text
-            k = self._activation_kind(a.value)
-            return (k, text) if k is not None else None
-        return None
-
-    def _activation_kind(self, expr: Any) -> Optional[str]:
-        v = literal_value(expr)
-        if v is None or v == "linear":
-            return "linear"
-        if v in ("softmax", "sigmoid"):
-            return v
-        if isinstance(v, str):
-            return "other"
-        q = self.ctx.resolve(expr)
-        if q in _SOFTMAX_FUNCS:
-            return _SOFTMAX_FUNCS[q]
-        if q == "keras.activations.linear":
-            return "linear"
-        return None
+        for m in self.values.compiled_models():
+            kind = m.activation
+            if m.from_logits and kind in ("softmax", "sigmoid"):
+                self.report(
+                    m.loss_arg.value,
+                    f"`{m.loss}` says from_logits=True but the model ends in a {kind} (`{m.layer}`): "
+                    f"on the TensorFlow backend Keras 3 reuses the logits cached on the {kind} output and "
+                    f"only warns; on JAX/PyTorch the {kind} is applied twice (drop the {kind} or use "
+                    f"from_logits=False)",
+                )
+            elif not m.from_logits and kind == "linear":
+                self.report(
+                    m.loss_arg.value,
+                    f"`{m.loss}` expects probabilities (from_logits=False) but the model ends in a linear "
+                    f"layer (`{m.layer}`): raw scores are clipped to [1e-7, 1-1e-7] as if they were "
+                    f"probabilities on every backend (pass from_logits=True)",
+                )
 
 
 # ---------------------------------------------------------------------------
@@ -1294,7 +743,7 @@ class FitVsLoopDefaults(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.values = _Values(ctx)
+        self.values = values.of(ctx)
         self.fits: list = []  # (call node, receiver kind)
         self.tapes: list = []  # (with node, stack)
         self.loop_models: list = []  # kinds of models trained by a tape loop
@@ -1302,20 +751,6 @@ class FitVsLoopDefaults(Rule):
         self.loop_batches: list = []  # (batch size, shuffled) of datasets iterated around a tape
         self.loop_names: set = set()  # names of the models a tape loop trains (`loop_model`, `self.net`)
         self._compared: dict = {}
-
-    def _kind(self, expr: Any) -> Any:
-        """What builds a model: a canonical constructor, a helper's name, or None."""
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-            return ("self", expr.attr.value)
-        val, scope = self.values.value(expr)
-        if isinstance(val, cst.Call):
-            q = self.ctx.resolve(val.func)
-            if q is not None:
-                return q
-            d = dotted(val.func)
-            if d is not None:
-                return d
-        return None
 
     def _in_train_step(self) -> bool:
         fn = self.ctx.function
@@ -1348,30 +783,30 @@ class FitVsLoopDefaults(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
-        if _is_method_call(node, "apply_gradients") and not self._in_train_step():
+        if is_method_call(node, "apply_gradients") and not self._in_train_step():
             self.applies += 1
             a = get_arg(node, "grads_and_vars", 0)
             if a is not None and isinstance(a.value, cst.Call) and dotted(a.value.func) == "zip" \
                     and len(a.value.args) == 2:
                 vs = a.value.args[1].value
                 if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
-                    self.loop_models.append(self._kind(vs.value))
+                    self.loop_models.append(self.values.builder(vs.value))
                     self._loop_name(vs.value)
             return
-        if _is_method_call(node, "gradient") and not self._in_train_step() and len(node.args) >= 2:
+        if is_method_call(node, "gradient") and not self._in_train_step() and len(node.args) >= 2:
             vs = node.args[1].value
             if isinstance(vs, cst.Attribute) and vs.attr.value in ("trainable_variables", "trainable_weights"):
-                self.loop_models.append(self._kind(vs.value))
+                self.loop_models.append(self.values.builder(vs.value))
                 self._loop_name(vs.value)
             return
-        if _is_model_method(ctx, node, "fit") and not self._in_train_step():
+        if is_model_method(ctx, node, "fit") and not self._in_train_step():
             x, y = _fit_xy(node)
-            if x is None or y is None or _has_star(node) or ctx.is_dataset(x.value):
+            if x is None or y is None or has_star(node) or ctx.is_dataset(x.value):
                 return
-            self.fits.append((node, self._kind(node.func.value)))  # type: ignore[union-attr]
+            self.fits.append((node, self.values.builder(node.func.value)))  # type: ignore[union-attr]
 
     def _loop_name(self, expr: Any) -> None:
-        text = _code(expr)
+        text = code_of(expr)
         if isinstance(expr, (cst.Name, cst.Attribute)):
             self.loop_names.add(text)
 
@@ -1380,7 +815,7 @@ class FitVsLoopDefaults(Rule):
         given to ``fit`` (two different names): the file compares the two trainings
         (`np.testing.assert_allclose(a.predict(x), b.predict(x))`, a printed difference,
         `b.set_weights(a.get_weights())`). Without one, the loop and `fit` are two demos."""
-        fit_text = _code(fit_receiver)
+        fit_text = code_of(fit_receiver)
         others = self.loop_names - {fit_text}
         if not others:
             return None
@@ -1476,10 +911,10 @@ def _expr_texts(node: Any) -> set:
 
 
 def _multiline(call: cst.Call) -> bool:
-    return "\n" in _code(call)
+    return "\n" in code_of(call)
 
 
-def _pipeline(ctx, values: _Values, expr: Any, depth: int = 0) -> Optional[tuple]:
+def _pipeline(ctx, flow: values.Values, expr: Any, depth: int = 0) -> Optional[tuple]:
     """(batch size or None, shuffled) of a tf.data pipeline expression, or None."""
     if depth > 20 or expr is None:
         return None
@@ -1503,7 +938,7 @@ def _pipeline(ctx, values: _Values, expr: Any, depth: int = 0) -> Optional[tuple
             return None
         e = e.func.value
         if isinstance(e, cst.Name):
-            v2, _ = values.value(e)
+            v2, _ = flow.value(e)
             if v2 is None:
                 return None
             e = v2
@@ -1560,7 +995,6 @@ class ValidationSplitOrder(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.values = _Values(ctx)
         # (scope, name) -> (evidence node, reason) for an array last bound in row order
         self.order: dict = {}
         self.windows: dict = {}  # (scope, list name) -> append node: windows of a series
@@ -1609,14 +1043,14 @@ class ValidationSplitOrder(Rule):
         if q in _CONCATENATIONS:
             axis = get_arg(expr, "axis", None if q in ("numpy.vstack", "numpy.row_stack") else 1)
             if axis is None or literal_value(axis.value) in (0, "index", "rows"):
-                return (expr, (f"concatenated by class or source (`{_short(expr.func, 30)}`)", "the last part only"))
+                return (expr, (f"concatenated by class or source (`{short(expr.func, 30)}`)", "the last part only"))
             if isinstance(first, (cst.List, cst.Tuple)) and first.elements:
                 return self._ordered(first.elements[0].value, depth + 1)  # columns added: rows as in the first part
             return None
         if q in ("numpy.sort", "sorted") or (q is None and isinstance(expr.func, cst.Name) and expr.func.value == "sorted"):
             return (expr, ("sorted", _SORTED))
         if q in _GRIDS:
-            return (expr, (f"an evenly spaced, sorted grid (`{_short(expr.func, 30)}`)", "the end of the range only: validation measures extrapolation"))
+            return (expr, (f"an evenly spaced, sorted grid (`{short(expr.func, 30)}`)", "the end of the range only: validation measures extrapolation"))
         if q in _SHUFFLING_SPLITS:
             sh = get_arg(expr, "shuffle")
             if sh is not None and literal_value(sh.value) is False and first is not None:
@@ -1685,7 +1119,7 @@ class ValidationSplitOrder(Rule):
             if loops and _window_elt(node.args[0].value, None, loops[-1]):
                 self.windows.setdefault(self._key(f.value.value), node)
             return
-        if not _is_model_method(ctx, node, "fit") or not _keras_file(ctx):
+        if not is_model_method(ctx, node, "fit") or not keras_file(ctx):
             return
         a = get_arg(node, "validation_split")
         if a is None:
@@ -1702,7 +1136,7 @@ class ValidationSplitOrder(Rule):
         evidence, (reason, consequence) = hit
         self.report(
             a,
-            f"`validation_split={_short(a.value, 20)}` takes the last rows of `{_short(x.value, 30)}`, before "
+            f"`validation_split={short(a.value, 20)}` takes the last rows of `{short(x.value, 30)}`, before "
             f"shuffling, and its rows are {reason} ({{ctx}}): the validation set is {consequence}, unlike a "
             f"random split (shuffle once, or pass `validation_data=`)",
             refs={"ctx": evidence},
