@@ -250,6 +250,7 @@ class Values:
         # optimizers
         self.assign_loops: dict = {}  # id(value) -> ids of enclosing For nodes
         self.compiled_names: set = set()  # names that received .compile(optimizer=...) / .fit(...)
+        self.frozen: set = set()  # texts of models set `X.trainable = False` (`self.discriminator`)
         self._instances: dict = {}  # id(optimizer value) -> OptimizerInstance
         self._self_uses: dict = {}  # (class, attr) -> [OptimizerUse]
         self._borrowed: list = []
@@ -280,6 +281,12 @@ class Values:
             return
         if optimizers:
             self.assign_loops[id(node.value)] = frozenset(id(n) for n in self.ctx.stack if isinstance(n, cst.For))
+            if isinstance(node.value, cst.Name) and node.value.value == "False":
+                for t in node.targets:
+                    if isinstance(t.target, cst.Attribute) and t.target.attr.value == "trainable":
+                        frozen = dotted(t.target.value)
+                        if frozen is not None:
+                            self.frozen.add(frozen)
         if models:
             self.cond[id(node.value)] = self._conds()
         cls = current_class(self.ctx)

@@ -521,7 +521,10 @@ class SharedOptimizer(Rule):
     Flags one optimizer object compiled into two different models: the same variable
     passed to `compile` of two models (also one model variable rebound to a new model, or
     a loop over models). A factory call or `from_config` per model, or the same model
-    compiled twice, is fine.
+    compiled twice, is fine. So is the GAN pattern that freezes one of the models
+    (`d.compile(optimizer=opt)`, `d.trainable = False`, `combined.compile(optimizer=opt)`):
+    a model with no trainable weights never builds the optimizer (measured in Keras 3.15),
+    and a Keras 2 legacy optimizer (`tf.keras.optimizers.legacy.*`).
 
     ## Why is this bad?
     A Keras 3 optimizer builds its slots (momenta, step counter) for the variables of the
@@ -565,7 +568,11 @@ class SharedOptimizer(Rule):
         self.values.visit_Call(node)
 
     def finish(self) -> None:
+        frozen = self.values.frozen
         for opt in self.values.optimizer_instances():
+            q = self.ctx.resolve(opt.built.func) if isinstance(opt.built, cst.Call) else None
+            if q is not None and ".optimizers.legacy." in q:
+                continue  # a Keras 2 (tf.keras ≤ 2.15) legacy optimizer: Keras 3 has none to build
             for use in opt.uses:
                 if use.loop is not None:
                     self.report(use.node, f"optimizer `{use.name}` is built once and compiled into every model of "
@@ -573,6 +580,11 @@ class SharedOptimizer(Rule):
                                           f"raises `Unknown variable` when the second one trains (build the "
                                           f"optimizer inside the loop)")
             for use, other in opt.shared():
+                if use.text in frozen or other.text in frozen:
+                    # the GAN pattern: `d.compile(opt); d.trainable = False; combined.compile(opt)`.
+                    # A frozen model has no trainable weights when it trains: Keras 3 skips the
+                    # optimizer there (no `Unknown variable`), so only the other model builds it
+                    continue
                 if opt.on_self:
                     # `self.opt = Adam(...)` in one method, compiled into `self.a` and `self.b`
                     self.report(use.node, f"optimizer `{opt.label}` (built once, {{ctx}}) was already compiled into "

@@ -407,6 +407,29 @@ def test_shared_optimizer_raises_unknown_variable():
         b.fit(x, y, epochs=1, verbose=0)
 
 
+def test_frozen_discriminator_sharing_an_optimizer_does_not_raise():
+    """KL403's GAN near-miss, measured: `d.compile(opt); d.trainable = False;
+    combined.compile(opt)` then training both. The frozen d has no trainable weights when it
+    trains (Keras warns and skips the optimizer), so only `combined` builds the optimizer:
+    no `Unknown variable`, and d's weights never change (another hazard, not KL403's)."""
+    keras = keras_mod()
+    opt = keras.optimizers.Adam(1e-3)
+    d = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    d.compile(loss="binary_crossentropy", optimizer=opt)
+    g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4)])
+    d.trainable = False
+    z = keras.Input((2,))
+    combined = keras.Model(z, d(g(z)))
+    combined.compile(loss="binary_crossentropy", optimizer=opt)
+    before = [w.numpy().copy() for w in d.weights]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d.train_on_batch(np.ones((8, 4)), np.ones((8, 1)))
+    combined.train_on_batch(np.ones((8, 2)), np.ones((8, 1)))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, d.weights))
+    assert int(opt.iterations.numpy()) == 1
+
+
 def test_same_model_recompiled_with_its_optimizer_is_fine():
     keras = keras_mod()
     mk, x, y = _two(keras)
