@@ -231,7 +231,7 @@ class UnseededTraining(_TimelineRule):
             if binder is not None:
                 own = [b for b in builds if len(b.path) > level and b.path[:level] == train.path[:level]
                        and b.path[level] and b.path[level][0][0] is binder]
-                if not own or own[0].event.build.name in ("Model", "Functional"):
+                if not own or own[0].event.build.name in ("Model", "Functional") or self._functional(binder):
                     return []  # none, or a functional model assembled from layers built before
                 if self._wraps_earlier_models(own[0].node, seq[:idx], train.path[:level], level):
                     return []  # `GAN(discriminator, generator)`: its weights were built before
@@ -242,6 +242,16 @@ class UnseededTraining(_TimelineRule):
             name = self._argument(train.path[level - 1], name)
             level -= 1
         return []
+
+    def _functional(self, stmt) -> bool:
+        """``model = keras.Model(inputs=..., outputs=Dense(1)(x))``: a functional model."""
+        for small in stmt.body:
+            v = getattr(small, "value", None)
+            if isinstance(v, cst.Call):
+                q = self.ctx.resolve(v.func)
+                if q is not None and q.rsplit(".", 1)[-1] in ("Model", "Functional") and q.startswith("keras."):
+                    return True
+        return False
 
     def _wraps_earlier_models(self, call, before, prefix, level) -> bool:
         """A model class given models built by earlier statements (``VAE(encoder, decoder)``)."""
