@@ -9,7 +9,10 @@ It gives rules what they need without libcst's scope metadata (ten times the par
 * the function stack, and for each function whether it is a *graph context* (runs
   under ``tf.function`` / ``model.fit``) and which names hold tensors there (*taint*);
 * simple assignment provenance (``ctx.assigned_value(name)``) and the values functions
-  return (``ctx.returns_of(name)``), for data-flow rules.
+  return (``ctx.returns_of(name)``), for data-flow rules;
+* the ``tf.data`` value flow of :mod:`keraslint.dataflow` (``ctx.datasets``), driven by
+  this class's hooks in files that may hold a dataset or whose rules ask for it;
+  ``ctx.is_dataset(expr)`` asks it first.
 
 The engine calls the ``visit_*`` / ``leave_*`` methods of this class around the rules'
 own (visit: context first; leave: rules first), so inside a rule's ``visit_Call`` the
@@ -65,44 +68,6 @@ _STATIC_CALLS = {
 _TF_FUNCTION = {"tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function"}
 _STATIC_ATTRS = {"shape", "dtype", "ndim", "name", "rank", "device", "__class__"}
 _TO_PYTHON_METHODS = {"numpy", "item", "tolist"}
-
-# Dataset sources (canonical names).
-DATASET_SOURCES = {
-    "tensorflow.data.Dataset.from_tensor_slices",
-    "tensorflow.data.Dataset.from_tensors",
-    "tensorflow.data.Dataset.from_generator",
-    "tensorflow.data.Dataset.range",
-    "tensorflow.data.Dataset.zip",
-    "tensorflow.data.Dataset.list_files",
-    "tensorflow.data.Dataset.sample_from_datasets",
-    "tensorflow.data.Dataset.choose_from_datasets",
-    "tensorflow.data.Dataset.load",
-    "tensorflow.data.Dataset.random",
-    "tensorflow.data.Dataset.counter",
-    "tensorflow.data.TFRecordDataset",
-    "tensorflow.data.TextLineDataset",
-    "tensorflow.data.FixedLengthRecordDataset",
-    "tensorflow.data.experimental.make_csv_dataset",
-    "tensorflow.data.experimental.CsvDataset",
-    "tensorflow.data.experimental.SqlDataset",
-    "keras.utils.image_dataset_from_directory",
-    "keras.utils.text_dataset_from_directory",
-    "keras.utils.audio_dataset_from_directory",
-    "keras.utils.timeseries_dataset_from_array",
-    "keras.preprocessing.image_dataset_from_directory",
-    "keras.preprocessing.text_dataset_from_directory",
-    "keras.preprocessing.timeseries_dataset_from_array",
-    "tensorflow_datasets.load",
-}
-# Dataset methods that return a dataset.
-DATASET_METHODS = {
-    "batch", "padded_batch", "ragged_batch", "unbatch", "rebatch", "map", "filter", "shuffle",
-    "repeat", "prefetch", "cache", "take", "skip", "shard", "apply", "flat_map", "interleave",
-    "concatenate", "with_options", "enumerate", "window", "bucket_by_sequence_length",
-    "dense_to_ragged_batch", "map_with_legacy_function", "filter_with_legacy_function",
-    "group_by_window", "ignore_errors", "prefetch_to_device", "snapshot", "scan", "unique",
-    "take_while", "rejection_resample", "sparse_batch",
-}
 
 _DS_PARAM_NAMES = {"ds", "dataset", "train_ds", "val_ds", "test_ds", "valid_ds", "train_dataset",
                    "val_dataset", "test_dataset", "eval_ds", "eval_dataset"}
@@ -274,6 +239,8 @@ class Context:
         # `call` only a custom train_step could trace is traced here only if one of these
         # may be it
         self._traced_receivers: list = []
+        self._datasets: Optional[Any] = None  # the dataflow.PipelineFlow, once requested
+        self._walking = False
         self._prescan(module.body)
 
     # ------------------------------------------------------------------ imports
@@ -530,6 +497,20 @@ class Context:
         return out
 
     # ------------------------------------------------------------------ data flow
+    @property
+    def datasets(self) -> Any:
+        """The file's ``tf.data`` value flow (:class:`keraslint.dataflow.PipelineFlow`).
+        The Context's hooks drive it. A rule that queries it asks for it in its constructor
+        (before the traversal); the Context also makes it itself when the traversal starts
+        in a file that may hold a dataset (for ``is_dataset``). Other files pay nothing."""
+        flow = self._datasets
+        if flow is None:
+            if self._walking:
+                raise RuntimeError("ctx.datasets is first requested during the traversal: request it before "
+                                   "(in the rule's constructor) so that the flow sees the whole module")
+            flow = self._datasets = _dataflow.PipelineFlow(self)
+        return flow
+
     def assigned_value(self, name: str) -> Any:
         """The expression last assigned (so far in the traversal) to ``name`` in the
         enclosing function, else at module level; None if unknown."""
@@ -549,16 +530,28 @@ class Context:
             out.extend(fi.returns)
         return out
 
-    def is_dataset(self, expr: Any, _depth: int = 0) -> bool:
-        """Is ``expr`` known to be a ``tf.data.Dataset`` (source call, method chain on
-        one, a variable assigned one, or a call to a helper of this file returning one)?"""
-        if _depth > 20 or expr is None:
+    def is_dataset(self, expr: Any) -> bool:
+        """Is ``expr`` known to be a ``tf.data.Dataset`` here? The file's dataset flow
+        answers first (the one the KL5 rules query): a name bound to a pipeline on every
+        path, a chain on one, a helper of this file (function or method, its parameters
+        bound) or of another project module returning one. Where it does not know, the
+        syntactic answer: a source call, a method chain on one, a variable last assigned
+        one, a call to a helper of this file whose return expression is one."""
+        if expr is None:
+            return False
+        flow = self._datasets
+        if flow is not None and flow.holds_pipeline(expr):
+            return True
+        return self._looks_like_dataset(expr, 0)
+
+    def _looks_like_dataset(self, expr: Any, depth: int) -> bool:
+        if depth > 20 or expr is None:
             return False
         if isinstance(expr, cst.Call):
             func = expr.func
             q = self.resolve(func)
             if q is not None:
-                if q in DATASET_SOURCES or q.startswith("tensorflow.data.Dataset."):
+                if q in _dataflow.DATASET_SOURCES or q.startswith("tensorflow.data.Dataset."):
                     return True
                 if q.endswith("_dataset_from_directory") or q.endswith("timeseries_dataset_from_array"):
                     return True
@@ -572,16 +565,16 @@ class Context:
                     return fs is not None and fs.returns == "dataset"
                 return False
             if isinstance(func, cst.Attribute):
-                if func.attr.value in DATASET_METHODS:
-                    return self.is_dataset(func.value, _depth + 1)
+                if func.attr.value in _dataflow.DATASET_METHODS:
+                    return self._looks_like_dataset(func.value, depth + 1)
                 return False
             if isinstance(func, cst.Name):
-                return any(self.is_dataset(r, _depth + 1) for r in self.returns_of(func.value))
+                return any(self._looks_like_dataset(r, depth + 1) for r in self.returns_of(func.value))
             return False
         if isinstance(expr, cst.Name):
             v = self.assigned_value(expr.value)
             if v is not None and v is not expr:
-                return self.is_dataset(v, _depth + 1)
+                return self._looks_like_dataset(v, depth + 1)
             return False
         return False
 
@@ -623,6 +616,36 @@ class Context:
             fi.tainted.add(pname)
 
     # ------------------------------------------------------------------ traversal hooks
+    # (each also drives the dataset flow, when one was requested)
+    def visit_Module(self, node: cst.Module) -> None:
+        # is_dataset asks the flow: a file that may hold a dataset of known origin gets it
+        # whichever rules run, so that their answers do not depend on the selection
+        if self._datasets is None and self._may_hold_datasets():
+            self._datasets = _dataflow.PipelineFlow(self)
+        self._walking = True
+
+    def _may_hold_datasets(self) -> bool:
+        """Can the flow know a dataset here? Every source it knows is spelled with
+        "dataset" (``tf.data.Dataset``, ``TFRecordDataset``, ``image_dataset_from_directory``,
+        ``tensorflow_datasets``), or is a function of the project, imported by name, that
+        returns one."""
+        if "ataset" in self.source:
+            return True
+        proj = getattr(self, "project", None)
+        if proj is None:
+            return False
+        for full in self.imports.values():
+            q = canonical(full)
+            if q.startswith(_dataflow.LIBRARY_PREFIXES):
+                continue
+            try:
+                fs = proj.function(q)
+            except Exception:  # noqa: BLE001 - a summary that cannot answer is no evidence
+                fs = None
+            if fs is not None and fs.returns == "dataset":
+                return True
+        return False
+
     def visit_Import(self, node: cst.Import) -> None:
         if self.function is not None:
             self._add_import(node)
@@ -749,6 +772,8 @@ class Context:
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._enter_function(node, node.name.value, _param_list(node.params))
+        if self._datasets is not None:
+            self._datasets.visit_FunctionDef(node)
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.function = self.function.parent if self.function is not None else None
@@ -763,14 +788,24 @@ class Context:
     def visit_Return(self, node: cst.Return) -> None:
         if self.function is not None and node.value is not None:
             self.function.returns.append(node.value)
+        if self._datasets is not None:
+            self._datasets.visit_Return(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         targets = [t.target for t in node.targets]
         self._record_assign(targets, node.value)
 
+    def leave_Assign(self, node: cst.Assign) -> None:
+        if self._datasets is not None:
+            self._datasets.leave_Assign(node)
+
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
             self._record_assign([node.target], node.value)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if self._datasets is not None:
+            self._datasets.leave_AnnAssign(node)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         fn = self.function
@@ -808,6 +843,8 @@ class Context:
             self._taint_assign(targets, value)
 
     def visit_For(self, node: cst.For) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_For(node)
         fn = self.function
         if fn is None:
             return
@@ -827,13 +864,37 @@ class Context:
         if fn.tainted:
             self._taint_assign([node.target], node.iter)
 
+    def leave_If(self, node: cst.If) -> None:
+        if self._datasets is not None:
+            self._datasets.leave_If(node)
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_comprehension(node)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_comprehension(node)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_comprehension(node)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_comprehension(node)
+
     def visit_WithItem(self, node: cst.WithItem) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_WithItem(node)
         fn = self.function
         if fn is not None and node.asname is not None:
             for n in target_names(node.asname.name):
                 fn.locals.add(n)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self._datasets is not None:
+            self._datasets.visit_Call(node)
         func = node.func
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
@@ -884,7 +945,8 @@ class Context:
             return True
         # A parameter or variable conventionally named as a dataset.
         base = expr
-        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value in DATASET_METHODS:
+        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) \
+                and base.func.attr.value in _dataflow.DATASET_METHODS:
             base = base.func.value
         if isinstance(base, cst.Name) and (base.value in _DS_PARAM_NAMES or base.value.endswith("_ds")):
             v = self.assigned_value(base.value)
@@ -919,7 +981,8 @@ class Context:
 
     def _note_param_map(self, receiver: Any, target: Any, attr: str) -> None:
         base = receiver
-        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value in DATASET_METHODS:
+        while isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) \
+                and base.func.attr.value in _dataflow.DATASET_METHODS:
             base = base.func.value
         fn = self.function
         if not isinstance(base, cst.Name) or fn is None or not isinstance(fn.node, cst.FunctionDef):
@@ -1091,3 +1154,15 @@ def base_kind(qualname: str) -> Optional[str]:
         if parts[1] == "metrics" and last[:1].isupper():
             return "metric"
     return None
+
+
+def __getattr__(name: str) -> Any:
+    # The dataset tables live in keraslint.dataflow (one table for the flow and for
+    # is_dataset); these names stay importable from here.
+    if name in ("DATASET_SOURCES", "DATASET_METHODS"):
+        return getattr(_dataflow, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Imported last: keraslint.dataflow builds on the helpers above.
+from keraslint import dataflow as _dataflow  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from keraslint import engine, fixer
 from keraslint.api import check_source
 from keraslint.registry import rules_by_code
-from keraslint.rules.data import KERAS_DATASET_UTILS
+from keraslint.dataflow import KERAS_DATASET_UTILS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -94,7 +94,7 @@ def test_tensorflow_injects_a_prefetch_by_default(tf_keras):
     a pipeline that ends in a synchronous `batch` runs with a Prefetch appended; turning the
     injection or the default optimizations off removes it."""
     tf, _ = tf_keras
-    from keraslint.rules.data import PREFETCH_OFF_OPTIONS
+    from keraslint.dataflow import PREFETCH_OFF_OPTIONS
 
     opt = tf.data.Options().experimental_optimization
     for field in PREFETCH_OFF_OPTIONS:
@@ -362,6 +362,40 @@ def run():
     return [model.evaluate(d) for d in sets]
 """
     assert codes(src) == []
+
+
+def test_if_else_arms_do_not_see_each_other():
+    # The else arm starts from the dataset before the `if`, not from the body's batched one
+    # (the flow once read `ds` there as `ds.batch(8)`: a KL503 on a shuffle before batching).
+    # Both arms assign, so after the `if` the unbatched dataset is gone; every arm of an
+    # if/elif/else mapping without batching leaves it unbatched.
+    src = HEAD + """
+def train(x, small):
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if small:
+        ds = ds.batch(8)
+    else:
+        ds = ds.shuffle(100).batch(8)
+    model.fit(ds)
+
+def train2(x, a, b):
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if a:
+        ds = ds.map(f)
+    elif b:
+        ds = ds.map(g)
+    else:
+        ds = ds.map(h)
+    model.fit(ds)
+
+def train3(x, a):
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if a:
+        ds = ds.batch(8)
+    model.fit(ds)
+"""
+    found = [(f.line, f.code) for f in check_source(src, path="t.py", select=["KL5"])]
+    assert found == [(src.splitlines().index("        ds = ds.map(h)") + 2, "KL501")]  # train2's fit
 
 
 def test_not_datasets():
