@@ -37,7 +37,7 @@ from typing import Any, Iterable, Optional
 
 from keraslint.names import canonical
 
-SUMMARY_VERSION = "1"
+SUMMARY_VERSION = "2"
 MAX_MODULE_BYTES = 1024 * 1024  # larger modules are not summarized (generated code)
 MAX_DEPTH = 3  # imports followed from a checked file (its imports, theirs, and one more)
 

@@ -204,6 +204,9 @@ class Context:
     """Semantic model of one module. Rules read it; the engine drives it."""
 
     def __init__(self, module: cst.Module, path: str, source: str, config: Any = None) -> None:
+        # value-flow components a rule asked for (keraslint/values.py, keraslint/weights.py):
+        # created before the traversal, driven by the engine's walk like this class's hooks
+        self.components: dict = {}
         self.module = module
         self.path = path
         self.source = source
@@ -495,6 +498,19 @@ class Context:
             if all(here.get(node, arm) == arm or arm == "loop" for node, arm in path):
                 out.append(value)
         return out
+
+    def component(self, key: str, factory: Any) -> Any:
+        """The file's value-flow component ``key``, made by ``factory(self)`` on the first
+        request, which must come before the traversal (a rule asks in its constructor): the
+        engine then calls its ``visit_<Node>``/``leave_<Node>`` methods in its single walk,
+        after this class's and before the rules'."""
+        comp = self.components.get(key)
+        if comp is None:
+            if self._walking:
+                raise RuntimeError(f"ctx.component({key!r}) is first requested during the traversal: request it "
+                                   f"before (in the rule's constructor)")
+            comp = self.components[key] = factory(self)
+        return comp
 
     # ------------------------------------------------------------------ data flow
     @property

@@ -21,10 +21,9 @@ followed (:meth:`Values.value`, :meth:`Values.returns`), and from there answers:
 
 One per file, created by the first rule that asks (:func:`of`) and kept on the Context, so
 files where no such rule runs pay nothing; each rule names the parts it needs (``"strings"``,
-``"optimizers"``, ``"models"``) and only those are recorded. Its ``visit_Assign`` /
-``visit_Return`` / ``visit_Call`` carry the Context's hook names: today the asking rules'
-hooks call them (a node is recorded once however many rules pass it on); the Context can
-call them itself once it owns the component.
+``"optimizers"``, ``"models"``) and only those are recorded. It is a Context component
+(``ctx.component``): the engine's single walk calls its ``visit_Assign`` / ``visit_Return`` /
+``visit_Call`` after the Context's hooks and before the rules', which only ask it questions.
 """
 
 from __future__ import annotations
@@ -231,9 +230,7 @@ def of(ctx: Any, *parts: str) -> "Values":
     what the asking rule needs recorded during the traversal ("strings": its hook
     ``visit_Assign``; "optimizers": ``visit_Assign``, ``visit_Call``; "models":
     ``visit_Assign``, ``visit_Return``, ``visit_Call``). Following names needs none."""
-    values = ctx.__dict__.get("_values")
-    if values is None:
-        values = ctx._values = Values(ctx)
+    values = ctx.component("values", Values)
     values.parts.update(parts)
     return values
 

@@ -14,9 +14,9 @@ answers *which ``torch.nn`` classes it may be* (:meth:`WeightFlow.receiver`): fr
 annotation, an enclosing ``isinstance(module, nn.Linear)``.
 
 One per file, created by the first rule that asks (:func:`of`) and kept on the Context,
-so files where no such rule runs pay nothing. Its ``visit_Assign``/``visit_For`` carry
-the Context's hook names: today the asking rule's hooks call them; the Context can call
-them itself once it owns the component.
+so files where no such rule runs pay nothing. It is a Context component
+(``ctx.component``): the engine's single walk calls its ``visit_Assign``/``visit_For``
+after the Context's hooks and before the rules', which only ask it questions.
 """
 
 from __future__ import annotations
@@ -166,10 +166,7 @@ class Receiver:
 
 def of(ctx: Any) -> "WeightFlow":
     """The file's weight flow, created on first use and kept on the Context."""
-    flow = ctx.__dict__.get("_weight_flow")
-    if flow is None:
-        flow = ctx._weight_flow = WeightFlow(ctx)
-    return flow
+    return ctx.component("weights", WeightFlow)
 
 
 class WeightFlow:

@@ -707,13 +707,9 @@ class KernelNotTransposed(Rule):
         self.pending: list = []  # (node, source, target, receiving module)
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        self.flow.visit_Assign(node)
         for t in node.targets:
             if isinstance(t.target, (cst.Attribute, cst.Subscript)):
                 self._check_target(t.target, node.value, node)
-
-    def visit_For(self, node: cst.For) -> None:
-        self.flow.visit_For(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

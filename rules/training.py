@@ -237,9 +237,6 @@ class ImplicitOptimizerDefaults(Rule):
         self.other_optimizers: dict = {}  # family ("adam") -> (call, name) of a PyTorch/TF1/Optax optimizer
         self.wraps_foreign = False  # keras.layers.TorchModuleWrapper / FlaxLayer / JaxLayer: one model, Keras-trained
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.values.visit_Assign(node)
-
     def _torch_wrapper(self, receiver: Any) -> bool:
         """Is the receiver of ``compile`` visibly a PyTorch training wrapper? Shares KL603's
         judgement (rules/port.py) so the two rules agree on what is Keras."""
@@ -561,12 +558,6 @@ class SharedOptimizer(Rule):
         super().__init__(ctx)
         self.values = values.of(ctx, "optimizers")
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.values.visit_Assign(node)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.values.visit_Call(node)
-
     def finish(self) -> None:
         frozen = self.values.frozen
         for opt in self.values.optimizer_instances():
@@ -652,15 +643,6 @@ class LogitsMismatch(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.values = values.of(ctx, "models")
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.values.visit_Assign(node)
-
-    def visit_Return(self, node: cst.Return) -> None:
-        self.values.visit_Return(node)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.values.visit_Call(node)
 
     def finish(self) -> None:
         for m in self.values.compiled_models():
