@@ -332,9 +332,12 @@ class Context:
         hit = self._qualnames.get(id(expr))
         if hit is not None and hit[0] is expr:
             return hit[1]
+        return self._remember(expr)[1]
+
+    def _remember(self, expr: Any) -> tuple:
         q = self._qualname(expr)
-        self._qualnames[id(expr)] = (expr, q)  # holds expr: its id cannot be reused
-        return q
+        hit = self._qualnames[id(expr)] = (expr, q, canonical(q) if q is not None else None)  # holds expr: its id cannot be reused
+        return hit
 
     def _qualname(self, expr: Any) -> Optional[str]:
         d = dotted(expr)
@@ -352,9 +355,12 @@ class Context:
         return f"{full}.{rest}" if rest else full
 
     def resolve(self, expr: Any) -> Optional[str]:
-        """Canonical qualified name of ``expr`` (see :mod:`keraslint.names`), or None."""
-        q = self.qualname(expr)
-        return canonical(q) if q is not None else None
+        """Canonical qualified name of ``expr`` (see :mod:`keraslint.names`), or None.
+        Asked about the same node by many rules: one dict lookup after the first time."""
+        hit = self._qualnames.get(id(expr))
+        if hit is None or hit[0] is not expr:
+            hit = self._remember(expr)
+        return hit[2]
 
     def spelling(self, qualname: str) -> Optional[str]:
         """How this file can spell the module/object ``qualname`` with its existing
