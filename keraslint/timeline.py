@@ -555,8 +555,17 @@ class Timeline:
         """`fit` on targets drawn at random, or for a handful of steps (`steps_per_epoch=5`,
         `fit(ds.take(100), epochs=1)`): an API demo with no result to reproduce."""
         y = get_arg(node, "y", 1)
-        if y is not None and self.is_random_draw(y.value):
-            return True
+        if y is not None:
+            v = y.value
+            # a multi-output model: `y=[priority_data, department_data]` / `{"priority": ...}`
+            if isinstance(v, (cst.List, cst.Tuple)):
+                parts = [e.value for e in v.elements]
+            elif isinstance(v, cst.Dict):
+                parts = [e.value for e in v.elements if isinstance(e, cst.DictElement)]
+            else:
+                parts = [v]
+            if parts and all(self.is_random_draw(p) for p in parts):
+                return True
         spe = get_arg(node, "steps_per_epoch")
         if spe is not None and isinstance(literal_value(spe.value), int) and literal_value(spe.value) <= 10:
             return True

@@ -887,3 +887,25 @@ def test_kl101_reported_on_the_model_that_trains_not_an_earlier_demo():
     """
     found = check_source(textwrap.dedent(wrapper), select=["KL101"])
     assert [(f.line, f.code) for f in found] == [(7, "KL101")], found
+
+
+def test_kl101_multi_output_fit_on_random_targets_is_a_demo():
+    """DLwP chapter 7: a multi-output model fit on `[priority_data, department_data]`, both
+    drawn with np.random: an API demo, like `fit(x, np.random.random(...))`."""
+    src = """
+    import sys
+    import numpy as np
+    import keras
+
+    lr = float(sys.argv[1])
+    a = np.random.random((10, 1))
+    b = np.random.randint(0, 3, size=(10, 1))
+    inp = keras.Input((4,))
+    model = keras.Model(inp, [keras.layers.Dense(1)(inp), keras.layers.Dense(3)(inp)])
+    model.compile(optimizer="adam", loss=["mse", "sparse_categorical_crossentropy"])
+    model.fit(np.ones((10, 4)), [a, b])
+    """
+    src = textwrap.dedent(src)
+    assert check_source(src, select=["KL101"]) == []
+    assert check_source(src.replace("{'x': a, 'y': b}", "").replace("[a, b])", "{'p': a, 'd': b})"), select=["KL101"]) == []
+    assert [f.code for f in check_source(src.replace("[a, b])", "[a, labels])"), select=["KL101"])] == ["KL101"]
