@@ -823,6 +823,8 @@ class MixedKerasImports(_Tf1Scopes):
         strings and arrays, no Keras object: using them beside Keras 3 is harmless."""
         if any(f".utils.{m}" in raw + "." for m in KERAS2_PURE_UTILS):
             return None
+        if raw.startswith("tensorflow.python.keras.backend_config"):
+            return None  # epsilon() / floatx(): plain values (keras-bert reads epsilon() from it)
         if raw == "tf_keras" or raw.startswith("tf_keras."):
             return "tf_keras"
         if raw == "tensorflow.python.keras" or raw.startswith("tensorflow.python.keras."):
