@@ -12,9 +12,10 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
+from keraslint import tensors
 from keraslint.names import canonical, keras_flavor
 from keraslint.rule import AddImport, Fix, Replace, Report, Rule
-from keraslint.semantics import NOT_LITERAL, dotted, get_arg, is_random_tensor_call, literal_value, target_names
+from keraslint.semantics import NOT_LITERAL, dotted, get_arg, literal_value, target_names
 
 
 def _short(node) -> str:
@@ -128,7 +129,7 @@ class NumpyInGraph(Rule):
         if q is None or not q.startswith("numpy.") or q.startswith("numpy.random."):
             return
         tainted = next((a.value for a in node.args if self.ctx.is_tainted(a.value)), None)
-        if tainted is None or _eager_backend_branch(self.ctx):
+        if tainted is None or tensors.eager_backend_branch(self.ctx):
             return
         short = q.replace("numpy.", "np.", 1)
         fix = self._fix(node, q)
@@ -229,14 +230,6 @@ def _tf1_shim(fn_node) -> bool:
     return False
 
 
-def _origin(fi):
-    """The function a graph context comes from: nested functions and lambdas inside a
-    graph function are traced with it and carry the same reason."""
-    p = fi
-    while p.parent is not None and p.parent.graph is not None and p.parent.graph == p.graph:
-        p = p.parent
-    return p
-
 
 def _autograph(fi, ctx=None) -> bool:
     """Is this graph function converted by AutoGraph? ``tf.function`` and ``Dataset.map``/
@@ -247,7 +240,7 @@ def _autograph(fi, ctx=None) -> bool:
     ``layers.Lambda`` function run as plain Python on symbolic tensors. A method that is
     itself decorated with ``@tf.function`` is converted when its own trace runs, even
     under ``fit``/``predict`` (measured: an ``if`` on a tensor in such a ``call`` works)."""
-    o = _origin(fi)
+    o = tensors.origin(fi)
     if ctx is not None and isinstance(o.node, cst.FunctionDef):
         for dec in o.node.decorators:
             d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
@@ -263,12 +256,12 @@ def _autograph(fi, ctx=None) -> bool:
 def _in_shape_method(fi) -> bool:
     """``build``/``compute_output_shape`` run once, eagerly or symbolically, outside the
     traced step: trace-time effects there are the intended one-off set-up."""
-    o = _origin(fi)
+    o = tensors.origin(fi)
     return o.cls is not None and o.name in ("build", "compute_output_shape")
 
 
 def _in_layer_call(fi) -> bool:
-    o = _origin(fi)
+    o = tensors.origin(fi)
     return o.cls is not None and o.cls.kind == "layer" and o.name == "call"
 
 
@@ -287,284 +280,6 @@ def _builtin(ctx, func, names) -> Optional[str]:
         return None
     return func.value
 
-
-_TENSOR_NAMESPACES = ("keras.ops.", "tensorflow.", "jax.numpy.", "jax.lax.", "torch.")
-_NOT_TENSOR_RESULTS = {
-    "tensorflow.is_tensor", "keras.ops.is_tensor", "tensorflow.executing_eagerly", "keras.ops.shape",
-    # (not `tf.rank`: in a graph it returns a scalar tensor, so `if tf.rank(y) > 1:` raises
-    # OperatorNotAllowedInGraphError under `fit`; `x.shape.rank` / `ops.ndim` are Python ints)
-    "keras.ops.ndim", "keras.ops.dtype", "tensorflow.get_static_value",
-    "tensorflow.debugging.is_numeric_tensor", "torch.is_tensor", "torch.is_floating_point",
-}
-_TENSOR_METHODS = {"sum", "mean", "max", "min", "any", "all", "prod", "std", "abs"}
-
-
-def _tensor_value(ctx, expr, depth: int = 0) -> bool:
-    """Does ``expr`` certainly hold a tensor computed from the function's tensor inputs
-    (stricter than taint, for rules that must not fire on Python flags and containers)?
-    A tensor op on tainted arguments, a comparison/arithmetic/subscript involving one or a
-    tensor parameter, or a local assigned one. A bare parameter is not enough: ``if flag:``
-    on a parameter without default is usually a Python flag."""
-    if depth > 8:
-        return False
-    fn = ctx.function
-    if fn is None or not fn.tainted:
-        return False
-    t = type(expr)
-    if t is cst.Call:
-        q = ctx.resolve(expr.func)
-        if q is not None:
-            if is_random_tensor_call(q):
-                return True  # made inside the function: `if tf.random.uniform([]) < p:`
-            return (q.startswith(_TENSOR_NAMESPACES) and q not in _NOT_TENSOR_RESULTS
-                    and any(ctx.is_tainted(a.value) for a in expr.args))
-        f = expr.func
-        if isinstance(f, cst.Attribute) and f.attr.value in _TENSOR_METHODS and not expr.args:
-            return _tensor_value(ctx, f.value, depth + 1) or _tensor_param(ctx, f.value)
-        return False
-    if t is cst.Name:
-        if expr.value in {p.name.value for p in fn.params}:
-            return False
-        v = fn.assigned.get(expr.value)
-        if v is None and expr.value in fn.unpacked and ctx.is_tainted(expr):
-            # `a, b = ops.split(x, 2)` / `for t in ops.unstack(x)`: a part of a tensor result
-            # is a tensor (a tuple of Python values, `x.shape`, `ops.shape(x)` is not)
-            u = fn.unpacked[expr.value]
-            return not isinstance(u, (cst.Tuple, cst.List)) and _tensor_value(ctx, u, depth + 1)
-        if v is None or v is expr:
-            return False
-        if expr.value not in fn.may:
-            return ctx.is_tainted(expr) and _tensor_value(ctx, v, depth + 1)
-        # any value that may reach here (both arms of an if/else, a loop) that is a tensor
-        return any(w is not expr and ctx.is_tainted(w) and _tensor_value(ctx, w, depth + 1)
-                   for w in ctx.may_values(expr.value, fn))
-    if t is cst.Comparison:
-        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
-            return False
-        operands = [expr.left] + [c.comparator for c in expr.comparisons]
-        if any(isinstance(o, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)) for o in operands):
-            return False
-        if any(isinstance(o, cst.Name) and o.value == "None" for o in operands):
-            return False  # `t == None` is a Python bool: TF's __eq__ returns False for None
-        return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in operands)
-    if t is cst.BinaryOperation:
-        return any(_tensor_value(ctx, o, depth + 1) or _tensor_param(ctx, o) for o in (expr.left, expr.right))
-    if t is cst.UnaryOperation and not isinstance(expr.operator, cst.Not):
-        return _tensor_value(ctx, expr.expression, depth + 1) or _tensor_param(ctx, expr.expression)
-    if t is cst.Subscript:
-        return _tensor_value(ctx, expr.value, depth + 1) or _tensor_param(ctx, expr.value)
-    if t is cst.NamedExpr:  # `if (peak := ops.max(x)) > 1.0:`
-        return _tensor_value(ctx, expr.value, depth + 1)
-    if t is cst.IfExp:  # `s = ops.sum(x) if k else 1.0`: either arm may be what it holds
-        return _tensor_value(ctx, expr.body, depth + 1) or _tensor_value(ctx, expr.orelse, depth + 1)
-    return False
-
-
-_TENSOR_RESULT_PREFIXES = ("keras.ops.", "keras.random.", "tensorflow.math.", "tensorflow.random.",
-                           "tensorflow.nn.", "tensorflow.linalg.")
-_TF_TENSOR_FUNCS = {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_any", "reduce_all",
-                    "reduce_prod", "greater", "less", "equal", "not_equal", "greater_equal", "less_equal",
-                    "logical_and", "logical_or", "logical_not", "cast", "constant", "convert_to_tensor",
-                    "Variable", "size", "norm", "abs", "maximum", "minimum", "where", "argmax", "argmin",
-                    "squeeze", "gather", "matmul", "add", "multiply", "subtract", "divide", "zeros", "ones",
-                    "fill", "cond", "reshape", "stack", "concat", "tensordot", "einsum", "round", "sqrt", "exp"}
-
-
-def _tensor_producing(ctx, expr, fi=None, depth: int = 0) -> bool:
-    """Does ``expr`` certainly make a tensor whatever its inputs (a TF/`keras.ops`/random
-    op, `self.add_weight`, a comparison or arithmetic with one)? Used for values built
-    outside the parameters' taint: a helper's return, an attribute set in another method."""
-    if depth > 6:
-        return False
-    t = type(expr)
-    if t is cst.Call:
-        q = ctx.resolve(expr.func)
-        if q is not None:
-            if q in _NOT_TENSOR_RESULTS:
-                return False
-            if q.startswith(_TENSOR_RESULT_PREFIXES):
-                return q.rsplit(".", 1)[-1][:1].islower() and not q.startswith("keras.ops.is_")
-            if q.startswith("tensorflow.") and q.count(".") == 1:
-                return q.split(".", 1)[1] in _TF_TENSOR_FUNCS
-            return False
-        f = expr.func
-        return (isinstance(f, cst.Attribute) and f.attr.value in ("add_weight", "add_variable")
-                and isinstance(f.value, cst.Name) and f.value.value == "self")
-    if t is cst.Comparison:
-        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in expr.comparisons):
-            return False
-        return any(_tensor_producing(ctx, o, fi, depth + 1) for o in [expr.left] + [c.comparator for c in expr.comparisons])
-    if t is cst.BinaryOperation:
-        return _tensor_producing(ctx, expr.left, fi, depth + 1) or _tensor_producing(ctx, expr.right, fi, depth + 1)
-    if t is cst.UnaryOperation and not isinstance(expr.operator, cst.Not):
-        return _tensor_producing(ctx, expr.expression, fi, depth + 1)
-    if t is cst.Name and fi is not None:
-        v = fi.assigned.get(expr.value)
-        return v is not None and v is not expr and _tensor_producing(ctx, v, fi, depth + 1)
-    return False
-
-
-def _keras_variable(ctx, expr) -> bool:
-    """``self.add_weight(...)`` / ``keras.Variable(...)``: a Keras 3 variable (whose truth
-    value raises TypeError even eagerly)."""
-    if not isinstance(expr, cst.Call):
-        return False
-    f = expr.func
-    if (isinstance(f, cst.Attribute) and f.attr.value in ("add_weight", "add_variable")
-            and isinstance(f.value, cst.Name) and f.value.value == "self"):
-        return True
-    return ctx.resolve(f) in ("keras.backend.Variable", "keras.Variable")
-
-
-def _class_and_bases(ctx, cls_name: str) -> list:
-    out, todo = [], [cls_name]
-    while todo and len(out) < 10:
-        c = todo.pop()
-        if c in out or c not in ctx.classes:
-            continue
-        out.append(c)
-        todo.extend(b[6:] for b in ctx.classes[c].bases if b.startswith("local:"))
-    return out
-
-
-def _helpers(ctx, kind: str, cls, name: str) -> list:
-    if kind == "def":
-        return [fi for fi in ctx.functions.get(name, ()) if fi.parent is None and fi.cls is None]
-    classes = _class_and_bases(ctx, cls)
-    return [fi for fi in ctx.all_functions
-            if fi.parent is None and fi.cls is not None and fi.cls.name in classes and fi.name == name]
-
-
-def _returns_tensor(ctx, fi) -> bool:
-    """Does the helper certainly return a tensor? A ``@tf.function`` always does (its
-    outputs are converted to tensors); otherwise every return must make one."""
-    if isinstance(fi.node, cst.FunctionDef):
-        for dec in fi.node.decorators:
-            d = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
-            if ctx.resolve(d) in _TF_FUNCTION_NAMES and fi.returns:
-                return True
-    return bool(fi.returns) and all(_tensor_producing(ctx, r, fi) for r in fi.returns)
-
-
-_TF_FUNCTION_NAMES = ("tensorflow.function", "tensorflow.compat.v1.function", "tensorflow.compat.v2.function")
-
-
-def _deferred_operands(ctx, fn, leaf) -> list:
-    """Operands of a tested expression whose tensor-ness is known only at the end: calls
-    of helpers (``self.m(...)``, a module function) and ``self.<attr>`` reads."""
-    ops_ = [leaf]
-    if isinstance(leaf, cst.Comparison):
-        if any(isinstance(c.operator, _NON_TENSOR_TESTS) for c in leaf.comparisons):
-            return []
-        ops_ = [leaf.left] + [c.comparator for c in leaf.comparisons]
-        if any(isinstance(o, cst.Name) and o.value == "None" for o in ops_):
-            return []  # `t == None` is a Python bool: TF's __eq__ returns False for None
-    elif isinstance(leaf, cst.BinaryOperation):
-        ops_ = [leaf.left, leaf.right]
-    elif isinstance(leaf, cst.UnaryOperation) and not isinstance(leaf.operator, cst.Not):
-        ops_ = [leaf.expression]
-    o = _outermost(fn)
-    cls = o.cls.name if o is not None and o.cls is not None and o.cls.kind is not None else None
-    keys = []
-    for e in ops_:
-        if isinstance(e, cst.Call):
-            f = e.func
-            if (isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self"
-                    and cls is not None):
-                keys.append(("method", cls, f.attr.value))
-            elif isinstance(f, cst.Name) and ctx.qualname(f) is None:
-                p, local = fn, False
-                while p is not None:
-                    local = local or f.value in p.locals
-                    p = p.parent
-                if not local:
-                    keys.append(("def", None, f.value))
-        elif (isinstance(e, cst.Attribute) and isinstance(e.value, cst.Name) and e.value.value == "self"
-              and cls is not None):
-            keys.append(("attr", cls, e.attr.value))
-    return keys
-
-
-def _only_lambda_arguments(fn, leaf) -> bool:
-    """In a function given to `layers.Lambda`, only the first parameter is the input
-    tensor; the others come from `arguments={...}` (Python values: `i == num_gpus - 1`)."""
-    if not (fn.graph or "").startswith("a function given to `layers.Lambda`") or not fn.params:
-        return False
-    names = [p.name.value for p in fn.params]
-    used = {n.value for n in _walk(leaf) if isinstance(n, cst.Name)}
-    if names[0] in used:
-        return False
-    others = used & set(names[1:])
-    locals_used = (used & fn.tainted) - set(names)
-    return bool(others) and not locals_used
-
-
-def _tensor_param(ctx, expr) -> bool:
-    """A parameter that certainly holds a tensor. In a layer's ``call`` that is the input
-    (the first parameter after ``self``): further parameters are as often Python values
-    (``call(self, t, dim)``, ``call(self, inputs, mlen=None)``). In losses, metrics,
-    train steps, ``tf.function``s and mapped functions every tainted parameter counts."""
-    fn = ctx.function
-    if not (isinstance(expr, cst.Name) and expr.value in fn.tainted):
-        return False
-    names = [p.name.value for p in fn.params if p.name.value not in ("self", "cls")]
-    if expr.value not in names:
-        return False
-    if fn.cls is not None and fn.cls.kind == "layer" and fn.name == "call":
-        return names[0] == expr.value
-    return True
-
-
-def _eager_backend_branch(ctx) -> bool:
-    """Inside ``if backend.backend() == "torch":`` / ``if is_torch_backend:``: the torch
-    and numpy backends run `call` eagerly, so tensor-to-Python code there is fine."""
-    stack = ctx.stack
-    memo = ctx.__dict__.setdefault("_kl3_backend_tests", {})
-    for i, anc in enumerate(stack[:-1]):
-        if type(anc) is cst.If and stack[i + 1] is anc.body:
-            hit = memo.get(id(anc))
-            if hit is None or hit[0] is not anc:
-                hit = memo[id(anc)] = (anc, _names_backend(anc.test))
-            if hit[1]:
-                return True
-    return False
-
-
-def _names_backend(test) -> bool:
-    for n in _walk(test):
-        if isinstance(n, cst.SimpleString) and n.evaluated_value in ("torch", "numpy"):
-            return True
-        if isinstance(n, cst.Name) and "torch" in n.value.lower():
-            return True
-    return False
-
-
-def _record_helper_call(ctx, node: cst.Call, calls: list) -> None:
-    """Remember ``helper(...)`` / ``self.helper(...)`` calls: a helper called from a
-    graph function is traced with it, so its trace-time effects happen there too."""
-    fn = ctx.function
-    if fn is None:
-        return
-    func = node.func
-    if isinstance(func, cst.Name):
-        p = fn
-        while p is not None:
-            if func.value in p.locals:
-                return
-            p = p.parent
-        if func.value in ctx.module_assigned or ctx.qualname(func):
-            return
-        calls.append((fn, ("def", func.value)))
-    elif (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
-          and _origin(fn).cls is not None):
-        calls.append((fn, ("method", _origin(fn).cls.name, func.attr.value)))
-
-
-def _helper_callees(ctx, key) -> list:
-    if key[0] == "def":
-        return [fi for fi in ctx.functions.get(key[1], ()) if fi.parent is None and fi.cls is None]
-    return [fi for fi in ctx.all_functions
-            if fi.parent is None and fi.cls is not None and fi.cls.name == key[1] and fi.name == key[2]]
 
 
 def _adopt_helper_reports(rule, calls: list, skip=(), only=None) -> None:
@@ -592,7 +307,7 @@ def _adopt_helper_reports(rule, calls: list, skip=(), only=None) -> None:
                 continue
             if key[-1] == "build" or key[-1].startswith("_build"):
                 continue
-            for callee in _helper_callees(ctx, key):
+            for callee in tensors.helper_callees(ctx, key):
                 if callee.graph is not None or callee.eager or id(callee) in traced or callee is caller:
                     continue
                 traced[id(callee)] = (callee, root)
@@ -665,7 +380,7 @@ class TensorToPythonInGraph(Rule):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self._calls: list = []
+        self._calls = tensors.helper_calls(ctx).calls  # read in finish
         self._numpy_calls: set = set()  # id(node) of `.numpy()` reports
 
     def finish(self) -> None:
@@ -675,13 +390,12 @@ class TensorToPythonInGraph(Rule):
         _adopt_helper_reports(self, self._calls, only=self._numpy_calls)
 
     def visit_Call(self, node: cst.Call) -> None:
-        _record_helper_call(self.ctx, node, self._calls)
         fn = self.ctx.function
         if fn is None or not fn.tainted:
             return
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in ("numpy", "item") and not node.args:
-            if self.ctx.is_tainted(func.value) and not _eager_backend_branch(self.ctx):
+            if self.ctx.is_tainted(func.value) and not tensors.eager_backend_branch(self.ctx):
                 if func.attr.value == "numpy":
                     self._numpy_calls.add(id(node))
                 self.report_in_graph(
@@ -695,7 +409,8 @@ class TensorToPythonInGraph(Rule):
         if conv is None or len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
             return
         arg = node.args[0].value
-        if (_tensor_value(self.ctx, arg) or _tensor_param(self.ctx, arg)) and not _eager_backend_branch(self.ctx):
+        ctx = self.ctx
+        if (tensors.tensor_value(ctx, arg) or tensors.tensor_param(ctx, arg)) and not tensors.eager_backend_branch(ctx):
             self.report_in_graph(
                 node,
                 f"`{_short(node)}` converts a tensor to a Python {conv} inside {{where}}: under "
@@ -708,7 +423,6 @@ class TensorToPythonInGraph(Rule):
 # KL303
 # ---------------------------------------------------------------------------
 
-_NON_TENSOR_TESTS = (cst.Is, cst.IsNot, cst.In, cst.NotIn)
 
 
 class PythonBranchOnTensor(Rule):
@@ -768,8 +482,7 @@ class PythonBranchOnTensor(Rule):
         super().__init__(ctx)
         self._pending: list = []
         self._deferred: list = []  # (fn, leaf, what, is_assert, operand keys) decided in finish
-        self._tensor_attrs: set = set()  # (class, attr) assigned a tensor in some method
-        self._var_attrs: set = set()  # (class, attr) assigned a Keras variable (add_weight)
+        self._attrs = tensors.attributes(ctx)  # `self.<attr>` set to a tensor / Keras variable
 
     # -- which expressions have their truth value taken -------------------------
     def _truth_leaves(self, expr) -> Iterator:
@@ -785,7 +498,7 @@ class PythonBranchOnTensor(Rule):
 
     def _tensor_valued(self, expr) -> bool:
         # `x is None`, `"k" in inputs`, `tree.is_nested(x)`, `if flag:`: Python booleans.
-        return _tensor_value(self.ctx, expr) and not _eager_backend_branch(self.ctx)
+        return tensors.tensor_value(self.ctx, expr) and not tensors.eager_backend_branch(self.ctx)
 
     def _check(self, test, what: str, is_assert: bool = False) -> None:
         fn = self.ctx.function
@@ -794,44 +507,13 @@ class PythonBranchOnTensor(Rule):
         for leaf in self._truth_leaves(test):
             if self._tensor_valued(leaf):
                 self._pending.append((fn, leaf, what, is_assert))
-            elif not _eager_backend_branch(self.ctx):
+            elif not tensors.eager_backend_branch(self.ctx):
                 # decided in `finish`, once every method is known: a helper that returns a
                 # tensor (`if self.random_apply(p):`), an attribute set to one elsewhere
                 # (`self.noise = tf.random.normal(...)` in build, `if self.noise > 0:`)
-                keys = _deferred_operands(self.ctx, fn, leaf)
+                keys = tensors.deferred_operands(self.ctx, fn, leaf)
                 if keys:
                     self._deferred.append((fn, leaf, what, is_assert, keys))
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        fn = self.ctx.function
-        o = _outermost(fn)
-        if o is None or o.cls is None or o.cls.kind is None:
-            return
-        for t in node.targets:
-            tg = t.target
-            if (isinstance(tg, cst.Attribute) and isinstance(tg.value, cst.Name) and tg.value.value == "self"
-                    and _tensor_producing(self.ctx, node.value)):
-                self._tensor_attrs.add((o.cls.name, tg.attr.value))
-                if _keras_variable(self.ctx, node.value):
-                    self._var_attrs.add((o.cls.name, tg.attr.value))
-
-    def _bare_keras_variable(self, fn, leaf) -> bool:
-        """``if self.bias:`` where the class stores a Keras weight there."""
-        if not (isinstance(leaf, cst.Attribute) and isinstance(leaf.value, cst.Name) and leaf.value.value == "self"):
-            return False
-        o = _outermost(fn)
-        if o is None or o.cls is None:
-            return False
-        return any((c, leaf.attr.value) in self._var_attrs for c in _class_and_bases(self.ctx, o.cls.name))
-
-    def _deferred_is_tensor(self, key) -> bool:
-        kind, cls, name = key
-        if kind == "attr":
-            return any((c, name) in self._tensor_attrs for c in _class_and_bases(self.ctx, cls))
-        for fi in _helpers(self.ctx, kind, cls, name):
-            if _returns_tensor(self.ctx, fi):
-                return True
-        return False
 
     def visit_If(self, node: cst.If) -> None:
         self._check(node.test, "if")
@@ -870,15 +552,15 @@ class PythonBranchOnTensor(Rule):
         # is idempotent, so run it now: whether AutoGraph applies depends on those marks.
         self.ctx.finish()
         for fn, leaf, what, is_assert, keys in self._deferred:
-            if any(self._deferred_is_tensor(k) for k in keys):
+            if any(self._attrs.deferred_is_tensor(k) for k in keys):
                 self._pending.append((fn, leaf, what, is_assert))
         seen = set()
         for fn, leaf, what, is_assert in self._pending:
             if not fn.is_graph or id(leaf) in seen:
                 continue
-            if _only_lambda_arguments(fn, leaf):
+            if tensors.only_lambda_arguments(fn, leaf):
                 continue
-            var = self._bare_keras_variable(fn, leaf)
+            var = self._attrs.is_keras_variable(fn, leaf)
             if var:
                 msg = (f"Python {what if what.startswith('`') else f'`{what}`'} on the truth value of weight "
                        f"`{_short(leaf)}` inside {{where}}: Keras 3 raises TypeError ('A Keras Variable cannot be "
@@ -967,7 +649,7 @@ class TraceTimeSideEffect(Rule):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._globals: dict = {}  # id(FunctionInfo) -> names declared global/nonlocal
-        self._calls: list = []  # (caller FunctionInfo, callee key) for helpers called by name
+        self._calls = tensors.helper_calls(ctx).calls  # (caller FunctionInfo, callee key), read in finish
         self._owners: dict = {}  # id(reported node) -> enclosing FunctionInfo owning the mutated local
         self._owner = None  # set by `_outside` for the report about to be made
         self._state_reports: set = set()  # id(reported node) of mutation reports
@@ -982,7 +664,7 @@ class TraceTimeSideEffect(Rule):
         self._attr_checks: dict = {}  # id(reported node) -> (class, attr, id(method node), guard attr)
 
     def _record_self_assign(self, targets, value) -> None:
-        o = _outermost(self.ctx.function)
+        o = tensors.outermost(self.ctx.function)
         if o is None or o.cls is None:
             return
         for tg in targets:
@@ -998,7 +680,7 @@ class TraceTimeSideEffect(Rule):
         cls_name, attr, method, guard = check
         if (method, attr) in self._fn_binds:
             return True  # `self.outputs = []` at the top of `call`: a fresh list per call
-        names = _class_and_bases(self.ctx, cls_name)
+        names = tensors.class_and_bases(self.ctx, cls_name)
         values = [v for c in names for v in self._attr_values.get((c, attr), ())]
         if values and not any(_is_container(self.ctx, v) for v in values):
             return True  # `self.augmenter.update(...)`: a sub-layer's method, not a list/dict
@@ -1029,9 +711,10 @@ class TraceTimeSideEffect(Rule):
         unknown = None in self._eager_models
         kept = []
         for rep in self.reports:
-            o = _origin(rep.scope) if rep.scope is not None else None
+            o = tensors.origin(rep.scope) if rep.scope is not None else None
             cls = o.cls if o is not None else None
-            if cls is not None and (cls.name in named or any(_local_ancestor(self.ctx, cls.name, n) for n in named)
+            if cls is not None and (cls.name in named
+                                    or any(tensors.local_ancestor(self.ctx, cls.name, n) for n in named)
                                     or (unknown and cls.kind == "layer")):
                 continue
             kept.append(rep)
@@ -1060,7 +743,7 @@ class TraceTimeSideEffect(Rule):
             fn = fn.parent
 
     def _demo_tf_function(self, rep) -> bool:
-        o = _origin(rep.scope) if rep.scope is not None else None
+        o = tensors.origin(rep.scope) if rep.scope is not None else None
         return (o is not None and o.cls is None and o.graph is not None and "tf.function" in o.graph
                 and id(o.node) not in self.__dict__.get("_model_work", ()))
 
@@ -1095,12 +778,11 @@ class TraceTimeSideEffect(Rule):
         self.report_in_graph(node, f"{what} inside {{where}} {consequence}")
 
     def visit_Call(self, node: cst.Call) -> None:
-        _record_helper_call(self.ctx, node, self._calls)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "compile":
             a = get_arg(node, "run_eagerly")
             if a is not None and literal_value(a.value) is True:
-                self._eager_models.append(_instance_class(self.ctx, func.value))
+                self._eager_models.append(tensors.instance_class(self.ctx, func.value))
             return
         self._note_model_work(node)
         fn = self._active()
@@ -1143,9 +825,9 @@ class TraceTimeSideEffect(Rule):
         """Describe ``expr`` if it is state that outlives the traced call."""
         self._owner = None
         if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
-                and _origin(fn).cls is not None):
-            o = _outermost(fn)
-            self._pending_attr = (_origin(fn).cls.name, expr.attr.value, id(o.node), _guard_flag(self.ctx))
+                and tensors.origin(fn).cls is not None):
+            o = tensors.outermost(fn)
+            self._pending_attr = (tensors.origin(fn).cls.name, expr.attr.value, id(o.node), _guard_flag(self.ctx))
             return f"`{_short(expr)}`"
         if isinstance(expr, cst.Name):
             name = expr.value
@@ -1189,7 +871,7 @@ class TraceTimeSideEffect(Rule):
             return
         tgt = node.target
         if isinstance(tgt, cst.Attribute) and isinstance(tgt.value, cst.Name) and tgt.value.value == "self":
-            if _origin(fn).cls is not None:
+            if tensors.origin(fn).cls is not None:
                 self._say(node, f"`{_short(node)}`", "runs only when the function is traced: under "
                           "`fit`/`predict`/`tf.function` it counts traces, not calls", state=True)
         elif isinstance(tgt, cst.Name) and tgt.value in self._declared(fn):
@@ -1242,7 +924,7 @@ def _guard_flag(ctx) -> Optional[str]:
 
 def _announces_tracing(call) -> bool:
     """``print("Tracing", x)``: a print that says it marks tracing is there on purpose."""
-    for n in _walk(call):
+    for n in tensors.walk(call):
         if isinstance(n, cst.SimpleString) and "trac" in n.value.lower():
             return True
         if isinstance(n, cst.FormattedStringText) and "trac" in n.value.lower():
@@ -1329,8 +1011,8 @@ class VariableInCall(Rule):
         fn = self.ctx.function
         if fn is None or fn.graph is None or not _in_layer_call(fn):
             return
-        cls = _origin(fn).cls
-        if _tf1_shim(_origin(fn).node):
+        cls = tensors.origin(fn).cls
+        if _tf1_shim(tensors.origin(fn).node):
             return  # TF1-style variables under the documented tracking shim (migration code)
         where = f"`call` of `{cls.name}`"
         func = node.func
@@ -1496,11 +1178,11 @@ class MissingGetConfig(Rule):
                     pe[7] = True
                     t = self._target(a.value) if a is not None and not a.star else ("unknown",)
                     if t is not None and (not pe[4] or t[0] == "class"):
-                        self._events.append((t, pe[3], _outermost(self.ctx.function), self._seq))
+                        self._events.append((t, pe[3], tensors.outermost(self.ctx.function), self._seq))
             self._constructions.setdefault(func.value, []).append(node)
             if func.value in self.ctx.classes and not _in_keras_method(self.ctx.function):
                 self._free.add(func.value)
-                self._pending.setdefault(id(_outermost(self.ctx.function)), set()).add(func.value)
+                self._pending.setdefault(id(tensors.outermost(self.ctx.function)), set()).add(func.value)
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value == "custom_objects":
                 self._note_custom_objects(arg.value, "listed in `custom_objects`")
@@ -1533,7 +1215,7 @@ class MissingGetConfig(Rule):
         if q in ("keras.models.Model", "keras.models.Sequential"):
             # The custom layers of a functional model: those built in the same scope since
             # the previous model (a Sequential lists its own).
-            key = id(_outermost(self.ctx.function))
+            key = id(tensors.outermost(self.ctx.function))
             got = set(self._pending.pop(key, ()))
             if q == "keras.models.Sequential":
                 got = self._listed(node)
@@ -1580,12 +1262,12 @@ class MissingGetConfig(Rule):
         return got
 
     def _note_custom_objects(self, expr, why: str) -> None:
-        for n in _walk(expr):
+        for n in tensors.walk(expr):
             if isinstance(n, cst.Name) and n.value in self.ctx.classes:
                 self._intent.setdefault(n.value, f"it is {why}")
 
     def _instance_class(self, expr) -> Optional[str]:
-        return _instance_class(self.ctx, expr)
+        return tensors.instance_class(self.ctx, expr)
 
     def _path_value(self, expr):
         """``image_file = "cartpole.gif"`` … ``x.save(image_file)``: the literal a name holds."""
@@ -1670,7 +1352,7 @@ class MissingGetConfig(Rule):
                 if q == "keras.models.Model":
                     got = self._graph_sets.get(id(expr))
                     if got is None:  # built inline in the save call: not visited yet
-                        got = self._pending.get(id(_outermost(self.ctx.function)), ())
+                        got = self._pending.get(id(tensors.outermost(self.ctx.function)), ())
                     return ("classes", frozenset(got))
                 if q.startswith("keras.applications."):
                     return None
@@ -1722,11 +1404,11 @@ class MissingGetConfig(Rule):
                 return
         t = self._target(expr)
         if t is not None and (not only_class or t[0] == "class"):
-            self._events.append((t, what, _outermost(self.ctx.function), self._seq))
+            self._events.append((t, what, tensors.outermost(self.ctx.function), self._seq))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._seq += 1
-        self._class_scope[node.name.value] = _outermost(self.ctx.function)
+        self._class_scope[node.name.value] = tensors.outermost(self.ctx.function)
         self._class_seq[node.name.value] = self._seq
 
     def _serialized(self, info) -> Optional[str]:
@@ -1757,10 +1439,10 @@ class MissingGetConfig(Rule):
             if where is None and scope is None and seq < self._class_seq.get(name, 0):
                 continue  # a script/notebook line that runs before the class exists
             if t[0] == "class":
-                if t[1] == name or _local_ancestor(self.ctx, t[1], name):
+                if t[1] == name or tensors.local_ancestor(self.ctx, t[1], name):
                     return what
             elif t[0] == "classes":
-                if any(c == name or _local_ancestor(self.ctx, c, name) for c in t[1]):
+                if any(c == name or tensors.local_ancestor(self.ctx, c, name) for c in t[1]):
                     return what
             elif t[0] == "graph":  # a component of another object: its free layers
                 if name in self._free and not top_level:
@@ -1878,7 +1560,7 @@ class MissingGetConfig(Rule):
     def _layer_hazard(self, info, init, names) -> Optional[str]:
         # (a) a constructor argument stored on self and called as a layer/function.
         stored = {}
-        for stmt in _walk(init.body):
+        for stmt in tensors.walk(init.body):
             if isinstance(stmt, cst.Assign) and isinstance(stmt.value, cst.Name) and stmt.value.value in names:
                 for t in stmt.targets:
                     tg = t.target
@@ -1887,7 +1569,7 @@ class MissingGetConfig(Rule):
             if isinstance(stmt, cst.Call) and isinstance(stmt.func, cst.Name) and stmt.func.value in names:
                 return f"calls its constructor argument `{stmt.func.value}` (a layer or callable)"
         if stored:
-            for node in _walk(info.node.body):
+            for node in tensors.walk(info.node.body):
                 if isinstance(node, cst.Call):
                     f = node.func
                     if (isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self"
@@ -1946,27 +1628,6 @@ class MissingGetConfig(Rule):
         return None
 
 
-def _instance_class(ctx, expr, depth: int = 0) -> Optional[str]:
-    """The local Keras class ``expr`` is an instance of, when known (``C(...)``, a name
-    assigned one, ``self`` in a method, a local factory returning one)."""
-    if depth > 4:
-        return None
-    if isinstance(expr, cst.Name):
-        if expr.value == "self":
-            o = _outermost(ctx.function)
-            return o.cls.name if o is not None and o.cls is not None and o.cls.kind else None
-        v = ctx.assigned_value(expr.value)
-        return _instance_class(ctx, v, depth + 1) if v is not None and v is not expr else None
-    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
-        name = expr.func.value
-        if name in ctx.classes:
-            return name if ctx.classes[name].kind else None
-        for r in ctx.returns_of(name):
-            c = _instance_class(ctx, r, depth + 1)
-            if c is not None:
-                return c
-    return None
-
 
 def _passes_non_default(call, params) -> bool:
     """Does ``call`` give the constructor a value other than a parameter's literal default
@@ -1993,11 +1654,6 @@ def _passes_non_default(call, params) -> bool:
     return False
 
 
-def _outermost(fn):
-    while fn is not None and fn.parent is not None:
-        fn = fn.parent
-    return fn
-
 
 def _in_keras_method(fn) -> bool:
     """Is ``fn`` (or the function it is nested in) a method of a Keras class of the file?
@@ -2006,15 +1662,6 @@ def _in_keras_method(fn) -> bool:
         fn = fn.parent
     return fn is not None and fn.cls is not None and fn.cls.kind is not None
 
-
-def _local_ancestor(ctx, sub: str, base: str, depth: int = 0) -> bool:
-    info = ctx.classes.get(sub)
-    if info is None or depth > 8:
-        return False
-    for b in info.bases:
-        if b == "local:" + base or (b.startswith("local:") and _local_ancestor(ctx, b[6:], base, depth + 1)):
-            return True
-    return False
 
 
 def _is_super(expr) -> bool:
@@ -2089,16 +1736,6 @@ def _positional_bases(cls_node) -> list:
         out.append(arg.value)
     return out
 
-
-def _walk(node) -> Iterator:
-    """All nodes under ``node`` (not into nested classes)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        for c in n.children:
-            if not isinstance(c, cst.ClassDef):
-                stack.append(c)
 
 
 def _names(names: list) -> str:
