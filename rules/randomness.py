@@ -178,7 +178,13 @@ class UnseededTraining(_TimelineRule):
         # random augmentation layer only draws a seed for its noise)
         first = next((s for s in builds if s.event.build.draws and not _weightless(s.event.build.name)),
                      next((s for s in builds if s.event.build.draws), builds[0] if builds else None))
-        loaded = first is None and (all(e.loaded for e in trains) or any(s.kind == "restore" for s in seq))
+        pretrained = any(s.kind == "restore" or (s.kind == "build" and self.tl.restores_weights(s.node)) for s in seq)
+        if builds and pretrained and all(s.event.build.layer in ("Input", "InputLayer") and not s.event.build.draws
+                                         for s in builds):
+            # `keras.Input` -> a pretrained backbone -> pooling / normalization: the only
+            # weights are loaded ones (keras.io sentence_embeddings_with_sbert)
+            builds, first = [], None
+        loaded = first is None and (all(e.loaded for e in trains) or pretrained)
         train = trains[0]
         if builds:
             # Reported where the model starts, as the catalog says: the first construction in

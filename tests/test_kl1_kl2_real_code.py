@@ -909,3 +909,27 @@ def test_kl101_multi_output_fit_on_random_targets_is_a_demo():
     assert check_source(src, select=["KL101"]) == []
     assert check_source(src.replace("{'x': a, 'y': b}", "").replace("[a, b])", "{'p': a, 'd': b})"), select=["KL101"]) == []
     assert [f.code for f in check_source(src.replace("[a, b])", "[a, labels])"), select=["KL101"])] == ["KL101"]
+
+
+def test_kl101_input_then_pretrained_backbone_only_is_fine_tuning():
+    """keras.io sentence_embeddings_with_sbert: `keras.Input` -> RobertaBackbone.from_preset
+    -> pooling -> UnitNormalization. The only weights are loaded: the finding is the
+    fine-tuning one (dropout, batch order), not "starts a model with random weights"."""
+    src = textwrap.dedent("""
+    import sys
+    import keras
+    import keras_hub
+
+    lr = float(sys.argv[1])
+    backbone = keras_hub.models.RobertaBackbone.from_preset("roberta_base_en")
+    inputs = keras.Input(shape=(1,), dtype="string")
+    x = keras.layers.GlobalAveragePooling1D()(backbone(inputs))
+    outputs = keras.layers.UnitNormalization(axis=1)(x)
+    encoder = keras.Model(inputs, outputs)
+    encoder.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    encoder.fit(ds, epochs=1)
+    """)
+    found = check_source(src, select=["KL101"])
+    assert [(f.line, "fine-tunes a loaded" in f.message) for f in found] == [(13, True)]
+    found = check_source(src.replace("UnitNormalization(axis=1)", "Dense(8)"), select=["KL101"])
+    assert [(f.line, "random weights" in f.message) for f in found] == [(8, True)]
