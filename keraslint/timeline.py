@@ -402,6 +402,13 @@ class Timeline:
             stack = self.ctx.stack
             self.intent = (stack[-1] if stack else None, what)
 
+    # the engine's walk calls these (a Context component): the rules only read the order
+    def visit_Call(self, node: cst.Call) -> None:  # noqa: N802
+        self.on_call(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:  # noqa: N802
+        self.on_assign(node)
+
     def on_call(self, node: cst.Call) -> None:
         if node is self._last:
             return
@@ -881,11 +888,9 @@ class Timeline:
 
 
 def timeline(ctx: Any) -> Timeline:
-    tl = ctx.__dict__.get("_keraslint_timeline")
-    if tl is None:
-        tl = Timeline(ctx)
-        ctx.__dict__["_keraslint_timeline"] = tl
-    return tl
+    """The file's execution-order recorder: a Context component (``ctx.component``), asked
+    for by the rules that read it in their constructors and driven by the engine's walk."""
+    return ctx.component("timeline", Timeline)
 
 
 # ---------------------------------------------------------------------------
@@ -993,17 +998,11 @@ def _anchor_in(m_stmt: Any, m_body: Any, anchor: Step) -> Optional[tuple]:
 
 
 class TimelineRule(Rule):
-    """Base of the rules that read the execution order: feeds the shared recorder."""
+    """Base of the rules that read the execution order (the file's shared recorder)."""
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.tl = timeline(ctx)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.tl.on_call(node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.tl.on_assign(node)
 
     def seed_value(self) -> int:
         cfg = self.ctx.config

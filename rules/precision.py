@@ -434,7 +434,6 @@ class Float16Output(TimelineRule):
                         self.inner_classes.add(v.func.value)
 
     def visit_Call(self, node: cst.Call) -> None:
-        super().visit_Call(node)
         self.n += 1
         ctx = self.ctx
         self._record_inner_uses(node)
@@ -508,7 +507,6 @@ class Float16Output(TimelineRule):
         return [expr]
 
     def _visit_assign(self, node: cst.Assign) -> None:
-        super().visit_Assign(node)
         v = node.value
         if isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and self.ctx.resolve(v.func) is None:
             for t in node.targets:
@@ -752,11 +750,9 @@ class _Tf1Scopes(TimelineRule):
         self.model_fns: set = set()  # functions passed as `model_fn=`
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        super().visit_Assign(node)
         _graph_assign(self.ctx, node, self.graph_names)
 
     def visit_Call(self, node: cst.Call) -> None:
-        super().visit_Call(node)
         _model_fn_arg(node, self.model_fns)
 
 

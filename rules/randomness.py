@@ -55,6 +55,13 @@ def _weightless(name: str) -> bool:
         "GaussianNoise", "RandAugment", "MixUp", "CutMix", "AugMix", "Solarization")
 
 
+_DETERMINISTIC_FLAGS = ("experimental_deterministic", "deterministic")
+
+
+def code_text(node) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
 def _calls_in(node) -> list:
     out = []
     stack = [node]
@@ -643,7 +650,9 @@ class OpDeterminismOff(_TimelineRule):
     On CPU a seeded TensorFlow training run is already bitwise repeatable (measured on
     TensorFlow 2.21: two fresh processes give identical losses and weights without op
     determinism), so the finding is about GPU runs, where Keras training usually runs;
-    it is an info.
+    it is an info. A file that turns determinism off itself (`options.experimental_deterministic
+    = False`, `map(..., deterministic=False)`) or trains on CPUs only (every GPU hidden,
+    `CUDA_VISIBLE_DEVICES="-1"`, virtual CPU devices) is not flagged.
 
     ## Why is this bad?
     Seeds fix the random numbers, not the arithmetic. Op determinism is off by default in
@@ -674,10 +683,51 @@ class OpDeterminismOff(_TimelineRule):
     fix_applicability = "unsafe"
     tokens = ("seed",)
 
+    opted_out = False  # the file turns determinism off itself, or trains on CPUs only
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # `options.experimental_deterministic = False` / `options.deterministic = False`:
+        # the author trades repeatability for input-pipeline speed on purpose
+        if literal_value(node.value) is False and any(
+                isinstance(t.target, cst.Attribute) and t.target.attr.value in _DETERMINISTIC_FLAGS
+                for t in node.targets):
+            self.opted_out = True
+        # os.environ["CUDA_VISIBLE_DEVICES"] = "-1" / "": no GPU, no nondeterministic kernels
+        for t in node.targets:
+            tg = t.target
+            if isinstance(tg, cst.Subscript) and self.ctx.resolve(tg.value) == "os.environ" and len(tg.slice) == 1 \
+                    and isinstance(tg.slice[0].slice, cst.Index) \
+                    and literal_value(tg.slice[0].slice.value) == "CUDA_VISIBLE_DEVICES" \
+                    and literal_value(node.value) in ("", "-1"):
+                self.opted_out = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        q = self.ctx.resolve(node.func)
+        if q is None:
+            # ds.map(f, deterministic=False) / ds.interleave(..., deterministic=False)
+            d = get_arg(node, "deterministic")
+            if d is not None and literal_value(d.value) is False:
+                self.opted_out = True
+            return
+        if q.startswith("tensorflow.config.") and q.endswith(".set_visible_devices"):
+            devs, kind = get_arg(node, "devices", 0), get_arg(node, "device_type", 1)
+            if devs is not None and isinstance(devs.value, cst.List) and not devs.value.elements \
+                    and kind is not None and literal_value(kind.value) == "GPU":
+                self.opted_out = True  # every GPU hidden: the run is on CPU
+        elif q.startswith("tensorflow.config.") and q.endswith(("set_logical_device_configuration",
+                                                                 "set_virtual_device_configuration")):
+            dev = get_arg(node, "device", 0)
+            base = dev.value if dev is not None else None
+            while isinstance(base, cst.Subscript):
+                base = base.value  # phy_devices[0]
+            bound = self.ctx.assigned_value(base.value) if isinstance(base, cst.Name) else None
+            if dev is not None and any("cpu" in code_text(e).lower() for e in (dev.value, bound) if e is not None):
+                self.opted_out = True  # virtual CPU devices (a DTensor / strategy demo on CPU)
+
     def finish(self) -> None:
         tl = self.tl
         seq = tl.sequence()
-        if tl.determinism or not any(s.kind == "train" for s in seq):
+        if tl.determinism or self.opted_out or not any(s.kind == "train" for s in seq):
             return
         if tl.backend is not None and tl.backend != "tensorflow":
             return

@@ -933,3 +933,30 @@ def test_kl101_input_then_pretrained_backbone_only_is_fine_tuning():
     assert [(f.line, "fine-tunes a loaded" in f.message) for f in found] == [(13, True)]
     found = check_source(src.replace("UnitNormalization(axis=1)", "Dense(8)"), select=["KL101"])
     assert [(f.line, "random weights" in f.message) for f in found] == [(8, True)]
+
+
+@pytest.mark.parametrize("optout", [
+    "options = tf.data.Options()\noptions.experimental_deterministic = False\n",
+    "ds = ds.map(parse, deterministic=False)\n",
+    'os.environ["CUDA_VISIBLE_DEVICES"] = "-1"\n',
+    'tf.config.set_visible_devices([], "GPU")\n',
+    "cpus = tf.config.list_physical_devices('CPU')\n"
+    "tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 8)\n",
+], ids=["options", "map", "cuda-env", "hidden-gpus", "virtual-cpus"])
+def test_kl104_silent_where_the_author_opts_out_or_trains_on_cpu(optout):
+    """keras.io multiple-choice example (experimental_deterministic = False on purpose) and
+    the TF DTensor tutorial (8 virtual CPUs): op determinism is about GPU kernels."""
+    base = textwrap.dedent("""
+    import os
+    import tensorflow as tf
+    import keras
+
+    keras.utils.set_random_seed(42)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(ds, epochs=2)
+    """)
+    assert [f.code for f in check_source(base, select=["KL104"])] == ["KL104"]
+    lines = base.split("\n")
+    with_optout = "\n".join(lines[:6] + optout.split("\n") + lines[6:])
+    assert check_source(with_optout, select=["KL104"]) == []
