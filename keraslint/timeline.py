@@ -701,6 +701,12 @@ class Timeline:
         if q is not None and q.startswith("keras.applications.") and q.rsplit(".", 1)[-1][:1].isupper():
             w = get_arg(call, "weights")
             return w is None or literal_value(w.value) is not None
+        if q is not None and q.rsplit(".", 1)[-1][:1].isupper():
+            # a model-zoo constructor given pretrained weights: keras_cv.models.ResNet50V2(
+            # weights="imagenet"), tf.keras.applications spelled through an alias
+            w = get_arg(call, "weights")
+            if w is not None and isinstance(literal_value(w.value), str):
+                return True
         raw = ctx.qualname(call.func)
         if raw is not None and raw.startswith(HUB_ROOTS) and raw.endswith(".from_preset"):
             parts = raw.split(".")

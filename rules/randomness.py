@@ -202,7 +202,7 @@ class UnseededTraining(_TimelineRule):
             # before `model.fit`), the model is looked for there: an augmentation pipeline or
             # a demo layer built earlier is not the model that trains.
             own = self._trained_builds(seq, builds)
-            first = self._outermost(seq, own[0] if own else builds[0])
+            first = self._outermost(seq, self._past_pretrained(seq, own[0] if own else builds[0]))
         refs = {"ctx": ctx_node} if ctx_node is not None else {}
         if first is not None:
             makes = "draws a random seed in a model" if _weightless(first.event.build.name) else \
@@ -224,6 +224,18 @@ class UnseededTraining(_TimelineRule):
                    f"Python `random` ({KERAS_SEED_DRAW}) when constructed, so every run starts from different "
                    f"weights and gives different results (call `keras.utils.set_random_seed(n)` after the imports)")
         self.report(node, msg, self._fix(), refs=refs)
+
+    def _past_pretrained(self, seq, step):
+        """``inputs = keras.Input(...)`` feeding a pretrained backbone (``ResNet50(weights=
+        "imagenet")``) first: the random weights start at the first layer that creates
+        them after the backbone (the new head), not at the Input."""
+        if step.event.build.layer not in ("Input", "InputLayer"):
+            return step
+        i = seq.index(step)
+        later = [s for s in seq[i + 1:] if s.kind == "build" and s.event.build.layer not in ("Input", "InputLayer")]
+        if not later or not self.tl.restores_weights(later[0].node):
+            return step
+        return next((s for s in later[1:] if s.event.build.draws and not _weightless(s.event.build.name)), step)
 
     def _trained_builds(self, seq, builds) -> list:
         """The random builds of the statement that last binds the model trained first
@@ -385,12 +397,12 @@ class UnseededTraining(_TimelineRule):
         `TextVectorization`), a model loaded with its weights (`load_model`), a pretrained
         `keras.applications` model (weights other than None) or a keras-hub preset do not."""
         b = step.event.build
+        if b.layer is None and self.tl.restores_weights(step.node):
+            return False  # a pretrained model (keras_cv.models.ResNet50V2(weights="imagenet"))
         if b.draws:
             return True
         if b.layer is not None:
             return b.layer in ("Input", "InputLayer")
-        if self.tl.restores_weights(step.node):
-            return False
         q = self.ctx.resolve(step.node.func)
         raw = self.ctx.qualname(step.node.func)
         if raw is not None and ".layers." in raw and raw.startswith(("keras_hub.", "keras_nlp.", "keras_cv.")):

@@ -960,3 +960,23 @@ def test_kl104_silent_where_the_author_opts_out_or_trains_on_cpu(optout):
     lines = base.split("\n")
     with_optout = "\n".join(lines[:6] + optout.split("\n") + lines[6:])
     assert check_source(with_optout, select=["KL104"]) == []
+
+
+def test_kl101_input_feeding_a_pretrained_backbone_is_reported_at_the_new_head():
+    """keras-cv's training scripts: `Input` -> `ResNet50(weights="imagenet")` -> new head.
+    The random weights start at the head; with `weights=None` the Input starts them."""
+    src = textwrap.dedent("""
+    import sys
+    import keras
+
+    lr = float(sys.argv[1])
+    inputs = keras.Input((224, 224, 3))
+    x = keras.applications.ResNet50(include_top=False, weights="imagenet")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(ds)
+    """)
+    assert [f.line for f in check_source(src, select=["KL101"])] == [9]
+    assert [f.line for f in check_source(src.replace('weights="imagenet"', "weights=None"), select=["KL101"])] == [6]
