@@ -853,6 +853,8 @@ class MixedKerasImports(_Tf1Scopes):
             n = stack[i]
             if isinstance(n, cst.If) and _mentions_version(n.test):
                 return True
+            if isinstance(n, cst.If) and stack[i + 1] is n.body and literal_value(n.test) in (False, 0, None):
+                return True  # `if False:` keeps code that never runs (a notebook's old variant)
             if isinstance(n, cst.IndentedBlock) and isinstance(stack[i - 1], cst.Try) and stack[i - 1].body is n:
                 for h in stack[i - 1].handlers:
                     t = h.type
