@@ -163,18 +163,13 @@ def _build_dispatch(ctx: Context, rules: Sequence[Rule]) -> tuple[dict, dict]:
     cv, cl = _ctx_hooks()
     for node_cls, attr in cv.items():
         visit.setdefault(node_cls, []).append(getattr(ctx, attr))
-    for comp in ctx.components.values():  # value-flow components rules asked for
-        v, l = _rule_hooks(type(comp))
+    # value-flow components rules asked for, then the rules
+    for obj in (*ctx.components.values(), *rules):
+        v, l = _rule_hooks(type(obj))
         for node_cls, attr in v:
-            visit.setdefault(node_cls, []).append(getattr(comp, attr))
+            visit.setdefault(node_cls, []).append(getattr(obj, attr))
         for node_cls, attr in l:
-            leave.setdefault(node_cls, []).append(getattr(comp, attr))
-    for rule in rules:
-        v, l = _rule_hooks(type(rule))
-        for node_cls, attr in v:
-            visit.setdefault(node_cls, []).append(getattr(rule, attr))
-        for node_cls, attr in l:
-            leave.setdefault(node_cls, []).append(getattr(rule, attr))
+            leave.setdefault(node_cls, []).append(getattr(obj, attr))
     for node_cls, attr in cl.items():
         leave.setdefault(node_cls, []).append(getattr(ctx, attr))
     return visit, leave

@@ -482,14 +482,19 @@ class Layout:
                 return hit
         return None
 
+    @staticmethod
+    def _relative(module: str, importer: str) -> tuple:
+        """(folder, rest) of a relative import ``..pkg.mod`` made by the file ``importer``."""
+        level = len(module) - len(module.lstrip("."))
+        base = os.path.dirname(os.path.abspath(importer))
+        for _ in range(level - 1):
+            base = os.path.dirname(base)
+        return base, module[level:]
+
     def package_dir(self, module: str, importer: str, roots: list) -> bool:
         """Is ``module`` a folder without ``__init__.py`` (a namespace package) here?"""
         if module.startswith("."):
-            level = len(module) - len(module.lstrip("."))
-            base = os.path.dirname(os.path.abspath(importer))
-            for _ in range(level - 1):
-                base = os.path.dirname(base)
-            rest = module[level:]
+            base, rest = self._relative(module, importer)
             return not rest or self.isdir(os.path.join(base, rest.replace(".", os.sep)))
         if not module or not all(p.isidentifier() for p in module.split(".")):
             return False
@@ -504,11 +509,7 @@ class Layout:
         """The file of ``module`` (absolute, or relative with leading dots) imported by the
         file ``importer``."""
         if module.startswith("."):
-            level = len(module) - len(module.lstrip("."))
-            base = os.path.dirname(os.path.abspath(importer))
-            for _ in range(level - 1):
-                base = os.path.dirname(base)
-            rest = module[level:]
+            base, rest = self._relative(module, importer)
             if not rest:
                 init = os.path.join(base, "__init__.py")
                 return init if self.isfile(init) else None
@@ -784,6 +785,9 @@ class _Lazy:
 # ---------------------------------------------------------------------------
 
 
+MISSING = object()  # SummaryStore.for_file(make=False): not summarized yet
+
+
 class SummaryStore:
     """Raw summaries by content hash: in memory for the run, on disk in the cache folder
     (``<cache>/summaries/``) when there is one. Each module is read and parsed at most once
@@ -795,7 +799,9 @@ class SummaryStore:
         self.by_file: dict = {}  # file -> summary | None
         self.parsed = 0
 
-    def for_file(self, path: str, data: Optional[bytes] = None) -> Optional[dict]:
+    def for_file(self, path: str, data: Optional[bytes] = None, make: bool = True) -> Any:
+        """The raw summary of ``path`` (None: not summarized), from memory, the disk cache
+        or (``make``) a parse; with ``make=False`` and nothing cached: ``MISSING``."""
         if path in self.by_file:
             return self.by_file[path]
         try:
@@ -816,6 +822,8 @@ class SummaryStore:
         if summ is False:
             summ = self._load(key)
             if summ is False:
+                if not make:
+                    return MISSING
                 try:
                     text = data.decode("utf-8-sig")
                 except UnicodeDecodeError:
@@ -831,26 +839,9 @@ class SummaryStore:
     def key_of(data: bytes) -> str:
         return hashlib.sha256(SUMMARY_VERSION.encode() + b"\0" + data).hexdigest()
 
-    def known(self, path: str) -> bool:
+    def known(self, path: str, data: Optional[bytes] = None) -> bool:
         """Whether ``path``'s summary is at hand without parsing it (memory or disk cache)."""
-        if path in self.by_file:
-            return True
-        try:
-            if os.path.getsize(path) > MAX_MODULE_BYTES:
-                return True  # never summarized
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return True
-        key = self.key_of(data)
-        summ = self.mem.get(key, False)
-        if summ is False:
-            summ = self._load(key)
-        if summ is False:
-            return False
-        self.mem[key] = summ
-        self.by_file[path] = summ
-        return True
+        return self.for_file(path, data, make=False) is not MISSING
 
     def put(self, path: str, data: bytes, summ: Optional[dict]) -> None:
         """A summary made elsewhere (the runner's pre-check workers) from ``data``."""

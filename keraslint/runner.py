@@ -499,25 +499,30 @@ def _summarize_modules(project, views: dict, tasks: list, options: Options) -> N
     by_abs = {os.path.abspath(t.path): t for t in tasks}
     items, owners = [], []
     for f in sorted(needed):
-        if store.known(f):
-            continue
         t = by_abs.get(f)
-        items.append((f, t.data if t is not None else None))
+        data = t.data if t is not None else _read(f)  # read once: key, worker and store use it
+        if data is None or store.known(f, data):
+            continue
+        items.append((f, data))
         owners.append(t)
     if not items:
         return
     results = _map_chunks(_summarize_chunk, items, options)
     for (f, data), t, (summ, verdict) in zip(items, owners, results):
-        if data is None:
-            try:
-                with open(f, "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                continue
         if verdict is not None or summ is not None:
             store.put(f, data, summ)
         if t is not None and verdict is not None:
             t.syntax = verdict
+
+
+def _fork_context():
+    """Workers forked from this process inherit the loaded rules and the run's views."""
+    import multiprocessing as mp
+
+    try:
+        return mp.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork on this platform
+        return mp.get_context("spawn")
 
 
 def _map_chunks(fn, items: list, options: Options) -> list:
@@ -527,17 +532,11 @@ def _map_chunks(fn, items: list, options: Options) -> list:
     if jobs <= 1:
         return fn(items)
     import concurrent.futures as cf
-    import multiprocessing as mp
 
-    sizes = [len(d) if d is not None else 4096 for _, d in items]
-    chunks = plan_chunks(sizes, jobs)
+    chunks = plan_chunks([len(d) for _, d in items], jobs)
     out: list = [(None, None)] * len(items)
     try:
-        ctx = mp.get_context("fork")
-    except ValueError:  # pragma: no cover - no fork on this platform
-        ctx = mp.get_context("spawn")
-    try:
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_fork_context()) as pool:
             futures = [pool.submit(fn, [items[i] for i in c]) for c in chunks]
             for fut, c in zip(futures, chunks):
                 try:
@@ -589,17 +588,13 @@ def _execute(tasks: list, config, options: Options):
             gc.unfreeze()
         return
     import concurrent.futures as cf
-    import multiprocessing as mp
 
     # Load the rules before forking so that workers inherit them.
     from keraslint import engine  # noqa: F401
     from keraslint.registry import all_rules
 
     all_rules()
-    try:
-        ctx = mp.get_context("fork")
-    except ValueError:  # pragma: no cover - no fork on this platform
-        ctx = mp.get_context("spawn")
+    ctx = _fork_context()
     jobs = min(jobs, len(tasks))
     # Chunks: small enough to balance, large enough to amortize pickling.
     chunks = [[tasks[i] for i in c] for c in plan_chunks([len(t.data or b"") for t in tasks], jobs)]

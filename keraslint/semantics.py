@@ -102,6 +102,20 @@ def target_names(target: Any) -> Iterator[str]:
         yield from target_names(target.value)
 
 
+def spell_with(imports: dict, qualname: str) -> Optional[str]:
+    """The shortest spelling of ``qualname`` through ``imports`` (local name -> qualified
+    name), or None."""
+    best = None
+    for local, full in imports.items():
+        if qualname == full:
+            return local
+        if qualname.startswith(full + "."):
+            cand = local + qualname[len(full):]
+            if best is None or len(cand) < len(best):
+                best = cand
+    return best
+
+
 def literal_value(expr: Any) -> Any:
     """Python value of a simple literal (numbers, strings, True/False/None, unary minus),
     or the sentinel ``NOT_LITERAL``."""
@@ -366,15 +380,7 @@ class Context:
         """How this file can spell the module/object ``qualname`` with its existing
         imports (``keras.ops`` → ``ops`` after ``from keras import ops``, ``keras.ops``
         after ``import keras``), or None."""
-        best = None
-        for local, full in self.imports.items():
-            if qualname == full:
-                return local
-            if qualname.startswith(full + "."):
-                cand = local + qualname[len(full):]
-                if best is None or len(cand) < len(best):
-                    best = cand
-        return best
+        return spell_with(self.imports, qualname)
 
     # ------------------------------------------------------------------ classes
     def class_kind(self, info: ClassInfo, _seen: Optional[set] = None) -> Optional[str]:
@@ -545,11 +551,16 @@ class Context:
             fn = fn.parent
         return self.module_assigned.get(name)
 
-    def returns_of(self, name: str) -> list:
-        """Return-value expressions of the (already traversed) function(s) named ``name``."""
+    def returns_of(self, name: str, follow: bool = False) -> list:
+        """Return-value expressions of the (already traversed) function(s) named ``name``;
+        ``follow``: a returned name is replaced by what the function last assigned it
+        (``model = Sequential(...); return model``)."""
         out = []
         for fi in self.functions.get(name, ()):
-            out.extend(fi.returns)
+            for r in fi.returns:
+                if follow and isinstance(r, cst.Name) and r.value in fi.assigned:
+                    r = fi.assigned[r.value]
+                out.append(r)
         return out
 
     def is_dataset(self, expr: Any) -> bool:
@@ -890,21 +901,11 @@ class Context:
         if self._datasets is not None:
             self._datasets.leave_If(node)
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
+    def visit_ListComp(self, node: Any) -> None:
         if self._datasets is not None:
             self._datasets.visit_comprehension(node)
 
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        if self._datasets is not None:
-            self._datasets.visit_comprehension(node)
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        if self._datasets is not None:
-            self._datasets.visit_comprehension(node)
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        if self._datasets is not None:
-            self._datasets.visit_comprehension(node)
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if self._datasets is not None:

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Optional
 import libcst as cst
 
 from keraslint.rule import Rule
-from keraslint.semantics import dotted, get_arg, literal_value
+from keraslint.semantics import dotted, get_arg, literal_value, spell_with
 
 # ---------------------------------------------------------------------------
 # Library facts (checked by tests/test_defaults_seeds_precision.py)
@@ -242,8 +242,6 @@ class Timeline:
         self.backend: Optional[str] = None  # KERAS_BACKEND set in the file
         self.legacy_env = False  # TF_USE_LEGACY_KERAS set in the file
         self.builds_anywhere: list = []  # (Build, node) anywhere in the file
-        self._last: Any = None
-        self._last_assign: Any = None
         self.maybe_opaque: list = []
         self.compiled: set = set()  # (scope key, name) of `name.compile(optimizer=/loss=)` calls
         self.loaded: set = set()  # (scope key, name) of `name.load_weights(...)` / `set_weights` calls
@@ -376,9 +374,6 @@ class Timeline:
         self.scope_draws.setdefault(id(fn) if fn is not None else 0, set()).add(gen)
 
     def on_assign(self, node: cst.Assign) -> None:
-        if node is self._last_assign:
-            return
-        self._last_assign = node
         for t in node.targets:
             tgt = t.target
             if isinstance(tgt, cst.Subscript) and self.ctx.resolve(tgt.value) == "os.environ" and len(tgt.slice) == 1:
@@ -410,9 +405,6 @@ class Timeline:
         self.on_assign(node)
 
     def on_call(self, node: cst.Call) -> None:
-        if node is self._last:
-            return
-        self._last = node
         ctx = self.ctx
         func = node.func
         q = ctx.resolve(func)
@@ -868,14 +860,7 @@ class Timeline:
     def spell(self, *qualnames: str) -> Optional[str]:
         """How module-level imports spell the first of ``qualnames`` they can reach."""
         for qn in qualnames:
-            best = None
-            for local, full in self.module_imports.items():
-                if qn == full:
-                    return local
-                if qn.startswith(full + "."):
-                    cand = local + qn[len(full):]
-                    if best is None or len(cand) < len(best):
-                        best = cand
+            best = spell_with(self.module_imports, qn)
             if best is not None:
                 return best
         return None

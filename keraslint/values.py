@@ -241,7 +241,6 @@ class Values:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.parts: set = set()
-        self._last: Any = None  # the node last recorded: several rules pass the same node on
         self.mutated: set = set()  # names whose items are assigned: cfg["optimizer"] = ...
         self.self_attrs: dict = {}  # (class, attr) -> [(value, function)] assigned to self.attr
         # optimizers
@@ -265,9 +264,6 @@ class Values:
 
     # -- hooks (the Context's names) ---------------------------------------------------
     def visit_Assign(self, node: cst.Assign) -> None:  # noqa: N802
-        if node is self._last:
-            return
-        self._last = node
         parts = self.parts
         if "strings" in parts:
             for t in node.targets:
@@ -294,9 +290,8 @@ class Values:
                     self.self_attrs.setdefault((cls, attr), []).append((node.value, self.ctx.function))
 
     def visit_Return(self, node: cst.Return) -> None:  # noqa: N802
-        if node is self._last or "models" not in self.parts:
+        if "models" not in self.parts:
             return
-        self._last = node
         fn = self.ctx.function
         if node.value is not None and fn is not None:
             self.cond[id(node.value)] = self._conds()
@@ -304,9 +299,6 @@ class Values:
             self.snapshots[id(node.value)] = (fn, dict(fn.assigned))
 
     def visit_Call(self, node: cst.Call) -> None:  # noqa: N802
-        if node is self._last:
-            return
-        self._last = node
         if "models" in self.parts:
             self._model_call(node)
         if "optimizers" in self.parts:

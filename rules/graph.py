@@ -1308,16 +1308,13 @@ class MissingGetConfig(Rule):
             return None if v is None or v is expr else self._element_values(v, depth + 1)
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in self.ctx.functions:
             out = []
-            for fi in self.ctx.functions[expr.func.value]:
-                for r in fi.returns:
-                    if isinstance(r, cst.Name) and r.value in fi.assigned:
-                        r = fi.assigned[r.value]
-                    if isinstance(r, cst.Name):
-                        return None
-                    got = self._element_values(r, depth + 1)
-                    if got is None:
-                        return None
-                    out.extend(got)
+            for r in self.ctx.returns_of(expr.func.value, follow=True):
+                if isinstance(r, cst.Name):
+                    return None
+                got = self._element_values(r, depth + 1)
+                if got is None:
+                    return None
+                out.extend(got)
             return out or None
         return None
 
@@ -1368,15 +1365,8 @@ class MissingGetConfig(Rule):
             if isinstance(expr.func, cst.Name) and expr.func.value in self.ctx.functions:
                 # a local factory: what its returns are (a Name returned is looked up in
                 # the factory's own assignments)
-                found = []
-                for fi in self.ctx.functions[expr.func.value]:
-                    for r in fi.returns:
-                        if isinstance(r, cst.Name) and r.value in fi.assigned:
-                            r = fi.assigned[r.value]
-                        if isinstance(r, cst.Name):
-                            found.append(("unknown",))
-                        else:
-                            found.append(self._target(r, depth + 1))
+                found = [("unknown",) if isinstance(r, cst.Name) else self._target(r, depth + 1)
+                         for r in self.ctx.returns_of(expr.func.value, follow=True)]
                 found = [t for t in found if t is not None]
                 if not found:
                     return None if self.ctx.returns_of(expr.func.value) else ("unknown",)

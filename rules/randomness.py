@@ -15,6 +15,7 @@ import libcst as cst
 
 from keraslint.rule import AddImport, Fix, InsertStatements, Replace
 from keraslint.semantics import dotted, get_arg, literal_value
+from keraslint.values import code_of
 
 from keraslint.timeline import (
     GENERATOR_NAMES,
@@ -56,10 +57,6 @@ def _weightless(name: str) -> bool:
 
 
 _DETERMINISTIC_FLAGS = ("experimental_deterministic", "deterministic")
-
-
-def code_text(node) -> str:
-    return cst.Module([]).code_for_node(node)
 
 
 def _calls_in(node) -> list:
@@ -733,7 +730,7 @@ class OpDeterminismOff(_TimelineRule):
             while isinstance(base, cst.Subscript):
                 base = base.value  # phy_devices[0]
             bound = self.ctx.assigned_value(base.value) if isinstance(base, cst.Name) else None
-            if dev is not None and any("cpu" in code_text(e).lower() for e in (dev.value, bound) if e is not None):
+            if dev is not None and any("cpu" in code_of(e).lower() for e in (dev.value, bound) if e is not None):
                 self.opted_out = True  # virtual CPU devices (a DTensor / strategy demo on CPU)
 
     def finish(self) -> None:
