@@ -182,13 +182,14 @@ class UnseededTraining(_TimelineRule):
         # random augmentation layer only draws a seed for its noise)
         first = next((s for s in builds if s.event.build.draws and not _weightless(s.event.build.name)),
                      next((s for s in builds if s.event.build.draws), builds[0] if builds else None))
-        pretrained = any(s.kind == "restore" or (s.kind == "build" and self.tl.restores_weights(s.node)) for s in seq)
-        if builds and pretrained and all(s.event.build.layer in ("Input", "InputLayer") and not s.event.build.draws
-                                         for s in builds):
+        restored = any(s.kind == "restore" for s in seq)
+        inputs_only = False
+        if builds and all(s.event.build.layer in ("Input", "InputLayer") and not s.event.build.draws for s in builds) \
+                and (restored or any(s.kind == "build" and self.tl.restores_weights(s.node) for s in seq)):
             # `keras.Input` -> a pretrained backbone -> pooling / normalization: the only
             # weights are loaded ones (keras.io sentence_embeddings_with_sbert)
-            builds, first = [], None
-        loaded = first is None and (all(e.loaded for e in trains) or pretrained)
+            builds, first, inputs_only = [], None, True
+        loaded = first is None and (all(e.loaded for e in trains) or restored or inputs_only)
         train = trains[0]
         if builds:
             # Reported where the model starts, as the catalog says: the first construction in
